@@ -1,0 +1,55 @@
+//! Clips to burn tensors, values in [-1, 1] (the diffusion models' data range).
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use image::RgbImage;
+
+use super::Clip;
+
+/// One image as `[c, h, w]` = `[3, h, w]`, values in [-1, 1].
+pub fn image_to_tensor<B: Backend>(img: &RgbImage, device: &B::Device) -> Tensor<B, 3> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    Tensor::from_data(TensorData::new(planar(img), [3, h, w]), device)
+}
+
+/// One clip as `[t, c, h, w]`, values in [-1, 1].
+pub fn clip_to_tensor<B: Backend>(clip: &Clip, device: &B::Device) -> Tensor<B, 4> {
+    let frames: Vec<Tensor<B, 3>> = clip.frames.iter().map(|f| image_to_tensor(f, device)).collect();
+    Tensor::stack(frames, 0)
+}
+
+/// Clips of one shape as `[b, t, c, h, w]`.
+pub fn clips_to_batch<B: Backend>(clips: &[Clip], device: &B::Device) -> Tensor<B, 5> {
+    Tensor::stack(clips.iter().map(|c| clip_to_tensor(c, device)).collect(), 0)
+}
+
+fn planar(img: &RgbImage) -> Vec<f32> {
+    let n = (img.width() * img.height()) as usize;
+    let mut out = vec![0.0f32; 3 * n];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * n + i] = px.0[c] as f32 / 127.5 - 1.0;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ClipSpec, ClipStream};
+    use burn::backend::Flex;
+
+    #[test]
+    fn batch_has_video_layout_and_pixel_values() {
+        let spec = ClipSpec { frames: 3, fps: 10.0, width: 32, height: 16, warmup_s: 0.0 };
+        let clips: Vec<_> = ClipStream::new(spec, 5).take(2).collect();
+        let batch = clips_to_batch::<Flex>(&clips, &Default::default());
+        assert_eq!(batch.dims(), [2, 3, 3, 16, 32]);
+        // Pixel (x=4, y=10) of clip 1, frame 2, green channel.
+        let px = clips[1].frames[2].get_pixel(4, 10).0[1] as f32 / 127.5 - 1.0;
+        let v: f32 = batch.slice([1..2, 2..3, 1..2, 10..11, 4..5]).into_scalar();
+        assert!((v - px).abs() < 1e-6);
+        let data = clip_to_tensor::<Flex>(&clips[0], &Default::default()).into_data();
+        assert!(data.as_slice::<f32>().unwrap().iter().all(|x| (-1.0..=1.0).contains(x)));
+    }
+}

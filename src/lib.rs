@@ -1,0 +1,9 @@
+//! latentdrive: driving-scene simulation with latent video diffusion.
+//!
+//! Data flows one way (see `docs/architecture.md`):
+//! `scenario` → `world` (procedural renderer, labels) → `data` (clips) → `export` (files).
+
+pub mod data;
+pub mod export;
+pub mod scenario;
+pub mod world;

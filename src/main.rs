@@ -1,0 +1,215 @@
+//! The `latentdrive` command line: parses arguments and calls one library function
+//! per subcommand. Exit codes: 0 success, 2 bad input (scenario, arguments), 1 other failures.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use latentdrive::data::{self, SynthOptions};
+use latentdrive::export::{self, ReferenceOptions};
+use latentdrive::scenario::{self, ScenarioError};
+
+/// Driving-scene simulation with latent video diffusion.
+#[derive(Parser, Debug)]
+#[command(name = "latentdrive", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check scenario files (RON); prints every problem with file:line:column and field.
+    Validate {
+        /// Scenario files, folders of `*.ron`, or `.txt` lists of paths.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Render a scenario with the procedural world: PNG frames plus KITTI, COCO and BDD100K labels.
+    Render {
+        /// Scenario file (RON).
+        scenario: PathBuf,
+        #[command(flatten)]
+        out: OutputArgs,
+        /// Seconds to render [default: the scenario's rollout.seconds].
+        #[arg(long)]
+        seconds: Option<f32>,
+        /// Frames per second (the world ticks at 40 Hz; divisors of 40 are exact).
+        #[arg(long, default_value_t = 10.0)]
+        fps: f32,
+        #[command(flatten)]
+        size: SizeArgs,
+        /// Seed of the traffic's decisions [default: derived from the scenario's seed].
+        #[arg(long)]
+        behaviour_seed: Option<u64>,
+    },
+    /// Write an on-disk dataset of procedural clips with labels and an index of conditions.
+    Synth {
+        #[command(flatten)]
+        out: OutputArgs,
+        /// Number of clips.
+        #[arg(long, default_value_t = 100)]
+        clips: usize,
+        /// Frames per clip.
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        /// Frames per second.
+        #[arg(long, default_value_t = 2.5)]
+        fps: f32,
+        #[command(flatten)]
+        size: SizeArgs,
+        /// Seed of the first clip; clip i uses first_seed + i.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+    },
+}
+
+#[derive(Args, Debug)]
+struct OutputArgs {
+    /// Output folder (created; must not exist unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write into an existing output folder, replacing files of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct SizeArgs {
+    /// Image size as WIDTHxHEIGHT.
+    #[arg(long, default_value = "256x128", value_parser = parse_size)]
+    size: (u32, u32),
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("expected WIDTHxHEIGHT, found {s:?}"))?;
+    let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("expected WIDTHxHEIGHT with whole numbers, found {s:?}"));
+    let (w, h) = (parse(w)?, parse(h)?);
+    if !(8..=4096).contains(&w) || !(8..=4096).contains(&h) {
+        return Err(format!("width and height must be in 8..=4096, found {w}x{h}"));
+    }
+    Ok((w, h))
+}
+
+/// Errors in what the user gave us exit with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct InputError(String);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let input = err.chain().any(|e| e.is::<ScenarioError>() || e.is::<InputError>());
+            ExitCode::from(if input { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { inputs } => validate(&inputs),
+        Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
+            let s = scenario::load(&scenario)?;
+            if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
+                return Err(InputError(format!("--fps must be in (0, 40], found {fps}")).into());
+            }
+            let seconds = seconds.unwrap_or(s.rollout.seconds);
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
+                return Err(InputError(format!("--seconds must be in (0, 600], found {seconds}")).into());
+            }
+            prepare_out(&out)?;
+            let opts = ReferenceOptions { seconds, fps, width: size.size.0, height: size.size.1, behaviour_seed };
+            let frames = (seconds * fps).round().max(1.0) as u64;
+            let bar = progress_bar(frames, "render");
+            let t0 = Instant::now();
+            let summary = export::render_reference(&s, &opts, &out.out, |done| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            let dt = t0.elapsed().as_secs_f64();
+            println!(
+                "rendered {} frames ({} labelled objects) to {} in {:.1} s ({:.0} frames/s incl. PNG encoding)",
+                summary.frames,
+                summary.objects,
+                out.out.display(),
+                dt,
+                summary.frames as f64 / dt
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Synth { out, clips, frames, fps, size, first_seed } => {
+            if clips == 0 || frames == 0 {
+                return Err(InputError("--clips and --frames must be at least 1".into()).into());
+            }
+            if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
+                return Err(InputError(format!("--fps must be in (0, 40], found {fps}")).into());
+            }
+            prepare_out(&out)?;
+            let opts = SynthOptions { clips, frames, fps, width: size.size.0, height: size.size.1, first_seed };
+            let bar = progress_bar(clips as u64, "synth");
+            let t0 = Instant::now();
+            let index = data::write_dataset(&out.out, &opts, |p| bar.set_position(p.clips_done as u64))?;
+            bar.finish_and_clear();
+            println!(
+                "wrote {} clips × {} frames to {} in {:.1} s",
+                index.clips.len(),
+                frames,
+                out.out.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn validate(inputs: &[PathBuf]) -> Result<ExitCode> {
+    let mut files = Vec::new();
+    for input in inputs {
+        files.extend(scenario::collect_scenario_files(input)?);
+    }
+    if files.is_empty() {
+        return Err(InputError("no scenario files found (expected .ron files, folders of them, or .txt lists)".into()).into());
+    }
+    let mut bad = 0;
+    for (path, result) in scenario::load_many(&files) {
+        match result {
+            Ok(s) => println!("ok    {} ({}, {} boxes)", path.display(), s.name, s.boxes.len()),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    println!("{} valid, {} invalid", files.len() - bad, bad);
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// Creates the output folder; an existing one is refused unless `--force`.
+fn prepare_out(out: &OutputArgs) -> Result<()> {
+    let path: &Path = &out.out;
+    if path.exists() && !out.force {
+        return Err(InputError(format!("output folder {} already exists (use --force to write into it)", path.display())).into());
+    }
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create output folder {}", path.display()))?;
+    Ok(())
+}
+
+fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {per_sec} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}

@@ -1,0 +1,166 @@
+//! The scenario a user composes: conditions, car boxes, rollout, sampling, model.
+//! Serialised as RON (see `scenario::load`); every field is checked by `scenario::validate`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::world::labels::ObjectClass;
+
+/// A whole scene request. Field order is the order users see in files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Used as the output folder name: letters, digits, `_`, `-`, `.`.
+    pub name: String,
+    /// Seed of everything random in the run (world layout, sampling noise).
+    pub seed: u64,
+    pub conditions: Conditions,
+    #[serde(default)]
+    pub boxes: Vec<BoxSpec>,
+    #[serde(default)]
+    pub rollout: Rollout,
+    #[serde(default)]
+    pub sampling: Sampling,
+    #[serde(default)]
+    pub model: ModelSpec,
+}
+
+/// Global scene conditions, the labels the diffusion models are conditioned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    pub time_of_day: TimeOfDay,
+    /// Traffic density, 0 (empty) ..= 3 (dense).
+    pub crowdedness: u8,
+}
+
+impl Default for Conditions {
+    fn default() -> Self {
+        Conditions { time_of_day: TimeOfDay::Day, crowdedness: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimeOfDay {
+    Day,
+    Night,
+}
+
+impl TimeOfDay {
+    /// BDD100K `attributes.timeofday` value.
+    pub fn bdd_name(self) -> &'static str {
+        match self {
+            TimeOfDay::Day => "daytime",
+            TimeOfDay::Night => "night",
+        }
+    }
+    /// Class index used by conditioning embeddings and classifiers.
+    pub fn index(self) -> usize {
+        match self {
+            TimeOfDay::Day => 0,
+            TimeOfDay::Night => 1,
+        }
+    }
+}
+
+/// Largest crowdedness value.
+pub const MAX_CROWDEDNESS: u8 = 3;
+
+/// One requested car: placed either in the image or on the road, never both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxSpec {
+    pub class: ObjectClass,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageBox>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub road: Option<RoadPlacement>,
+}
+
+/// A box in normalised image coordinates (0..1, origin top-left), so one scenario
+/// works at every resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+/// A car placed on the road; the world's camera projects it into the image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoadPlacement {
+    /// 0 is the ego lane, −1 its left neighbour, +1 its right; at most ±3.
+    pub lane: i8,
+    /// Distance ahead of the camera along the road, metres, in (0, 150].
+    pub ahead_m: f32,
+}
+
+/// How far and how many ways the future is rolled out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// Number of independent futures, 1..=64.
+    pub futures: u32,
+    /// Real-time length of each future in seconds, (0, 600].
+    pub seconds: f32,
+    /// Frames each prediction window takes from the previous one, 0..=2.
+    pub context_frames: u8,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout { futures: 4, seconds: 8.0, context_frames: 2 }
+    }
+}
+
+/// Diffusion sampling settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    /// DDIM steps, 1..=1000.
+    pub steps: u32,
+    /// DDIM η in [0, 1]: 0 is deterministic given the initial noise.
+    pub eta: f32,
+    /// Classifier-free guidance scale on boxes and conditions, ≥ 0.
+    pub label_guidance: f32,
+    /// Guidance scale on the context frames, ≥ 0.
+    pub context_guidance: f32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling { steps: 50, eta: 0.0, label_guidance: 2.0, context_guidance: 1.5 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default)]
+    pub tier: Tier,
+    /// Weights folder; defaults to `weights/<tier>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Tier {
+    /// Narrow models that run on any laptop CPU; weights ship in `weights/tiny`.
+    #[default]
+    Tiny,
+    /// Wider models trained on a GPU.
+    Base,
+}
+
+impl Tier {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Tier::Tiny => "tiny",
+            Tier::Base => "base",
+        }
+    }
+}
