@@ -1,0 +1,117 @@
+//! The command line as users run it: exit codes, output layout, label files that
+//! parse back, deterministic bytes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use latentdrive::export::{BddDataset, CocoDataset, kitti};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_latentdrive"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("binary runs")
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("latentdrive-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn validate_accepts_the_examples_and_exits_2_on_errors() {
+    let ok = run(&["validate", "scenarios"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("0 invalid"));
+
+    let dir = tmp("validate");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.ron");
+    std::fs::write(&bad, "Scenario(\n  name: \"b\",\n  seed: 1,\n  conditions: (time_of_day: Day, crowdedness: 9),\n)\n").unwrap();
+    let out = run(&["validate", bad.to_str().unwrap(), "scenarios/day_empty.ron"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("bad.ron:4:47: conditions.crowdedness: expected 0..=3"), "{}", text(&out));
+    assert!(text(&out).contains("1 valid, 1 invalid"));
+
+    let missing = run(&["validate", "no-such.ron"]);
+    assert_eq!(missing.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn render_into(dir: &Path) -> Output {
+    run(&["render", "scenarios/night_merge.ron", "--out", dir.to_str().unwrap(), "--seconds", "1", "--fps", "5", "--size", "128x64"])
+}
+
+#[test]
+fn render_writes_frames_and_labels_in_every_format_deterministically() {
+    let (a, b) = (tmp("render-a"), tmp("render-b"));
+    let out = render_into(&a);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(render_into(&b).status.success());
+
+    for i in 0..5 {
+        let name = format!("frames/{i:06}.png");
+        let img = image::open(a.join(&name)).unwrap();
+        assert_eq!((img.width(), img.height()), (128, 64));
+        assert_eq!(std::fs::read(a.join(&name)).unwrap(), std::fs::read(b.join(&name)).unwrap(), "{name}");
+    }
+    let tracking = kitti::read_tracking(&a.join("labels/kitti_tracking.txt")).unwrap();
+    assert!(!tracking.is_empty());
+    let lines = std::fs::read_to_string(a.join("labels/kitti_tracking.txt")).unwrap();
+    assert!(lines.lines().all(|l| l.split_whitespace().count() == 17));
+    let object = std::fs::read_to_string(a.join("labels/kitti/000000.txt")).unwrap();
+    assert!(object.lines().all(|l| l.split_whitespace().count() == 15));
+    let coco = CocoDataset::read(&a.join("labels/coco.json")).unwrap();
+    assert_eq!(coco.images.len(), 5);
+    assert!(!coco.annotations.is_empty());
+    let bdd = BddDataset::read(&a.join("labels/bdd100k.json")).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("labels/bdd100k.json")).unwrap()).unwrap();
+    assert_eq!(raw[0]["attributes"]["timeofday"], "night");
+    assert_eq!(bdd.frames.len(), 5);
+    for f in ["labels/kitti_tracking.txt", "labels/coco.json", "labels/bdd100k.json", "metadata.json", "scenario.ron"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
+    }
+    // The copy of the scenario is itself a valid scenario.
+    assert!(run(&["validate", a.join("scenario.ron").to_str().unwrap()]).status.success());
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = walk(&a).into_iter().filter(|p| p.to_string_lossy().contains(".tmp-")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // An existing output folder is refused without --force.
+    let again = render_into(&a);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again).contains("already exists"));
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+#[test]
+fn synth_writes_an_index_and_bad_arguments_exit_2() {
+    let dir = tmp("synth");
+    let out = run(&["synth", "--out", dir.to_str().unwrap(), "--clips", "2", "--frames", "2", "--size", "64x32"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let index = latentdrive::data::DatasetIndex::read(&dir).unwrap();
+    assert_eq!(index.clips.len(), 2);
+    assert!(dir.join("clips/000001/frames/000001.png").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    for args in [&["synth", "--out", "x", "--size", "0x0"][..], &["synth", "--out", "x", "--clips", "0"], &["render", "scenarios/day_empty.ron", "--out", "x", "--fps", "0"]] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
