@@ -44,9 +44,7 @@ where
     let mut writer = BufWriter::new(file);
     write(&mut writer).map_err(|e| e.at_path(path))?;
     // `into_inner` flushes; a failed flush is a failed write, not something to drop.
-    let file = writer
-        .into_inner()
-        .map_err(|e| ExportError::io(path, e.into_error()))?;
+    let file = writer.into_inner().map_err(|e| ExportError::io(path, e.into_error()))?;
     drop(file);
     fs::rename(&temp.path, path).map_err(|e| ExportError::io(path, e))?;
     temp.disarm();
@@ -58,12 +56,7 @@ where
 pub fn save_png_atomic(path: &Path, image: &RgbImage) -> Result<(), ExportError> {
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
+        .write_image(image.as_raw(), image.width(), image.height(), ExtendedColorType::Rgb8)
         .map_err(|e| e.at_path(path))?;
     write_atomic(path, &bytes)
 }
@@ -78,11 +71,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, ExportError> {
     };
     let mut name = OsString::from(".");
     name.push(file_name);
-    name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
-    ));
+    name.push(format!(".tmp-{}-{}", std::process::id(), NEXT_TEMP.fetch_add(1, Ordering::Relaxed)));
     Ok(path.with_file_name(name))
 }
 
@@ -117,10 +106,8 @@ mod tests {
 
     /// Names in `dir`, sorted.
     fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     }

@@ -119,12 +119,7 @@ impl BddLabel {
                 truncated: object.truncation >= TRUNCATION_EPS,
             },
             // Inclusive last pixel; `max` keeps sub-pixel boxes from inverting.
-            box2d: BddBox2d {
-                x1: b.x1,
-                y1: b.y1,
-                x2: (b.x2 - 1.0).max(b.x1),
-                y2: (b.y2 - 1.0).max(b.y1),
-            },
+            box2d: BddBox2d { x1: b.x1, y1: b.y1, x2: (b.x2 - 1.0).max(b.x1), y2: (b.y2 - 1.0).max(b.y1) },
         }
     }
 }
@@ -182,10 +177,7 @@ impl BddBuilder {
         name: impl Into<String>,
         labels: &FrameLabels,
     ) -> Result<(), ExportError> {
-        let objects = exported_objects(labels)?
-            .into_iter()
-            .map(BddLabel::from_label)
-            .collect();
+        let objects = exported_objects(labels)?.into_iter().map(BddLabel::from_label).collect();
         self.push(BddFrame {
             name: name.into(),
             video_name: clip.video_name.clone(),
@@ -219,9 +211,7 @@ impl BddBuilder {
 
     fn push(&mut self, frame: BddFrame) -> Result<(), ExportError> {
         if !self.names.insert(frame.name.clone()) {
-            return Err(ExportError::DuplicateImage {
-                file_name: frame.name,
-            });
+            return Err(ExportError::DuplicateImage { file_name: frame.name });
         }
         self.dataset.frames.push(frame);
         Ok(())
@@ -235,10 +225,7 @@ mod tests {
     use serde_json::json;
 
     fn dataset(time_of_day: TimeOfDay) -> BddDataset {
-        let clip = BddClip {
-            video_name: "clip-a".into(),
-            time_of_day,
-        };
+        let clip = BddClip { video_name: "clip-a".into(), time_of_day };
         let mut b = BddBuilder::new();
         b.add_frame(&clip, "clip-a/000000.png", &fixtures::frame(0)).unwrap();
         b.add_unlabeled_frame(&clip, "clip-a/000001.png", 1).unwrap();
@@ -255,10 +242,7 @@ mod tests {
         assert_eq!(first["name"], "clip-a/000000.png");
         assert_eq!(first["videoName"], "clip-a");
         assert_eq!(first["frameIndex"], 0);
-        assert_eq!(
-            first["attributes"],
-            json!({"weather": "clear", "timeofday": "night", "scene": "highway"})
-        );
+        assert_eq!(first["attributes"], json!({"weather": "clear", "timeofday": "night", "scene": "highway"}));
         // Fixture track 3: Box2d { x1: 10, y1: 20, x2: 50, y2: 45 } → inclusive corners.
         assert_eq!(
             first["labels"][0],
@@ -270,10 +254,7 @@ mod tests {
             })
         );
         // Track 5 is partly occluded and 42 % truncated.
-        assert_eq!(
-            first["labels"][1]["attributes"],
-            json!({"occluded": true, "truncated": true})
-        );
+        assert_eq!(first["labels"][1]["attributes"], json!({"occluded": true, "truncated": true}));
     }
 
     #[test]
@@ -285,13 +266,7 @@ mod tests {
     #[test]
     fn fully_occluded_objects_are_left_out() {
         let d = dataset(TimeOfDay::Day);
-        let ids: Vec<&str> = d.frames[0]
-            .labels
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|l| l.id.as_str())
-            .collect();
+        let ids: Vec<&str> = d.frames[0].labels.as_ref().unwrap().iter().map(|l| l.id.as_str()).collect();
         assert_eq!(ids, vec!["3", "5"]);
     }
 
@@ -320,10 +295,7 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_rejected() {
-        let clip = BddClip {
-            video_name: "v".into(),
-            time_of_day: TimeOfDay::Day,
-        };
+        let clip = BddClip { video_name: "v".into(), time_of_day: TimeOfDay::Day };
         let mut b = BddBuilder::new();
         b.add_unlabeled_frame(&clip, "000000.png", 0).unwrap();
         assert!(matches!(

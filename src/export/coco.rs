@@ -126,12 +126,7 @@ impl CocoBuilder {
             })
             .collect();
         CocoBuilder {
-            dataset: CocoDataset {
-                info,
-                images: Vec::new(),
-                annotations: Vec::new(),
-                categories,
-            },
+            dataset: CocoDataset { info, images: Vec::new(), annotations: Vec::new(), categories },
             file_names: HashSet::new(),
         }
     }
@@ -141,11 +136,7 @@ impl CocoBuilder {
     ///
     /// File names must be unique within the dataset: prefix frame names with their
     /// clip (`clip_a/000000.png`) when merging clips.
-    pub fn add_image(
-        &mut self,
-        file_name: impl Into<String>,
-        labels: &FrameLabels,
-    ) -> Result<u64, ExportError> {
+    pub fn add_image(&mut self, file_name: impl Into<String>, labels: &FrameLabels) -> Result<u64, ExportError> {
         let objects = exported_objects(labels)?;
         let image_id = self.push_image(file_name.into(), labels.width, labels.height, false)?;
         for object in objects {
@@ -182,24 +173,12 @@ impl CocoBuilder {
         self.dataset
     }
 
-    fn push_image(
-        &mut self,
-        file_name: String,
-        width: u32,
-        height: u32,
-        unlabeled: bool,
-    ) -> Result<u64, ExportError> {
+    fn push_image(&mut self, file_name: String, width: u32, height: u32, unlabeled: bool) -> Result<u64, ExportError> {
         if !self.file_names.insert(file_name.clone()) {
             return Err(ExportError::DuplicateImage { file_name });
         }
         let id = self.dataset.images.len() as u64 + 1;
-        self.dataset.images.push(CocoImage {
-            id,
-            file_name,
-            width,
-            height,
-            unlabeled,
-        });
+        self.dataset.images.push(CocoImage { id, file_name, width, height, unlabeled });
         Ok(id)
     }
 }
@@ -240,10 +219,7 @@ mod tests {
         let second = &json["annotations"][1];
         assert_eq!(second["occluded"], 1);
         assert_eq!(second["truncated"], 0.42f32 as f64);
-        assert_eq!(
-            json["categories"],
-            serde_json::json!([{"id": 1, "name": "car", "supercategory": "vehicle"}])
-        );
+        assert_eq!(json["categories"], serde_json::json!([{"id": 1, "name": "car", "supercategory": "vehicle"}]));
         assert_eq!(json["info"]["seed"], 42);
     }
 
@@ -264,13 +240,7 @@ mod tests {
         assert_eq!(json["images"][1]["width"], 640);
         // Labelled images carry no flag at all.
         assert!(json["images"][0].get("unlabeled").is_none());
-        assert!(
-            json["annotations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|a| a["image_id"] != 2)
-        );
+        assert!(json["annotations"].as_array().unwrap().iter().all(|a| a["image_id"] != 2));
     }
 
     #[test]
@@ -287,10 +257,7 @@ mod tests {
         let mut builder = CocoBuilder::new(Map::new());
         builder.add_image("000000.png", &fixtures::frame(0)).unwrap();
         let err = builder.add_unlabeled_image("000000.png", 640, 360).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "duplicate image file name `000000.png` in one dataset"
-        );
+        assert_eq!(err.to_string(), "duplicate image file name `000000.png` in one dataset");
     }
 
     #[test]

@@ -40,11 +40,7 @@ pub enum ExportError {
     /// A label holds NaN or an infinity, which no label format can carry faithfully
     /// (JSON turns it into `null`, KITTI readers choke on `NaN`).
     #[error("frame {frame}, track {track_id}: `{field}` is not a finite number")]
-    NonFinite {
-        frame: u32,
-        track_id: u32,
-        field: &'static str,
-    },
+    NonFinite { frame: u32, track_id: u32, field: &'static str },
     /// Two images of one COCO/BDD dataset share a file name, so their labels could
     /// not be told apart (typically two clips both writing `000000.png`).
     #[error("duplicate image file name `{file_name}` in one dataset")]
@@ -63,21 +59,13 @@ pub enum ExportError {
         "cannot write `{}`: frame {index} is {}x{}, but frame 0 is {}x{}",
         path.display(), found.0, found.1, expected.0, expected.1
     )]
-    FrameSize {
-        path: PathBuf,
-        index: usize,
-        expected: (u32, u32),
-        found: (u32, u32),
-    },
+    FrameSize { path: PathBuf, index: usize, expected: (u32, u32), found: (u32, u32) },
 }
 
 impl ExportError {
     /// Wraps an I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        ExportError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        ExportError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -102,10 +90,7 @@ impl AtPath for image::ImageError {
     fn at_path(self, path: &Path) -> ExportError {
         match self {
             image::ImageError::IoError(source) => ExportError::io(path, source),
-            source => ExportError::Image {
-                path: path.to_path_buf(),
-                source,
-            },
+            source => ExportError::Image { path: path.to_path_buf(), source },
         }
     }
 }
@@ -115,10 +100,7 @@ impl AtPath for serde_json::Error {
         if self.is_io() {
             ExportError::io(path, self.into())
         } else {
-            ExportError::Json {
-                path: path.to_path_buf(),
-                source: self,
-            }
+            ExportError::Json { path: path.to_path_buf(), source: self }
         }
     }
 }
@@ -141,10 +123,7 @@ mod tests {
             line: 7,
             message: "expected 17 columns, found 16".into(),
         };
-        assert_eq!(
-            e.to_string(),
-            "labels/0000.txt:7: expected 17 columns, found 16"
-        );
+        assert_eq!(e.to_string(), "labels/0000.txt:7: expected 17 columns, found 16");
     }
 
     #[test]

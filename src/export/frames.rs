@@ -34,16 +34,9 @@ pub fn frame_file_name(index: u32) -> String {
 /// Fails with [`ExportError::InvalidFps`] unless `fps` is finite and positive, with
 /// [`ExportError::NoFrames`] for an empty iterator, and with
 /// [`ExportError::FrameSize`] on a size change; the target is then left untouched.
-pub fn write_gif_atomic(
-    path: &Path,
-    frames: impl IntoIterator<Item = RgbImage>,
-    fps: f32,
-) -> Result<(), ExportError> {
+pub fn write_gif_atomic(path: &Path, frames: impl IntoIterator<Item = RgbImage>, fps: f32) -> Result<(), ExportError> {
     if !(fps.is_finite() && fps > 0.0) {
-        return Err(ExportError::InvalidFps {
-            path: path.to_path_buf(),
-            fps,
-        });
+        return Err(ExportError::InvalidFps { path: path.to_path_buf(), fps });
     }
     let centis_per_frame = 100.0 / f64::from(fps);
     if centis_per_frame < GIF_MIN_RELIABLE_DELAY_CS {
@@ -55,31 +48,20 @@ pub fn write_gif_atomic(
     }
     write_atomic_with(path, |w: &mut dyn Write| -> Result<(), ExportError> {
         let mut encoder = GifEncoder::new_with_speed(w, GIF_QUANTIZE_SPEED);
-        encoder
-            .set_repeat(Repeat::Infinite)
-            .map_err(|e| e.at_path(path))?;
+        encoder.set_repeat(Repeat::Infinite).map_err(|e| e.at_path(path))?;
         let mut size = None;
         for (index, image) in frames.into_iter().enumerate() {
             let found = image.dimensions();
             let expected = *size.get_or_insert(found);
             if found != expected {
-                return Err(ExportError::FrameSize {
-                    path: path.to_path_buf(),
-                    index,
-                    expected,
-                    found,
-                });
+                return Err(ExportError::FrameSize { path: path.to_path_buf(), index, expected, found });
             }
             let delay = Delay::from_numer_denom_ms(delay_centis(index, centis_per_frame) * 10, 1);
             let rgba = DynamicImage::ImageRgb8(image).into_rgba8();
-            encoder
-                .encode_frame(Frame::from_parts(rgba, 0, 0, delay))
-                .map_err(|e| e.at_path(path))?;
+            encoder.encode_frame(Frame::from_parts(rgba, 0, 0, delay)).map_err(|e| e.at_path(path))?;
         }
         if size.is_none() {
-            return Err(ExportError::NoFrames {
-                path: path.to_path_buf(),
-            });
+            return Err(ExportError::NoFrames { path: path.to_path_buf() });
         }
         // Dropping the encoder writes the GIF trailer into the buffered writer, whose
         // flush `write_atomic_with` checks.
@@ -111,11 +93,7 @@ mod tests {
 
     fn decode(path: &Path) -> Vec<Frame> {
         let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-        GifDecoder::new(file)
-            .unwrap()
-            .into_frames()
-            .collect_frames()
-            .unwrap()
+        GifDecoder::new(file).unwrap().into_frames().collect_frames().unwrap()
     }
 
     #[test]
@@ -155,10 +133,7 @@ mod tests {
         }
         // NETSCAPE2.0 application extension with loop count 0 = repeat forever.
         let bytes = std::fs::read(&path).unwrap();
-        let at = bytes
-            .windows(11)
-            .position(|w| w == b"NETSCAPE2.0")
-            .expect("loop extension present");
+        let at = bytes.windows(11).position(|w| w == b"NETSCAPE2.0").expect("loop extension present");
         assert_eq!(&bytes[at + 11..at + 15], &[3, 1, 0, 0]);
     }
 
@@ -169,13 +144,7 @@ mod tests {
         std::fs::write(&path, b"old").unwrap();
         let frames = vec![solid(8, 6, [0; 3]), solid(8, 6, [0; 3]), solid(6, 8, [0; 3])];
         let err = write_gif_atomic(&path, frames, 10.0).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "cannot write `{}`: frame 2 is 6x8, but frame 0 is 8x6",
-                path.display()
-            )
-        );
+        assert_eq!(err.to_string(), format!("cannot write `{}`: frame 2 is 6x8, but frame 0 is 8x6", path.display()));
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -184,15 +153,9 @@ mod tests {
     fn no_frames_and_bad_fps_are_errors() {
         let dir = TestDir::new("gif_bad");
         let path = dir.path().join("preview.gif");
-        assert!(matches!(
-            write_gif_atomic(&path, std::iter::empty(), 10.0),
-            Err(ExportError::NoFrames { .. })
-        ));
+        assert!(matches!(write_gif_atomic(&path, std::iter::empty(), 10.0), Err(ExportError::NoFrames { .. })));
         for fps in [0.0, -3.0, f32::NAN, f32::INFINITY] {
-            assert!(matches!(
-                write_gif_atomic(&path, [solid(2, 2, [0; 3])], fps),
-                Err(ExportError::InvalidFps { .. })
-            ));
+            assert!(matches!(write_gif_atomic(&path, [solid(2, 2, [0; 3])], fps), Err(ExportError::InvalidFps { .. })));
         }
         assert!(!path.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

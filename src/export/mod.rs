@@ -26,10 +26,7 @@ mod select;
 mod sequence;
 
 pub use atomic::{save_png_atomic, write_atomic, write_atomic_with};
-pub use bdd::{
-    BddBox2d, BddBuilder, BddClip, BddDataset, BddFrame, BddFrameAttributes, BddLabel,
-    BddLabelAttributes,
-};
+pub use bdd::{BddBox2d, BddBuilder, BddClip, BddDataset, BddFrame, BddFrameAttributes, BddLabel, BddLabelAttributes};
 pub use coco::{CocoAnnotation, CocoBuilder, CocoCategory, CocoDataset, CocoImage};
 pub use error::{AtPath, ExportError};
 pub use frames::{frame_file_name, write_gif_atomic};

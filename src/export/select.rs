@@ -52,11 +52,7 @@ fn check_finite(frame: u32, o: &ObjectLabel) -> Result<(), ExportError> {
         ("occluded_fraction", o.occluded_fraction),
     ];
     match fields.iter().find(|(_, v)| !v.is_finite()) {
-        Some(&(field, _)) => Err(ExportError::NonFinite {
-            frame,
-            track_id: o.track_id,
-            field,
-        }),
+        Some(&(field, _)) => Err(ExportError::NonFinite { frame, track_id: o.track_id, field }),
         None => Ok(()),
     }
 }
@@ -69,11 +65,7 @@ mod tests {
     #[test]
     fn drops_only_fully_occluded_objects() {
         let f = fixtures::frame(0);
-        let ids: Vec<u32> = exported_objects(&f)
-            .unwrap()
-            .iter()
-            .map(|o| o.track_id)
-            .collect();
+        let ids: Vec<u32> = exported_objects(&f).unwrap().iter().map(|o| o.track_id).collect();
         assert_eq!(ids, vec![3, 5]);
     }
 
@@ -82,9 +74,6 @@ mod tests {
         let mut f = fixtures::frame(4);
         f.objects[1].box3d.location[2] = f32::NAN;
         let err = exported_objects(&f).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "frame 4, track 5: `box3d.location[2]` is not a finite number"
-        );
+        assert_eq!(err.to_string(), "frame 4, track 5: `box3d.location[2]` is not a finite number");
     }
 }

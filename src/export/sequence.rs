@@ -36,7 +36,14 @@ pub struct SequenceInfo {
 /// Writes all label formats for `labels` into `dir` (created if missing).
 /// `image_names[i]` is frame i's image path as the label files should cite it.
 pub fn write_sequence_labels(dir: &Path, info: &SequenceInfo, image_names: &[String], labels: &[FrameLabels]) -> Result<(), ExportError> {
-    std::fs::create_dir_all(dir.join("kitti")).map_err(|e| ExportError::io(dir, e))?;
+    if image_names.len() != labels.len() {
+        return Err(ExportError::io(
+            dir,
+            std::io::Error::other(format!("{} image names for {} labelled frames", image_names.len(), labels.len())),
+        ));
+    }
+    let kitti_dir = dir.join("kitti");
+    std::fs::create_dir_all(&kitti_dir).map_err(|e| ExportError::io(&kitti_dir, e))?;
     kitti::write_tracking(&dir.join("kitti_tracking.txt"), labels)?;
     for frame in labels {
         kitti::write_object(&dir.join("kitti").join(format!("{:06}.txt", frame.frame)), frame)?;

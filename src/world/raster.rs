@@ -34,11 +34,18 @@ impl Canvas {
         }
     }
 
+    /// Resets every buffer for a new frame (keeps the allocations).
+    pub fn clear(&mut self) {
+        self.color.fill([0.0; 3]);
+        self.depth.fill(f32::INFINITY);
+        self.id.fill(ID_SKY);
+    }
+
     /// Draws a convex planar polygon (camera space, any winding) with depth test.
     /// `shade(point)` gives the linear colour at a covered pixel's surface point.
     pub fn fill_polygon(&mut self, cam: &Camera, poly: &[[f32; 3]], id: u32, mut shade: impl FnMut([f32; 3]) -> [f32; 3]) {
         let Some(plane) = Plane::through(poly) else { return };
-        let (w, h) = (self.width, self.height);
+        let w = self.width;
         for_each_covered_pixel(cam, poly, |x, y| {
             let r = cam.ray(x as f32 + 0.5, y as f32 + 0.5);
             let Some(z) = plane.depth_along(r) else { return };
@@ -49,7 +56,6 @@ impl Canvas {
                 self.color[i] = shade([r[0] * z, r[1] * z, z]);
             }
         });
-        let _ = h;
     }
 
     /// Multiplies the colour of ground pixels inside a ground polygon (shadows).

@@ -83,7 +83,7 @@ impl Renderer {
     /// Renders the world's current state; `frame` and `time_s` go into the labels.
     pub fn render(&mut self, world: &World, frame: u32) -> (RgbImage, FrameLabels) {
         let cam = self.camera;
-        self.canvas = Canvas::new(cam.width, cam.height);
+        self.canvas.clear();
         let rf = world.road_frame();
         let light = &world.lighting;
         self.draw_ground_and_sky(world, &rf);
@@ -443,7 +443,17 @@ fn normalize(a: [f32; 3]) -> [f32; 3] {
 }
 
 /// Linear → sRGB 8-bit, with a soft shoulder so lights saturate gracefully.
+/// A table over [0, 2] in steps of 1/8192 replaces a `powf` per channel.
 fn to_srgb8(x: f32) -> u8 {
+    static LUT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let lut = LUT.get_or_init(|| (0..=16384).map(|i| srgb8_exact(i as f32 / 8192.0)).collect());
+    if x >= 2.0 {
+        return srgb8_exact(x);
+    }
+    lut[(x.max(0.0) * 8192.0 + 0.5) as usize]
+}
+
+fn srgb8_exact(x: f32) -> u8 {
     let x = x.max(0.0);
     let x = if x > 0.8 { 0.8 + 0.2 * (1.0 - (-(x - 0.8) * 5.0).exp()) } else { x };
     let s = if x <= 0.003_130_8 { 12.92 * x } else { 1.055 * x.powf(1.0 / 2.4) - 0.055 };

@@ -48,23 +48,8 @@ pub const TRACKING_COLUMNS: [&str; 17] = [
 
 /// Column names of the object format, in order (15): the tracking columns without
 /// `frame` and `track_id`.
-pub const OBJECT_COLUMNS: [&str; 15] = [
-    "type",
-    "truncated",
-    "occluded",
-    "alpha",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "h",
-    "w",
-    "l",
-    "x",
-    "y",
-    "z",
-    "rotation_y",
-];
+pub const OBJECT_COLUMNS: [&str; 15] =
+    ["type", "truncated", "occluded", "alpha", "x1", "y1", "x2", "y2", "h", "w", "l", "x", "y", "z", "rotation_y"];
 
 /// KITTI tracking's integer truncation level from the truncated fraction (0..=1):
 /// `0` below [`TRUNCATION_EPS`] (1 %), `1` up to and including 0.5, `2` above.
@@ -93,11 +78,7 @@ pub struct KittiGeometry {
 impl KittiGeometry {
     /// The geometry of a label; `alpha` comes from [`Box3d::alpha`].
     pub fn from_label(object: &ObjectLabel) -> Self {
-        KittiGeometry {
-            alpha: object.box3d.alpha(),
-            box2d: object.box2d,
-            box3d: object.box3d,
-        }
+        KittiGeometry { alpha: object.box3d.alpha(), box2d: object.box2d, box3d: object.box3d }
     }
 }
 

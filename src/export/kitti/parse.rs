@@ -72,19 +72,11 @@ fn rows<T>(
         if line.trim().is_empty() {
             continue;
         }
-        let error = |message: String| ExportError::Parse {
-            path_or_source: source.to_string(),
-            line: index + 1,
-            message,
-        };
+        let error =
+            |message: String| ExportError::Parse { path_or_source: source.to_string(), line: index + 1, message };
         let cols: Vec<&str> = line.split_whitespace().collect();
         if cols.len() != names.len() {
-            return Err(error(format!(
-                "expected {} columns ({}), found {}",
-                names.len(),
-                names.join(" "),
-                cols.len()
-            )));
+            return Err(error(format!("expected {} columns ({}), found {}", names.len(), names.join(" "), cols.len())));
         }
         out.push(row(&Columns { cols, names }).map_err(error)?);
     }
@@ -118,12 +110,9 @@ impl Columns<'_> {
         let text = self.cols[i];
         match text.parse::<T>() {
             Ok(v) if range.contains(&v) => Ok(v),
-            _ => Err(format!(
-                "{}: `{text}` is not an integer in {}..={}",
-                self.describe(i),
-                range.start(),
-                range.end()
-            )),
+            _ => {
+                Err(format!("{}: `{text}` is not an integer in {}..={}", self.describe(i), range.start(), range.end()))
+            }
         }
     }
 
@@ -132,17 +121,8 @@ impl Columns<'_> {
         let f = |k: usize| self.float(first + k);
         Ok(KittiGeometry {
             alpha: f(0)?,
-            box2d: Box2d {
-                x1: f(1)?,
-                y1: f(2)?,
-                x2: f(3)?,
-                y2: f(4)?,
-            },
-            box3d: Box3d {
-                dimensions: [f(5)?, f(6)?, f(7)?],
-                location: [f(8)?, f(9)?, f(10)?],
-                rotation_y: f(11)?,
-            },
+            box2d: Box2d { x1: f(1)?, y1: f(2)?, x2: f(3)?, y2: f(4)? },
+            box3d: Box3d { dimensions: [f(5)?, f(6)?, f(7)?], location: [f(8)?, f(9)?, f(10)?], rotation_y: f(11)? },
         })
     }
 }
@@ -163,9 +143,7 @@ mod tests {
         let (p, q) = (&a.box2d, &b.box2d);
         let (s, t) = (&a.box3d, &b.box3d);
         close(a.alpha, b.alpha)
-            && [(p.x1, q.x1), (p.y1, q.y1), (p.x2, q.x2), (p.y2, q.y2)]
-                .iter()
-                .all(|&(u, v)| close(u, v))
+            && [(p.x1, q.x1), (p.y1, q.y1), (p.x2, q.x2), (p.y2, q.y2)].iter().all(|&(u, v)| close(u, v))
             && (0..3).all(|k| close(s.dimensions[k], t.dimensions[k]))
             && (0..3).all(|k| close(s.location[k], t.location[k]))
             && close(s.rotation_y, t.rotation_y)
@@ -181,12 +159,7 @@ mod tests {
 
         let expected: Vec<KittiTrackingRow> = frames
             .iter()
-            .flat_map(|f| {
-                exported_objects(f)
-                    .unwrap()
-                    .into_iter()
-                    .map(|o| KittiTrackingRow::from_label(f.frame, o))
-            })
+            .flat_map(|f| exported_objects(f).unwrap().into_iter().map(|o| KittiTrackingRow::from_label(f.frame, o)))
             .collect();
         assert_eq!(parsed.len(), 6);
         for (p, e) in parsed.iter().zip(&expected) {
@@ -206,11 +179,8 @@ mod tests {
         let path = dir.path().join("000003.txt");
         write_object(&path, &frame).unwrap();
         let parsed = read_object(&path).unwrap();
-        let expected: Vec<KittiObjectRow> = exported_objects(&frame)
-            .unwrap()
-            .into_iter()
-            .map(KittiObjectRow::from_label)
-            .collect();
+        let expected: Vec<KittiObjectRow> =
+            exported_objects(&frame).unwrap().into_iter().map(KittiObjectRow::from_label).collect();
         assert_eq!(parsed.len(), 2);
         for (p, e) in parsed.iter().zip(&expected) {
             assert_eq!((&p.object_type, p.occluded), (&e.object_type, e.occluded));
@@ -249,24 +219,15 @@ mod tests {
     fn bad_numbers_name_line_and_column() {
         let line = "Car 0.00 0 -1.40 10.00 abc 50.00 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57";
         let err = parse_object(&format!("\n{line}")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "<kitti object text>:2: column 6 (`y1`): `abc` is not a number"
-        );
+        assert_eq!(err.to_string(), "<kitti object text>:2: column 6 (`y1`): `abc` is not a number");
 
         let line = "Car 0.00 0 -1.40 10.00 20.00 NaN 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57";
         let err = parse_object(line).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "<kitti object text>:1: column 7 (`x2`): `NaN` is not a finite number"
-        );
+        assert_eq!(err.to_string(), "<kitti object text>:1: column 7 (`x2`): `NaN` is not a finite number");
 
         let line = "0 3 Car 4 0 -1.40 10.00 20.00 50.00 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57";
         let err = parse_tracking(line).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "<kitti tracking text>:1: column 4 (`truncated`): `4` is not an integer in -1..=2"
-        );
+        assert_eq!(err.to_string(), "<kitti tracking text>:1: column 4 (`truncated`): `4` is not an integer in -1..=2");
     }
 
     #[test]
@@ -276,11 +237,7 @@ mod tests {
         std::fs::write(&path, "0 1 Car\n").unwrap();
         let err = read_tracking(&path).unwrap_err();
         match err {
-            ExportError::Parse {
-                path_or_source,
-                line,
-                ..
-            } => {
+            ExportError::Parse { path_or_source, line, .. } => {
                 assert_eq!(path_or_source, path.display().to_string());
                 assert_eq!(line, 1);
             }

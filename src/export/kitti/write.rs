@@ -23,10 +23,7 @@ pub fn tracking_text(frames: &[FrameLabels]) -> Result<String, ExportError> {
     let mut previous: Option<u32> = None;
     for frame in frames {
         if let Some(previous) = previous.filter(|&p| frame.frame <= p) {
-            return Err(ExportError::FramesOutOfOrder {
-                previous,
-                found: frame.frame,
-            });
+            return Err(ExportError::FramesOutOfOrder { previous, found: frame.frame });
         }
         previous = Some(frame.frame);
         for object in exported_objects(frame)? {
@@ -110,14 +107,7 @@ impl fmt::Display for KittiTrackingRow {
 impl fmt::Display for KittiObjectRow {
     /// One 15-column line, without the newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {} {}",
-            self.object_type,
-            F2(self.truncated),
-            self.occluded,
-            self.geometry
-        )
+        write!(f, "{} {} {} {}", self.object_type, F2(self.truncated), self.occluded, self.geometry)
     }
 }
 
@@ -129,7 +119,7 @@ mod tests {
     #[test]
     fn two_decimals_and_no_negative_zero() {
         assert_eq!(F2(1.0).to_string(), "1.00");
-        assert_eq!(F2(-1.5708).to_string(), "-1.57");
+        assert_eq!(F2(-1.234).to_string(), "-1.23");
         assert_eq!(F2(18.4).to_string(), "18.40");
         assert_eq!(F2(-0.004).to_string(), "0.00");
         assert_eq!(F2(-0.0).to_string(), "0.00");
@@ -144,11 +134,8 @@ mod tests {
         for line in &lines {
             assert_eq!(line.split(' ').count(), 17, "{line}");
         }
-        // alpha = −1.5708 − atan2(−3.257, 18.4) = −1.5708 + 0.1753 = −1.3955
-        assert_eq!(
-            lines[0],
-            "0 3 Car 0 0 -1.40 10.00 20.00 50.00 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57"
-        );
+        // alpha = −π/2 − atan2(−3.257, 18.4) = −1.5708 + 0.1752 = −1.3956
+        assert_eq!(lines[0], "0 3 Car 0 0 -1.40 10.00 20.00 50.00 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57");
         // Truncation 0.42 → level 1; partly occluded → 1.
         assert!(lines[1].starts_with("0 5 Car 1 1 "), "{}", lines[1]);
         assert!(lines[2].starts_with("1 3 Car "));
@@ -163,23 +150,14 @@ mod tests {
         for line in &lines {
             assert_eq!(line.split(' ').count(), 15, "{line}");
         }
-        assert_eq!(
-            lines[0],
-            "Car 0.00 0 -1.40 10.00 20.00 50.00 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57"
-        );
+        assert_eq!(lines[0], "Car 0.00 0 -1.40 10.00 20.00 50.00 45.00 1.52 1.73 4.21 -3.26 1.65 18.40 -1.57");
         assert!(lines[1].starts_with("Car 0.42 1 "), "{}", lines[1]);
     }
 
     #[test]
     fn frames_must_strictly_increase() {
         let err = tracking_text(&[fixtures::frame(2), fixtures::frame(2)]).unwrap_err();
-        assert!(matches!(
-            err,
-            ExportError::FramesOutOfOrder {
-                previous: 2,
-                found: 2
-            }
-        ));
+        assert!(matches!(err, ExportError::FramesOutOfOrder { previous: 2, found: 2 }));
         // Gaps (unlabelled frames left out by the caller) are fine.
         assert!(tracking_text(&[fixtures::frame(0), fixtures::frame(5)]).is_ok());
     }
