@@ -4,6 +4,9 @@
 //! `scenario` → `world` (procedural renderer, labels) → `data` (clips) → `export` (files).
 
 pub mod data;
+pub mod diffusion;
 pub mod export;
+pub mod model;
 pub mod scenario;
+pub mod weights;
 pub mod world;

@@ -1,0 +1,99 @@
+//! The one place where video tensors change layout. Axis names everywhere: `b`
+//! batch, `t` frames, `c` channels, `h`, `w`. Spatial layers see frames as batch
+//! (`[b·t, c, h, w]`); temporal layers see `[b, c, t, h, w]` (3D convolutions) or
+//! tokens `[b·h·w, t, c]` (attention over frames).
+
+use burn::tensor::{Tensor, backend::Backend};
+
+/// `[b, t, c, h, w]` → `[b·t, c, h, w]`.
+pub fn frames_as_batch<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 4> {
+    let [b, t, c, h, w] = x.dims();
+    x.reshape([b * t, c, h, w])
+}
+
+/// `[b·t, c, h, w]` → `[b, t, c, h, w]`.
+pub fn batch_as_frames<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 5> {
+    let [bt, c, h, w] = x.dims();
+    x.reshape([bt / t, t, c, h, w])
+}
+
+/// `[b·t, c, h, w]` → `[b, c, t, h, w]` (for 3D convolutions).
+pub fn to_video<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 5> {
+    batch_as_frames(x, t).swap_dims(1, 2)
+}
+
+/// `[b, c, t, h, w]` → `[b·t, c, h, w]`.
+pub fn from_video<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 4> {
+    frames_as_batch(x.swap_dims(1, 2))
+}
+
+/// `[b·t, c, h, w]` → tokens `[b·h·w, t, c]` (attention over frames per pixel).
+pub fn to_frame_tokens<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 3> {
+    let [bt, c, h, w] = x.dims();
+    let b = bt / t;
+    // [b, t, c, h, w] → [b, h, w, t, c]
+    x.reshape([b, t, c, h * w]).permute([0, 3, 1, 2]).reshape([b * h * w, t, c])
+}
+
+/// Tokens `[b·h·w, t, c]` → `[b·t, c, h, w]`.
+pub fn from_frame_tokens<B: Backend>(x: Tensor<B, 3>, h: usize, w: usize) -> Tensor<B, 4> {
+    let [bhw, t, c] = x.dims();
+    let b = bhw / (h * w);
+    x.reshape([b, h * w, t, c]).permute([0, 2, 3, 1]).reshape([b * t, c, h, w])
+}
+
+/// `[n, c, h, w]` → tokens `[n, h·w, c]` (attention over pixels of one frame).
+pub fn to_pixel_tokens<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h * w]).swap_dims(1, 2)
+}
+
+/// Tokens `[n, h·w, c]` → `[n, c, h, w]`.
+pub fn from_pixel_tokens<B: Backend>(x: Tensor<B, 3>, h: usize, w: usize) -> Tensor<B, 4> {
+    let [n, _, c] = x.dims();
+    x.swap_dims(1, 2).reshape([n, c, h, w])
+}
+
+/// Repeats a per-clip tensor `[b, …]` for every frame: `[b·t, …]`, frames of one
+/// clip adjacent (the order of `frames_as_batch`).
+pub fn repeat_per_frame<B: Backend, const D: usize>(x: Tensor<B, D>, t: usize) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    let b = dims[0];
+    let rest: usize = dims[1..].iter().product();
+    dims[0] = b * t;
+    x.reshape([b, 1, rest]).repeat_dim(1, t).reshape(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::{Distribution, Tensor};
+
+    type B = Flex;
+
+    #[test]
+    fn layouts_round_trip_and_keep_frames_apart() {
+        let dev = Default::default();
+        let x = Tensor::<B, 5>::random([2, 3, 4, 5, 6], Distribution::Default, &dev);
+        let bt = frames_as_batch(x.clone());
+        assert_eq!(batch_as_frames(bt.clone(), 3).into_data(), x.clone().into_data());
+        assert_eq!(from_video(to_video(bt.clone(), 3)).into_data(), bt.clone().into_data());
+        let tok = to_frame_tokens(bt.clone(), 3);
+        assert_eq!(tok.dims(), [2 * 5 * 6, 3, 4]);
+        assert_eq!(from_frame_tokens(tok.clone(), 5, 6).into_data(), bt.clone().into_data());
+        // Token (b=1, y=2, x=3), frame 2, channel 1 is x[1, 2, 1, 2, 3].
+        let v: f32 = tok.slice([(5 * 6) + 2 * 6 + 3..(5 * 6) + 2 * 6 + 4, 2..3, 1..2]).into_scalar();
+        let want: f32 = x.slice([1..2, 2..3, 1..2, 2..3, 3..4]).into_scalar();
+        assert_eq!(v, want);
+        let p = to_pixel_tokens(bt.clone());
+        assert_eq!(from_pixel_tokens(p, 5, 6).into_data(), bt.into_data());
+    }
+
+    #[test]
+    fn repeat_per_frame_is_clip_major() {
+        let x = Tensor::<B, 2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &Default::default());
+        let r = repeat_per_frame(x, 3);
+        assert_eq!(r.into_data().to_vec::<f32>().unwrap(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0, 3.0, 4.0]);
+    }
+}

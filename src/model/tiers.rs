@@ -1,0 +1,103 @@
+//! Every model's configuration per tier, in one place. Key frames are 128×256 in
+//! the tiny and base tiers and the upsampler brings them to 512×1024; `micro` is
+//! for tests only (16×32 frames, a few channels) so each test runs in seconds.
+
+use serde::{Deserialize, Serialize};
+
+use super::autoencoder::AutoencoderConfig;
+use super::conditioning::BoxEncoderConfig;
+use super::discriminator::Discriminator3dConfig;
+use super::norm::NormKind;
+use super::temporal::TemporalLayers;
+use super::unet::{GlobalCondition, UNetConfig, VideoConfig};
+use super::upsampler::UpsamplerConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ModelTier {
+    /// Test-only: 16×32 frames, widths of a few channels.
+    Micro,
+    /// Narrow models that train on 2 CPU cores; weights ship in `weights/tiny`.
+    Tiny,
+    /// Wider models trained on a GPU.
+    Base,
+}
+
+/// All model configurations of one tier.
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    pub tier: ModelTier,
+    /// Key-frame size `(height, width)`.
+    pub frame_size: (usize, usize),
+    /// Frames per prediction window `T`.
+    pub window: usize,
+    pub autoencoder: AutoencoderConfig,
+    pub discriminator: Discriminator3dConfig,
+    /// Box-conditioned image LDM (frame 0).
+    pub image_ldm: UNetConfig,
+    /// Prediction model: the image LDM with temporal layers and the context encoder.
+    pub video_ldm: UNetConfig,
+    /// Interpolator: the same design with the fps flag.
+    pub interpolator: UNetConfig,
+    pub upsampler: UpsamplerConfig,
+}
+
+impl ModelTier {
+    pub fn config(self) -> TierConfig {
+        match self {
+            ModelTier::Micro => build(self, (16, 32), 4, Widths { ae: 8, ae_mult: vec![1, 2, 2], unet: 8, unet_mult: vec![1, 2], heads: 2, attn: vec![1], tokens: 8, slots: 4, up: 8, up_mult: vec![1, 2], groups: 4, disc: 4, unshuffle: 2 }),
+            ModelTier::Tiny => build(self, (128, 256), 8, Widths { ae: 16, ae_mult: vec![1, 2, 4, 4], unet: 64, unet_mult: vec![1, 2, 2], heads: 4, attn: vec![1, 2], tokens: 64, slots: 16, up: 48, up_mult: vec![1, 2, 2], groups: 8, disc: 16, unshuffle: 4 }),
+            ModelTier::Base => build(self, (128, 256), 16, Widths { ae: 64, ae_mult: vec![1, 2, 4, 4], unet: 128, unet_mult: vec![1, 2, 4], heads: 8, attn: vec![1, 2], tokens: 256, slots: 16, up: 128, up_mult: vec![1, 1, 2, 4], groups: 32, disc: 64, unshuffle: 4 }),
+        }
+    }
+}
+
+struct Widths {
+    ae: usize,
+    ae_mult: Vec<usize>,
+    unet: usize,
+    unet_mult: Vec<usize>,
+    heads: usize,
+    attn: Vec<usize>,
+    tokens: usize,
+    slots: usize,
+    up: usize,
+    up_mult: Vec<usize>,
+    groups: usize,
+    disc: usize,
+    /// Upsampler space-to-depth block size.
+    unshuffle: usize,
+}
+
+/// Latent channels of the autoencoder (LDM's f=8, z=4).
+pub const LATENT_CHANNELS: usize = 4;
+
+fn build(tier: ModelTier, frame_size: (usize, usize), window: usize, w: Widths) -> TierConfig {
+    let norm = NormKind::Group(w.groups);
+    let autoencoder = AutoencoderConfig::new(LATENT_CHANNELS, w.ae, w.ae_mult, 1).with_norm(norm);
+    let image_ldm = UNetConfig::new(LATENT_CHANNELS, LATENT_CHANNELS, w.unet, w.unet_mult, 1, w.attn, w.heads)
+        .with_boxes(Some(BoxEncoderConfig::new(w.tokens, w.slots)))
+        .with_norm(norm)
+        .with_global(GlobalCondition::DrivingLabels);
+    let mut video_ldm = image_ldm.clone();
+    video_ldm.video = Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(LATENT_CHANNELS)));
+    let mut interpolator = video_ldm.clone();
+    interpolator.video = Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(LATENT_CHANNELS)).with_fps_flag(true));
+    // The upsampler's UNet works on r×r pixel blocks as channels (see upsampler.rs).
+    let rr = 3 * w.unshuffle * w.unshuffle;
+    let upsampler_unet = UNetConfig::new(rr, rr, w.up, w.up_mult, 1, vec![], w.heads)
+        .with_video(Some(VideoConfig::new(TemporalLayers::ConvAndAttention)))
+        .with_extra_in_channels(rr)
+        .with_norm(NormKind::Channel)
+        .with_global(GlobalCondition::NoiseLevel);
+    TierConfig {
+        tier,
+        frame_size,
+        window,
+        autoencoder,
+        discriminator: Discriminator3dConfig::new(w.disc, 2),
+        image_ldm,
+        video_ldm,
+        interpolator,
+        upsampler: UpsamplerConfig::new(upsampler_unet).with_unshuffle(w.unshuffle),
+    }
+}
