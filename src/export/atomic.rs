@@ -52,6 +52,25 @@ where
     Ok(())
 }
 
+/// Like [`write_atomic`] for writers that create the file themselves from a path
+/// (burn-store's safetensors writer): `write(temp)` must create `temp`; it is then
+/// flushed to disk and renamed over `path`. On failure (or panic) the temporary file
+/// is removed and the target is left untouched. Errors of this module convert into
+/// the caller's error type `E`.
+pub fn write_atomic_via_path<E: From<ExportError>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let temp = TempFile::new(temp_path(path)?);
+    write(&temp.path)?;
+    // Flush before the rename makes the file visible: a large weights file must not
+    // appear under its final name with missing contents after a crash.
+    File::open(&temp.path).and_then(|f| f.sync_all()).map_err(|e| ExportError::io(path, e))?;
+    fs::rename(&temp.path, path).map_err(|e| ExportError::io(path, e))?;
+    temp.disarm();
+    Ok(())
+}
+
 /// Encodes `image` as PNG in memory, then writes it with [`write_atomic`].
 pub fn save_png_atomic(path: &Path, image: &RgbImage) -> Result<(), ExportError> {
     let mut bytes = Vec::new();

@@ -25,7 +25,7 @@ mod reference;
 mod select;
 mod sequence;
 
-pub use atomic::{save_png_atomic, write_atomic, write_atomic_with};
+pub use atomic::{save_png_atomic, write_atomic, write_atomic_via_path, write_atomic_with};
 pub use bdd::{BddBox2d, BddBuilder, BddClip, BddDataset, BddFrame, BddFrameAttributes, BddLabel, BddLabelAttributes};
 pub use coco::{CocoAnnotation, CocoBuilder, CocoCategory, CocoDataset, CocoImage};
 pub use error::{AtPath, ExportError};

@@ -34,7 +34,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::WeightsError;
-use super::atomic::write_bytes_atomically;
 use super::store::{Part, sha256_file};
 
 /// The manifest's file name inside a weights folder.
@@ -193,7 +192,7 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<PathBuf, WeightsError> {
         let path = Self::path(dir);
         let text = self.to_ron_string(&path)?;
-        write_bytes_atomically(&path, text.as_bytes())?;
+        crate::export::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 

@@ -31,7 +31,6 @@
 //! # Ok(()) }
 //! ```
 
-mod atomic;
 mod error;
 mod manifest;
 mod store;

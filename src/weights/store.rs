@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::WeightsError;
-use super::atomic::write_atomically;
+use crate::export::write_atomic_via_path;
 
 /// The path segment that marks a parameter as temporal.
 pub const TEMPORAL_SEGMENT: &str = "temporal";
@@ -150,7 +150,7 @@ fn write_part<B: Backend, M: Module<B>>(module: &M, path: &Path, part: Part) -> 
         Part::Spatial => |path, _| Part::of(path) == Part::Spatial,
         Part::Temporal => |path, _| Part::of(path) == Part::Temporal,
     };
-    write_atomically(path, |temp| {
+    write_atomic_via_path(path, |temp| {
         let mut store = SafetensorsStore::from_file(temp)
             .with_predicate(keep)
             .metadata(PART_METADATA_KEY, part.name())
