@@ -75,6 +75,7 @@ fn weights_of_another_tier_are_refused_with_tensor_and_shapes() {
     wider.base_channels *= 2;
     let err = load_parts(wider.init::<B>(&dev), &file, None, TemporalInit::Require).unwrap_err().to_string();
     assert!(err.contains("unet.safetensors") && err.contains("has shape") && err.contains("the model expects"), "{err}");
+    eprintln!("{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -5,15 +5,12 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::tensor::activation::silu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::norm::{Norm, NormConfig, NormKind};
-use super::resnet::{ResBlock, ResBlockConfig, conv3x3};
+use super::resnet::{ResBlock, ResBlockConfig, conv3x3, downsample_conv, upsample_nearest};
 use super::temporal::{TemporalResBlock, TemporalResBlockConfig, VideoContext};
 
 #[derive(Config, Debug)]
@@ -46,12 +43,7 @@ impl AutoencoderConfig {
         for (i, &c) in chans.iter().enumerate() {
             let blocks = (0..self.res_blocks).map(|k| res(if k == 0 { ch } else { c }, c)).collect();
             ch = c;
-            let downsample = (i + 1 < chans.len()).then(|| {
-                Conv2dConfig::new([c, c], [3, 3])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device)
-            });
+            let downsample = (i + 1 < chans.len()).then(|| downsample_conv(c, c, device));
             levels.push(EncoderLevel { blocks, downsample });
         }
         let encoder = Encoder {
@@ -168,8 +160,7 @@ impl<B: Backend> Decoder<B> {
                 h = block(b, h);
             }
             if let Some(us) = &level.upsample {
-                let [_, _, hh, ww] = h.dims();
-                h = us.forward(interpolate(h, [2 * hh, 2 * ww], InterpolateOptions::new(InterpolateMode::Nearest)));
+                h = upsample_nearest(h, us);
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(h)))

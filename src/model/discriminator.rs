@@ -5,9 +5,11 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig3d};
+use burn::nn::PaddingConfig3d;
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Tensor, backend::Backend};
+
+use super::norm::{Norm, NormConfig, NormKind};
 
 #[derive(Config, Debug)]
 pub struct Discriminator3dConfig {
@@ -21,7 +23,7 @@ pub struct Discriminator3dConfig {
 #[derive(Module, Debug)]
 pub struct DiscriminatorLayer<B: Backend> {
     pub conv: Conv3d<B>,
-    pub norm: Option<GroupNorm<B>>,
+    pub norm: Option<Norm<B>>,
 }
 
 #[derive(Module, Debug)]
@@ -42,17 +44,13 @@ impl Discriminator3dConfig {
                     .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
                     .init(device),
                 // PatchGAN leaves the first layer unnormalised.
-                norm: (i > 0).then(|| GroupNormConfig::new(gcd(8, out), out).init(device)),
+                norm: (i > 0).then(|| NormConfig::new(NormKind::Group(8), out).init(device)),
             });
             ch = out;
         }
         let conv_out = Conv3dConfig::new([ch, 1], [3, 3, 3]).with_padding(PaddingConfig3d::Explicit(1, 1, 1)).init(device);
         Discriminator3d { layers, conv_out }
     }
-}
-
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 
 impl<B: Backend> Discriminator3d<B> {

@@ -27,6 +27,18 @@ pub fn conv1x1<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2
     Conv2dConfig::new([cin, cout], [1, 1]).init(device)
 }
 
+/// 3×3 convolution with stride 2: halves height and width (LDM's `Downsample`).
+pub fn downsample_conv<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2d<B> {
+    Conv2dConfig::new([cin, cout], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+}
+
+/// Nearest-neighbour ×2 then `conv` (LDM's `Upsample`): `[n, c, h, w]` → `[n, c', 2h, 2w]`.
+pub fn upsample_nearest<B: Backend>(x: Tensor<B, 4>, conv: &Conv2d<B>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let options = burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
+    conv.forward(burn::tensor::module::interpolate(x, [2 * h, 2 * w], options))
+}
+
 #[derive(Config, Debug)]
 pub struct ResBlockConfig {
     pub in_channels: usize,

@@ -225,12 +225,7 @@ impl ContextEncoderConfig {
         let levels = self
             .level_channels
             .windows(2)
-            .map(|w| {
-                burn::nn::conv::Conv2dConfig::new([w[0], w[1]], [3, 3])
-                    .with_stride([2, 2])
-                    .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device)
-            })
+            .map(|w| super::resnet::downsample_conv(w[0], w[1], device))
             .collect();
         ContextEncoder { conv_in: super::resnet::conv3x3(self.in_channels, c0, device), levels }
     }

@@ -5,11 +5,8 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::tensor::activation::silu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Int, Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +16,7 @@ use super::conditioning::{
 };
 use super::embedding::{TimestepEmbedding, TimestepEmbeddingConfig};
 use super::norm::{Norm, NormConfig, NormKind};
-use super::resnet::{ResBlock, ResBlockConfig, conv3x3, conv3x3_zero};
+use super::resnet::{ResBlock, ResBlockConfig, conv3x3, conv3x3_zero, downsample_conv, upsample_nearest};
 use super::temporal::{
     ContextEncoder, ContextEncoderConfig, TemporalAttention, TemporalAttentionConfig, TemporalLayers, TemporalMix,
     VideoContext, new_res_temporal,
@@ -118,12 +115,7 @@ impl UNetConfig {
                 ch = cout;
                 skips.push(ch);
             }
-            let downsample = (level + 1 < chans.len()).then(|| {
-                Conv2dConfig::new([ch, ch], [3, 3])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device)
-            });
+            let downsample = (level + 1 < chans.len()).then(|| downsample_conv(ch, ch, device));
             if downsample.is_some() {
                 skips.push(ch);
             }
@@ -345,9 +337,7 @@ impl<B: Backend> UNet<B> {
                 x = b.forward(Tensor::cat(vec![x, skip], 1), &emb, &tokens, &ctx);
             }
             if let Some(us) = &u.upsample {
-                let [_, _, hh, ww] = x.dims();
-                let up = interpolate(x, [2 * hh, 2 * ww], InterpolateOptions::new(InterpolateMode::Nearest));
-                x = us.forward(up);
+                x = upsample_nearest(x, us);
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(x)))
