@@ -36,13 +36,22 @@ fn bench_unet(name: &str, cfg: &latentdrive::model::UNetConfig, n: usize, t: usi
     let inference: UNet<B> = model.valid();
     let fwd = time(3, || inference.forward(unet_input::<B>(n, t, cfg.in_channels, hw.0, hw.1, &dev)));
     let fb = time(2, || model.forward(unet_input::<AB>(n, t, cfg.in_channels, hw.0, hw.1, &dev)).mean().backward());
-    println!("{name:<18} {:>10.2} M {:>12} {:>10.0} ms {:>12.0} ms", params as f64 / 1e6, format!("{n}×{}×{}", hw.0, hw.1), fwd * 1e3, fb * 1e3);
+    println!(
+        "{name:<18} {:>10.2} M {:>12} {:>10.0} ms {:>12.0} ms",
+        params as f64 / 1e6,
+        format!("{n}×{}×{}", hw.0, hw.1),
+        fwd * 1e3,
+        fb * 1e3
+    );
 }
 
 /// Parameter counts of every model of every tier (no timing).
 fn print_params() {
     let dev = Default::default();
-    println!("{:<8} {:>12} {:>10} {:>10} {:>10} {:>13} {:>10} {:>14}", "tier", "autoencoder", "temp. dec.", "image LDM", "video LDM", "interpolator", "upsampler", "discriminator");
+    println!(
+        "{:<8} {:>12} {:>10} {:>10} {:>10} {:>13} {:>10} {:>14}",
+        "tier", "autoencoder", "temp. dec.", "image LDM", "video LDM", "interpolator", "upsampler", "discriminator"
+    );
     for tier in [ModelTier::Micro, ModelTier::Tiny, ModelTier::Base] {
         let c = tier.config();
         let m = |n: usize| format!("{:.2} M", n as f64 / 1e6);
@@ -74,22 +83,35 @@ fn main() {
     let f = cfg.autoencoder.factor();
     let (h, w) = (cfg.frame_size.0 / f, cfg.frame_size.1 / f);
     let t = cfg.window;
-    println!("tier {tier:?}: frames {}×{}, latents {LATENT_CHANNELS}×{h}×{w}, window T = {t}", cfg.frame_size.0, cfg.frame_size.1);
+    println!(
+        "tier {tier:?}: frames {}×{}, latents {LATENT_CHANNELS}×{h}×{w}, window T = {t}",
+        cfg.frame_size.0, cfg.frame_size.1
+    );
     println!("{:<18} {:>12} {:>12} {:>13} {:>15}", "model", "params", "input", "forward", "fwd+backward");
 
     let ae = cfg.autoencoder.init::<AB>(&dev);
     let ae_inf = ae.valid();
-    let frames = |dev: &_| Tensor::<B, 4>::random([1, 3, cfg.frame_size.0, cfg.frame_size.1], Distribution::Normal(0.0, 1.0), dev);
+    let frames = |dev: &_| {
+        Tensor::<B, 4>::random([1, 3, cfg.frame_size.0, cfg.frame_size.1], Distribution::Normal(0.0, 1.0), dev)
+    };
     let fwd = time(3, || {
         let (m, _) = ae_inf.encoder.forward(frames(&dev));
         ae_inf.decoder.forward(m, 1)
     });
     let fb = time(2, || {
-        let x = Tensor::<AB, 4>::random([1, 3, cfg.frame_size.0, cfg.frame_size.1], Distribution::Normal(0.0, 1.0), &dev);
+        let x =
+            Tensor::<AB, 4>::random([1, 3, cfg.frame_size.0, cfg.frame_size.1], Distribution::Normal(0.0, 1.0), &dev);
         let (m, _) = ae.encoder.forward(x);
         ae.decoder.forward(m, 1).mean().backward()
     });
-    println!("{:<18} {:>10.2} M {:>12} {:>10.0} ms {:>12.0} ms", "autoencoder", ae.num_params() as f64 / 1e6, format!("1×{}×{}", cfg.frame_size.0, cfg.frame_size.1), fwd * 1e3, fb * 1e3);
+    println!(
+        "{:<18} {:>10.2} M {:>12} {:>10.0} ms {:>12.0} ms",
+        "autoencoder",
+        ae.num_params() as f64 / 1e6,
+        format!("1×{}×{}", cfg.frame_size.0, cfg.frame_size.1),
+        fwd * 1e3,
+        fb * 1e3
+    );
 
     bench_unet("image LDM", &cfg.image_ldm, t, 1, (h, w));
     bench_unet("video LDM", &cfg.video_ldm, t, t, (h, w));
@@ -109,5 +131,12 @@ fn bench_upsampler(cfg: &latentdrive::model::UpsamplerConfig, t: usize, hw: (usi
     }
     let fwd = time(3, || run(&inference, t, hw, &dev));
     let fb = time(2, || run(&model, t, hw, &dev).mean().backward());
-    println!("{:<18} {:>10.2} M {:>12} {:>10.0} ms {:>12.0} ms", "upsampler (patch)", model.num_params() as f64 / 1e6, format!("{t}×{}×{}", hw.0, hw.1), fwd * 1e3, fb * 1e3);
+    println!(
+        "{:<18} {:>10.2} M {:>12} {:>10.0} ms {:>12.0} ms",
+        "upsampler (patch)",
+        model.num_params() as f64 / 1e6,
+        format!("{t}×{}×{}", hw.0, hw.1),
+        fwd * 1e3,
+        fb * 1e3
+    );
 }

@@ -17,7 +17,8 @@ fn main() {
                 let mut total = 0.0;
                 let mut n = 0;
                 for seed in 0..4u64 {
-                    let mut world = World::new(seed, Conditions { time_of_day: tod, crowdedness: crowd }, &[]).expect("world");
+                    let mut world =
+                        World::new(seed, Conditions { time_of_day: tod, crowdedness: crowd }, &[]).expect("world");
                     let mut r = Renderer::new(w, h);
                     let _ = r.render(&world, 0); // warm-up
                     let t0 = Instant::now();
@@ -29,7 +30,14 @@ fn main() {
                     n += frames / 4;
                 }
                 let fps = n as f64 / total;
-                println!("{:<10} {:<6} {:>6} {:>10.0} {:>10.2}", format!("{h}x{w}"), format!("{tod:?}"), crowd, fps, 1000.0 / fps);
+                println!(
+                    "{:<10} {:<6} {:>6} {:>10.0} {:>10.2}",
+                    format!("{h}x{w}"),
+                    format!("{tod:?}"),
+                    crowd,
+                    fps,
+                    1000.0 / fps
+                );
             }
         }
     }

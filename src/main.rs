@@ -87,7 +87,8 @@ struct SizeArgs {
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("expected WIDTHxHEIGHT, found {s:?}"))?;
-    let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("expected WIDTHxHEIGHT with whole numbers, found {s:?}"));
+    let parse =
+        |v: &str| v.trim().parse::<u32>().map_err(|_| format!("expected WIDTHxHEIGHT with whole numbers, found {s:?}"));
     let (w, h) = (parse(w)?, parse(h)?);
     if !(8..=4096).contains(&w) || !(8..=4096).contains(&h) {
         return Err(format!("width and height must be in 8..=4096, found {w}x{h}"));
@@ -177,7 +178,9 @@ fn validate(inputs: &[PathBuf]) -> Result<ExitCode> {
         files.extend(scenario::collect_scenario_files(input)?);
     }
     if files.is_empty() {
-        return Err(InputError("no scenario files found (expected .ron files, folders of them, or .txt lists)".into()).into());
+        return Err(
+            InputError("no scenario files found (expected .ron files, folders of them, or .txt lists)".into()).into()
+        );
     }
     let mut bad = 0;
     for (path, result) in scenario::load_many(&files) {
@@ -197,7 +200,11 @@ fn validate(inputs: &[PathBuf]) -> Result<ExitCode> {
 fn prepare_out(out: &OutputArgs) -> Result<()> {
     let path: &Path = &out.out;
     if path.exists() && !out.force {
-        return Err(InputError(format!("output folder {} already exists (use --force to write into it)", path.display())).into());
+        return Err(InputError(format!(
+            "output folder {} already exists (use --force to write into it)",
+            path.display()
+        ))
+        .into());
     }
     std::fs::create_dir_all(path).with_context(|| format!("cannot create output folder {}", path.display()))?;
     Ok(())

@@ -33,7 +33,11 @@ fn validate_accepts_the_examples_and_exits_2_on_errors() {
     let dir = tmp("validate");
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.ron");
-    std::fs::write(&bad, "Scenario(\n  name: \"b\",\n  seed: 1,\n  conditions: (time_of_day: Day, crowdedness: 9),\n)\n").unwrap();
+    std::fs::write(
+        &bad,
+        "Scenario(\n  name: \"b\",\n  seed: 1,\n  conditions: (time_of_day: Day, crowdedness: 9),\n)\n",
+    )
+    .unwrap();
     let out = run(&["validate", bad.to_str().unwrap(), "scenarios/day_empty.ron"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("bad.ron:4:47: conditions.crowdedness: expected 0..=3"), "{}", text(&out));
@@ -45,7 +49,18 @@ fn validate_accepts_the_examples_and_exits_2_on_errors() {
 }
 
 fn render_into(dir: &Path) -> Output {
-    run(&["render", "scenarios/night_merge.ron", "--out", dir.to_str().unwrap(), "--seconds", "1", "--fps", "5", "--size", "128x64"])
+    run(&[
+        "render",
+        "scenarios/night_merge.ron",
+        "--out",
+        dir.to_str().unwrap(),
+        "--seconds",
+        "1",
+        "--fps",
+        "5",
+        "--size",
+        "128x64",
+    ])
 }
 
 #[test]
@@ -71,7 +86,8 @@ fn render_writes_frames_and_labels_in_every_format_deterministically() {
     assert_eq!(coco.images.len(), 5);
     assert!(!coco.annotations.is_empty());
     let bdd = BddDataset::read(&a.join("labels/bdd100k.json")).unwrap();
-    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("labels/bdd100k.json")).unwrap()).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("labels/bdd100k.json")).unwrap()).unwrap();
     assert_eq!(raw[0]["attributes"]["timeofday"], "night");
     assert_eq!(bdd.frames.len(), 5);
     for f in ["labels/kitti_tracking.txt", "labels/coco.json", "labels/bdd100k.json", "metadata.json", "scenario.ron"] {
@@ -101,7 +117,11 @@ fn synth_writes_an_index_and_bad_arguments_exit_2() {
     assert!(dir.join("clips/000001/frames/000001.png").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 
-    for args in [&["synth", "--out", "x", "--size", "0x0"][..], &["synth", "--out", "x", "--clips", "0"], &["render", "scenarios/day_empty.ron", "--out", "x", "--fps", "0"]] {
+    for args in [
+        &["synth", "--out", "x", "--size", "0x0"][..],
+        &["synth", "--out", "x", "--clips", "0"],
+        &["render", "scenarios/day_empty.ron", "--out", "x", "--fps", "0"],
+    ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     }

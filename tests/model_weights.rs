@@ -74,7 +74,10 @@ fn weights_of_another_tier_are_refused_with_tensor_and_shapes() {
     let mut wider = ModelTier::Micro.config().image_ldm.clone();
     wider.base_channels *= 2;
     let err = load_parts(wider.init::<B>(&dev), &file, None, TemporalInit::Require).unwrap_err().to_string();
-    assert!(err.contains("unet.safetensors") && err.contains("has shape") && err.contains("the model expects"), "{err}");
+    assert!(
+        err.contains("unet.safetensors") && err.contains("has shape") && err.contains("the model expects"),
+        "{err}"
+    );
     eprintln!("{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -83,7 +86,10 @@ fn weights_of_another_tier_are_refused_with_tensor_and_shapes() {
 struct RandomAll;
 
 impl<Bk: burn::tensor::backend::Backend> burn::module::ModuleMapper<Bk> for RandomAll {
-    fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<Bk, D>>) -> burn::module::Param<Tensor<Bk, D>> {
+    fn map_float<const D: usize>(
+        &mut self,
+        p: burn::module::Param<Tensor<Bk, D>>,
+    ) -> burn::module::Param<Tensor<Bk, D>> {
         let (id, t, mapper) = p.consume();
         let r = Tensor::random(t.dims(), Distribution::Normal(0.0, 0.1), &t.device());
         burn::module::Param::from_mapped_value(id, r, mapper)

@@ -14,7 +14,8 @@ fn main() -> Result<()> {
     let (w, h, cols) = (256u32, 128u32, 4u32);
     let rows = [(TimeOfDay::Day, 0u8), (TimeOfDay::Day, 3), (TimeOfDay::Night, 0), (TimeOfDay::Night, 3)];
     let gap = 4;
-    let mut sheet = RgbImage::from_pixel(cols * (w + gap) - gap, rows.len() as u32 * (h + gap) - gap, image::Rgb([255, 255, 255]));
+    let mut sheet =
+        RgbImage::from_pixel(cols * (w + gap) - gap, rows.len() as u32 * (h + gap) - gap, image::Rgb([255, 255, 255]));
     let mut renderer = Renderer::new(w, h);
     for (r, &(time_of_day, crowdedness)) in rows.iter().enumerate() {
         for c in 0..cols {

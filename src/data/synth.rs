@@ -92,7 +92,11 @@ impl DatasetIndex {
 }
 
 /// Renders `opts.clips` clips into `dir` (which must exist) and writes the index.
-pub fn write_dataset(dir: &Path, opts: &SynthOptions, mut progress: impl FnMut(SynthProgress)) -> Result<DatasetIndex, ExportError> {
+pub fn write_dataset(
+    dir: &Path,
+    opts: &SynthOptions,
+    mut progress: impl FnMut(SynthProgress),
+) -> Result<DatasetIndex, ExportError> {
     let spec = ClipSpec { frames: opts.frames, fps: opts.fps, width: opts.width, height: opts.height, warmup_s: 2.0 };
     let mut stream = ClipStream::new(spec, opts.first_seed);
     let mut entries = Vec::with_capacity(opts.clips);

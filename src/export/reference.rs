@@ -40,7 +40,8 @@ pub fn render_reference(
     out: &Path,
     mut progress: impl FnMut(u32),
 ) -> Result<ReferenceSummary, ExportError> {
-    let mut world = World::from_scenario(scenario).map_err(|e| ExportError::io(out, std::io::Error::other(e.to_string())))?;
+    let mut world =
+        World::from_scenario(scenario).map_err(|e| ExportError::io(out, std::io::Error::other(e.to_string())))?;
     if let Some(seed) = opts.behaviour_seed {
         world.reseed_behaviour(seed);
     }
@@ -74,7 +75,12 @@ pub fn render_reference(
         "crowdedness": scenario.conditions.crowdedness,
         "scenario_track_ids": world.scenario_tracks,
     });
-    let info = SequenceInfo { name: scenario.name.clone(), time_of_day: scenario.conditions.time_of_day, fps: opts.fps, metadata: meta.clone() };
+    let info = SequenceInfo {
+        name: scenario.name.clone(),
+        time_of_day: scenario.conditions.time_of_day,
+        fps: opts.fps,
+        metadata: meta.clone(),
+    };
     write_sequence_labels(&out.join("labels"), &info, &names, &labels)?;
     atomic::write_atomic(&out.join("scenario.ron"), scenario::to_ron_string(scenario).as_bytes())?;
     let path = out.join("metadata.json");

@@ -35,7 +35,12 @@ pub struct SequenceInfo {
 
 /// Writes all label formats for `labels` into `dir` (created if missing).
 /// `image_names[i]` is frame i's image path as the label files should cite it.
-pub fn write_sequence_labels(dir: &Path, info: &SequenceInfo, image_names: &[String], labels: &[FrameLabels]) -> Result<(), ExportError> {
+pub fn write_sequence_labels(
+    dir: &Path,
+    info: &SequenceInfo,
+    image_names: &[String],
+    labels: &[FrameLabels],
+) -> Result<(), ExportError> {
     if image_names.len() != labels.len() {
         return Err(ExportError::io(
             dir,

@@ -29,7 +29,8 @@ pub struct Labels<B: Backend> {
 impl<B: Backend> Labels<B> {
     /// One entry per sample; `None` is the dropped (unconditional) label.
     pub fn new(conditions: &[Option<Conditions>], device: &B::Device) -> Self {
-        let tod: Vec<i64> = conditions.iter().map(|c| c.map_or(NULL_TIME_OF_DAY, |c| c.time_of_day.index() as i64)).collect();
+        let tod: Vec<i64> =
+            conditions.iter().map(|c| c.map_or(NULL_TIME_OF_DAY, |c| c.time_of_day.index() as i64)).collect();
         let crowd: Vec<i64> = conditions.iter().map(|c| c.map_or(NULL_CROWDEDNESS, |c| c.crowdedness as i64)).collect();
         let n = conditions.len();
         Labels {
@@ -95,7 +96,8 @@ impl<B: Backend> Boxes<B> {
     /// with `slots` token slots and layout maps of `h × w` cells.
     pub fn new(boxes: &[Option<Vec<[f32; 4]>>], slots: usize, h: usize, w: usize, device: &B::Device) -> Self {
         let n = boxes.len();
-        let (mut coords, mut present, mut layout) = (vec![0f32; n * slots * 4], vec![0f32; n * slots], vec![0f32; n * h * w]);
+        let (mut coords, mut present, mut layout) =
+            (vec![0f32; n * slots * 4], vec![0f32; n * slots], vec![0f32; n * h * w]);
         for (i, sample) in boxes.iter().enumerate() {
             for (j, b) in sample.iter().flatten().take(slots).enumerate() {
                 coords[(i * slots + j) * 4..(i * slots + j) * 4 + 4].copy_from_slice(b);
@@ -146,7 +148,8 @@ impl BoxEncoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> BoxEncoder<B> {
         let d = self.token_dim;
         let fourier = 4 * 2 * BOX_FREQS;
-        let init = |len| Param::from_tensor(Tensor::random([len], burn::tensor::Distribution::Normal(0.0, 0.02), device));
+        let init =
+            |len| Param::from_tensor(Tensor::random([len], burn::tensor::Distribution::Normal(0.0, 0.02), device));
         BoxEncoder {
             class: init(d),
             null: init(d),

@@ -4,8 +4,8 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::PaddingConfig3d;
+use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Tensor, backend::Backend};
 
@@ -48,7 +48,8 @@ impl Discriminator3dConfig {
             });
             ch = out;
         }
-        let conv_out = Conv3dConfig::new([ch, 1], [3, 3, 3]).with_padding(PaddingConfig3d::Explicit(1, 1, 1)).init(device);
+        let conv_out =
+            Conv3dConfig::new([ch, 1], [3, 3, 3]).with_padding(PaddingConfig3d::Explicit(1, 1, 1)).init(device);
         Discriminator3d { layers, conv_out }
     }
 }

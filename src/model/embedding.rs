@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn sinusoidal_golden_values() {
-        let e = sinusoidal::<Flex>(Tensor::from_floats([0.0, 1.0], &Default::default()), 4).into_data().to_vec::<f32>().unwrap();
+        let e = sinusoidal::<Flex>(Tensor::from_floats([0.0, 1.0], &Default::default()), 4)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         // dim 4: frequencies 1 and 0.01.
         let want = [1.0, 1.0, 0.0, 0.0, 1f32.cos(), 0.01f32.cos(), 1f32.sin(), 0.01f32.sin()];
         for (a, b) in e.iter().zip(want) {

@@ -33,7 +33,9 @@ impl NormConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Norm<B> {
         match self.kind {
             // Groups must divide the channels; narrow tiers fall back to the gcd.
-            NormKind::Group(g) => Norm::Group(GroupNormConfig::new(gcd(g, self.channels), self.channels).with_epsilon(1e-6).init(device)),
+            NormKind::Group(g) => {
+                Norm::Group(GroupNormConfig::new(gcd(g, self.channels), self.channels).with_epsilon(1e-6).init(device))
+            }
             NormKind::Channel => Norm::Channel(LayerNormConfig::new(self.channels).with_epsilon(1e-6).init(device)),
         }
     }

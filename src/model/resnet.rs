@@ -29,7 +29,10 @@ pub fn conv1x1<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2
 
 /// 3×3 convolution with stride 2: halves height and width (LDM's `Downsample`).
 pub fn downsample_conv<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2d<B> {
-    Conv2dConfig::new([cin, cout], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
 }
 
 /// Nearest-neighbour ×2 then `conv` (LDM's `Upsample`): `[n, c, h, w]` → `[n, c', 2h, 2w]`.

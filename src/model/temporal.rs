@@ -60,7 +60,12 @@ impl<B: Backend> AlphaBlend<B> {
     }
 
     /// `α·spatial + (1−α)·temporal` for tensors of any rank.
-    pub fn forward<const D: usize>(&self, spatial: Tensor<B, D>, temporal: Tensor<B, D>, image_only: bool) -> Tensor<B, D> {
+    pub fn forward<const D: usize>(
+        &self,
+        spatial: Tensor<B, D>,
+        temporal: Tensor<B, D>,
+        image_only: bool,
+    ) -> Tensor<B, D> {
         if image_only {
             return spatial;
         }
@@ -101,7 +106,8 @@ impl TemporalResBlockConfig {
         let c = self.channels;
         let [kt, kh, kw] = self.kernel;
         let conv = |zero: bool| {
-            let cfg = Conv3dConfig::new([c, c], self.kernel).with_padding(PaddingConfig3d::Explicit(kt / 2, kh / 2, kw / 2));
+            let cfg =
+                Conv3dConfig::new([c, c], self.kernel).with_padding(PaddingConfig3d::Explicit(kt / 2, kh / 2, kw / 2));
             if zero { cfg.with_initializer(Initializer::Zeros).init(device) } else { cfg.init(device) }
         };
         TemporalResBlock {
@@ -222,11 +228,8 @@ pub struct ContextEncoderConfig {
 impl ContextEncoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> ContextEncoder<B> {
         let c0 = self.level_channels[0];
-        let levels = self
-            .level_channels
-            .windows(2)
-            .map(|w| super::resnet::downsample_conv(w[0], w[1], device))
-            .collect();
+        let levels =
+            self.level_channels.windows(2).map(|w| super::resnet::downsample_conv(w[0], w[1], device)).collect();
         ContextEncoder { conv_in: super::resnet::conv3x3(self.in_channels, c0, device), levels }
     }
 }
@@ -256,11 +259,15 @@ pub fn new_res_temporal<B: Backend>(
 ) -> TemporalMix<B> {
     match layers {
         TemporalLayers::ConvAndAttention => TemporalMix::Conv(
-            TemporalResBlockConfig::new(channels).with_emb_dim(Some(emb_dim)).with_context_channels(context).with_norm(norm).init(device),
+            TemporalResBlockConfig::new(channels)
+                .with_emb_dim(Some(emb_dim))
+                .with_context_channels(context)
+                .with_norm(norm)
+                .init(device),
         ),
-        TemporalLayers::AttentionOnly => {
-            TemporalMix::Attention(TemporalAttentionConfig::new(channels, heads).with_context_channels(context).init(device))
-        }
+        TemporalLayers::AttentionOnly => TemporalMix::Attention(
+            TemporalAttentionConfig::new(channels, heads).with_context_channels(context).init(device),
+        ),
     }
 }
 

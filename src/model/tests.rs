@@ -17,7 +17,12 @@ use crate::scenario::{Conditions, TimeOfDay};
 
 type B = Flex;
 
-fn randn<Bk: Backend, const D: usize>(shape: [usize; D], rng: &mut ChaCha8Rng, scale: f32, dev: &Bk::Device) -> Tensor<Bk, D> {
+fn randn<Bk: Backend, const D: usize>(
+    shape: [usize; D],
+    rng: &mut ChaCha8Rng,
+    scale: f32,
+    dev: &Bk::Device,
+) -> Tensor<Bk, D> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect();
     Tensor::from_data(TensorData::new(v, shape), dev)
@@ -102,7 +107,13 @@ fn batch<Bk: Backend>(clips: usize, t: usize, seed: u64, dev: &Bk::Device) -> Ba
     let cond = Conditions { time_of_day: TimeOfDay::Night, crowdedness: 2 };
     let mut input = UNetInput::new(x, Tensor::from_floats(steps.as_slice(), dev), t);
     input.labels = Some(Labels::new(&vec![Some(cond); n], dev));
-    input.boxes = Some(Boxes::new(&vec![Some(vec![[0.2, 0.5, 0.4, 0.8]]); n], cfg.image_ldm.boxes.as_ref().unwrap().slots, h, w, dev));
+    input.boxes = Some(Boxes::new(
+        &vec![Some(vec![[0.2, 0.5, 0.4, 0.8]]); n],
+        cfg.image_ldm.boxes.as_ref().unwrap().slots,
+        h,
+        w,
+        dev,
+    ));
     Batch { input }
 }
 
@@ -131,11 +142,18 @@ fn alpha_one_is_the_image_model_frame_by_frame() {
 
     // Perturbing frame 2 of clip 0 changes that frame's output only.
     let mut perturbed = input.clone();
-    perturbed.x = perturbed.x.clone().slice_assign([2..3, 0..LATENT_CHANNELS, 0..4, 0..8], Tensor::ones([1, LATENT_CHANNELS, 4, 8], &dev));
+    perturbed.x = perturbed
+        .x
+        .clone()
+        .slice_assign([2..3, 0..LATENT_CHANNELS, 0..4, 0..8], Tensor::ones([1, LATENT_CHANNELS, 4, 8], &dev));
     let out_p = video.forward(perturbed.clone());
     for i in 0..8 {
         let d = max_abs_diff(frame(&out_video, i), frame(&out_p, i));
-        if i == 2 { assert!(d > 1e-4, "the perturbed frame must change") } else { assert_eq!(d, 0.0, "frame {i} changed") }
+        if i == 2 {
+            assert!(d > 1e-4, "the perturbed frame must change")
+        } else {
+            assert_eq!(d, 0.0, "frame {i} changed")
+        }
     }
 
     // With α < 1 the temporal layers mix frames: the perturbation reaches its neighbours only within its clip.
@@ -196,7 +214,10 @@ fn temporal_training_leaves_spatial_weights_bit_identical() {
 fn context(z: &Tensor<B, 4>, t: usize, s: usize) -> Tensor<B, 4> {
     let [n, c, h, w] = z.dims();
     let mask: Vec<f32> = (0..n).map(|i| if i % t < s { 1.0 } else { 0.0 }).collect();
-    let m = Tensor::<B, 1>::from_floats(mask.as_slice(), &z.device()).reshape([n, 1, 1, 1]).repeat_dim(2, h).repeat_dim(3, w);
+    let m = Tensor::<B, 1>::from_floats(mask.as_slice(), &z.device())
+        .reshape([n, 1, 1, 1])
+        .repeat_dim(2, h)
+        .repeat_dim(3, w);
     Tensor::cat(vec![z.clone() * m.clone().repeat_dim(1, c), m], 1)
 }
 

@@ -44,9 +44,66 @@ pub struct TierConfig {
 impl ModelTier {
     pub fn config(self) -> TierConfig {
         match self {
-            ModelTier::Micro => build(self, (16, 32), 4, Widths { ae: 8, ae_mult: vec![1, 2, 2], unet: 8, unet_mult: vec![1, 2], heads: 2, attn: vec![1], tokens: 8, slots: 4, up: 8, up_mult: vec![1, 2], groups: 4, disc: 4, unshuffle: 2 }),
-            ModelTier::Tiny => build(self, (128, 256), 8, Widths { ae: 16, ae_mult: vec![1, 2, 4, 4], unet: 64, unet_mult: vec![1, 2, 2], heads: 4, attn: vec![1, 2], tokens: 64, slots: 16, up: 48, up_mult: vec![1, 2, 2], groups: 8, disc: 16, unshuffle: 4 }),
-            ModelTier::Base => build(self, (128, 256), 16, Widths { ae: 64, ae_mult: vec![1, 2, 4, 4], unet: 128, unet_mult: vec![1, 2, 4], heads: 8, attn: vec![1, 2], tokens: 256, slots: 16, up: 128, up_mult: vec![1, 1, 2, 4], groups: 32, disc: 64, unshuffle: 4 }),
+            ModelTier::Micro => build(
+                self,
+                (16, 32),
+                4,
+                Widths {
+                    ae: 8,
+                    ae_mult: vec![1, 2, 2],
+                    unet: 8,
+                    unet_mult: vec![1, 2],
+                    heads: 2,
+                    attn: vec![1],
+                    tokens: 8,
+                    slots: 4,
+                    up: 8,
+                    up_mult: vec![1, 2],
+                    groups: 4,
+                    disc: 4,
+                    unshuffle: 2,
+                },
+            ),
+            ModelTier::Tiny => build(
+                self,
+                (128, 256),
+                8,
+                Widths {
+                    ae: 16,
+                    ae_mult: vec![1, 2, 4, 4],
+                    unet: 64,
+                    unet_mult: vec![1, 2, 2],
+                    heads: 4,
+                    attn: vec![1, 2],
+                    tokens: 64,
+                    slots: 16,
+                    up: 48,
+                    up_mult: vec![1, 2, 2],
+                    groups: 8,
+                    disc: 16,
+                    unshuffle: 4,
+                },
+            ),
+            ModelTier::Base => build(
+                self,
+                (128, 256),
+                16,
+                Widths {
+                    ae: 64,
+                    ae_mult: vec![1, 2, 4, 4],
+                    unet: 128,
+                    unet_mult: vec![1, 2, 4],
+                    heads: 8,
+                    attn: vec![1, 2],
+                    tokens: 256,
+                    slots: 16,
+                    up: 128,
+                    up_mult: vec![1, 1, 2, 4],
+                    groups: 32,
+                    disc: 64,
+                    unshuffle: 4,
+                },
+            ),
         }
     }
 }
@@ -79,9 +136,14 @@ fn build(tier: ModelTier, frame_size: (usize, usize), window: usize, w: Widths) 
         .with_norm(norm)
         .with_global(GlobalCondition::DrivingLabels);
     let mut video_ldm = image_ldm.clone();
-    video_ldm.video = Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(LATENT_CHANNELS)));
+    video_ldm.video =
+        Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(LATENT_CHANNELS)));
     let mut interpolator = video_ldm.clone();
-    interpolator.video = Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(LATENT_CHANNELS)).with_fps_flag(true));
+    interpolator.video = Some(
+        VideoConfig::new(TemporalLayers::ConvAndAttention)
+            .with_context_channels(Some(LATENT_CHANNELS))
+            .with_fps_flag(true),
+    );
     // The upsampler's UNet works on r×r pixel blocks as channels (see upsampler.rs).
     let rr = 3 * w.unshuffle * w.unshuffle;
     let upsampler_unet = UNetConfig::new(rr, rr, w.up, w.up_mult, 1, vec![], w.heads)

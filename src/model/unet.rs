@@ -99,7 +99,10 @@ impl UNetConfig {
             Block {
                 res: ResBlockConfig::new(cin, cout).with_emb_dim(Some(emb)).with_norm(self.norm).init(device),
                 attn: attn.then(|| {
-                    SpatialTransformerConfig::new(cout, self.heads).with_box_token_dim(token_dim).with_norm(self.norm).init(device)
+                    SpatialTransformerConfig::new(cout, self.heads)
+                        .with_box_token_dim(token_dim)
+                        .with_norm(self.norm)
+                        .init(device)
                 }),
                 temporal,
             }
@@ -142,7 +145,8 @@ impl UNetConfig {
         });
         UNet {
             time_embed: TimestepEmbeddingConfig::new(self.base_channels, emb).init(device),
-            labels: (self.global == GlobalCondition::DrivingLabels).then(|| LabelEmbeddingConfig::new(emb).init(device)),
+            labels: (self.global == GlobalCondition::DrivingLabels)
+                .then(|| LabelEmbeddingConfig::new(emb).init(device)),
             noise_level: (self.global == GlobalCondition::NoiseLevel)
                 .then(|| TimestepEmbeddingConfig::new(self.base_channels, emb).init(device)),
             box_encoder: self.boxes.as_ref().map(|b| b.init(device)),
@@ -175,7 +179,13 @@ pub struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 4>, emb: &Tensor<B, 2>, tokens: &Option<Tensor<B, 3>>, ctx: &VideoContext<B>) -> Tensor<B, 4> {
+    fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        emb: &Tensor<B, 2>,
+        tokens: &Option<Tensor<B, 3>>,
+        ctx: &VideoContext<B>,
+    ) -> Tensor<B, 4> {
         let mut x = self.res.forward(x, Some(emb.clone()));
         if let Some(t) = &self.temporal {
             x = t.res.forward(x, emb.clone(), ctx);
@@ -347,9 +357,17 @@ impl<B: Backend> UNet<B> {
     pub fn into_image_model(self) -> UNet<B> {
         let strip = |b: Block<B>| Block { temporal: None, ..b };
         UNet {
-            down: self.down.into_iter().map(|d| DownLevel { blocks: d.blocks.into_iter().map(strip).collect(), ..d }).collect(),
+            down: self
+                .down
+                .into_iter()
+                .map(|d| DownLevel { blocks: d.blocks.into_iter().map(strip).collect(), ..d })
+                .collect(),
             mid: self.mid.into_iter().map(strip).collect(),
-            up: self.up.into_iter().map(|u| UpLevel { blocks: u.blocks.into_iter().map(strip).collect(), ..u }).collect(),
+            up: self
+                .up
+                .into_iter()
+                .map(|u| UpLevel { blocks: u.blocks.into_iter().map(strip).collect(), ..u })
+                .collect(),
             temporal: None,
             ..self
         }
@@ -359,9 +377,17 @@ impl<B: Backend> UNet<B> {
     pub fn map_temporal_blocks(self, mut f: impl FnMut(BlockTemporal<B>) -> BlockTemporal<B>) -> UNet<B> {
         let mut map = |b: Block<B>| Block { temporal: b.temporal.map(&mut f), ..b };
         UNet {
-            down: self.down.into_iter().map(|d| DownLevel { blocks: d.blocks.into_iter().map(&mut map).collect(), ..d }).collect(),
+            down: self
+                .down
+                .into_iter()
+                .map(|d| DownLevel { blocks: d.blocks.into_iter().map(&mut map).collect(), ..d })
+                .collect(),
             mid: self.mid.into_iter().map(&mut map).collect(),
-            up: self.up.into_iter().map(|u| UpLevel { blocks: u.blocks.into_iter().map(&mut map).collect(), ..u }).collect(),
+            up: self
+                .up
+                .into_iter()
+                .map(|u| UpLevel { blocks: u.blocks.into_iter().map(&mut map).collect(), ..u })
+                .collect(),
             ..self
         }
     }
@@ -386,7 +412,10 @@ impl<B: Backend> UNet<B> {
 fn train_all<B: Backend, M: Module<B>>(module: M) -> M {
     struct Enable;
     impl<B: Backend> burn::module::ModuleMapper<B> for Enable {
-        fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<B, D>>) -> burn::module::Param<Tensor<B, D>> {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<Tensor<B, D>>,
+        ) -> burn::module::Param<Tensor<B, D>> {
             param.set_require_grad(true)
         }
     }

@@ -59,7 +59,14 @@ impl<B: Backend> Upsampler<B> {
 
     /// `x_t`: `[b·t, 3, H, W]` noisy high-res frames, `cond`: `[b·t, 3, H, W]` augmented
     /// upsampled low-res frames, `level`: `[b·t]` augmentation level → prediction `[b·t, 3, H, W]`.
-    pub fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, cond: Tensor<B, 4>, level: Tensor<B, 1>, frames: usize) -> Tensor<B, 4> {
+    pub fn forward(
+        &self,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        cond: Tensor<B, 4>,
+        level: Tensor<B, 1>,
+        frames: usize,
+    ) -> Tensor<B, 4> {
         let r = self.unshuffle;
         let mut input = UNetInput::new(space_to_depth(x_t, r), timesteps, frames);
         input.extra = Some(space_to_depth(cond, r));

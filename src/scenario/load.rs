@@ -17,8 +17,7 @@ fn ron_options() -> ron::Options {
 
 /// Reads, parses and validates one scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
+    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
     parse_str(&src, path)
 }
 
@@ -133,8 +132,7 @@ pub fn collect_scenario_files(input: &Path) -> Result<Vec<PathBuf>, ScenarioErro
 /// Loads several scenarios; besides each file's own errors, two scenarios with one
 /// name are an error (their outputs would collide). Returns one result per file.
 pub fn load_many(files: &[PathBuf]) -> Vec<(PathBuf, Result<Scenario, ScenarioError>)> {
-    let mut out: Vec<(PathBuf, Result<Scenario, ScenarioError>)> =
-        files.iter().map(|f| (f.clone(), load(f))).collect();
+    let mut out: Vec<(PathBuf, Result<Scenario, ScenarioError>)> = files.iter().map(|f| (f.clone(), load(f))).collect();
     let mut first_by_name: HashMap<String, PathBuf> = HashMap::new();
     for (path, result) in out.iter_mut() {
         let Ok(s) = result else { continue };

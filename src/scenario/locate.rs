@@ -283,11 +283,7 @@ impl Skim {
                 items.push(self.value(depth + 1)?);
             }
         }
-        let kind = if fields.is_empty() && !items.is_empty() {
-            Kind::Items(items)
-        } else {
-            Kind::Fields(fields)
-        };
+        let kind = if fields.is_empty() && !items.is_empty() { Kind::Items(items) } else { Kind::Fields(fields) };
         Some(Node { pos, kind })
     }
 

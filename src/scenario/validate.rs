@@ -26,10 +26,7 @@ pub fn validate(s: &Scenario) -> Vec<(FieldPath, String)> {
     if s.conditions.crowdedness > MAX_CROWDEDNESS {
         v.err(
             cond.field("crowdedness"),
-            format!(
-                "expected 0..={MAX_CROWDEDNESS} (0 empty, 3 dense), found {}",
-                s.conditions.crowdedness
-            ),
+            format!("expected 0..={MAX_CROWDEDNESS} (0 empty, 3 dense), found {}", s.conditions.crowdedness),
         );
     }
 
@@ -133,10 +130,7 @@ fn check_box(v: &mut Checks, path: &FieldPath, b: &BoxSpec) {
         (None, Some(road)) => {
             let p = path.field("road");
             if !(-3..=3).contains(&road.lane) {
-                v.err(
-                    p.field("lane"),
-                    format!("expected -3..=3 (0 ego lane, -1 left, +1 right), found {}", road.lane),
-                );
+                v.err(p.field("lane"), format!("expected -3..=3 (0 ego lane, -1 left, +1 right), found {}", road.lane));
             }
             v.finite_in(p.field("ahead_m"), road.ahead_m, Bound::Open(0.0), 150.0);
         }

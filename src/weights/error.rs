@@ -122,8 +122,14 @@ impl WeightsError {
 impl From<crate::export::ExportError> for WeightsError {
     fn from(e: crate::export::ExportError) -> Self {
         match e {
-            crate::export::ExportError::Io { path, source } => WeightsError::Io { path, action: "writing".into(), source },
-            other => WeightsError::Io { path: PathBuf::new(), action: "writing".into(), source: std::io::Error::other(other.to_string()) },
+            crate::export::ExportError::Io { path, source } => {
+                WeightsError::Io { path, action: "writing".into(), source }
+            }
+            other => WeightsError::Io {
+                path: PathBuf::new(),
+                action: "writing".into(),
+                source: std::io::Error::other(other.to_string()),
+            },
         }
     }
 }

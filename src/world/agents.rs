@@ -56,7 +56,9 @@ impl Body {
             [rng.random_range(0..6usize)];
         let (length, width, height) = match kind {
             BodyKind::Sedan => (rng.random_range(4.4..4.9), rng.random_range(1.75..1.85), rng.random_range(1.40..1.50)),
-            BodyKind::Hatchback => (rng.random_range(3.8..4.3), rng.random_range(1.65..1.78), rng.random_range(1.45..1.55)),
+            BodyKind::Hatchback => {
+                (rng.random_range(3.8..4.3), rng.random_range(1.65..1.78), rng.random_range(1.45..1.55))
+            }
             BodyKind::Suv => (rng.random_range(4.5..4.9), rng.random_range(1.85..1.95), rng.random_range(1.65..1.80)),
             BodyKind::Van => (rng.random_range(4.8..5.3), rng.random_range(1.90..2.00), rng.random_range(1.90..2.10)),
         };
@@ -176,9 +178,10 @@ impl Traffic {
         let same_lane = |other_d: f32| (other_d - d).abs() < 0.8 * road.lane_width;
         let ego_clear = !same_lane(self.ego.d) || (self.ego.s - s).abs() > 0.5 * length + 2.5 + MIN_GAP_M;
         ego_clear
-            && self.agents.iter().all(|a| {
-                !same_lane(a.motion.d) || (a.motion.s - s).abs() > 0.5 * (length + a.body.length) + MIN_GAP_M
-            })
+            && self
+                .agents
+                .iter()
+                .all(|a| !same_lane(a.motion.d) || (a.motion.s - s).abs() > 0.5 * (length + a.body.length) + MIN_GAP_M)
     }
 
     /// Fills every lane to the density, over the live range around the ego.
@@ -199,11 +202,8 @@ impl Traffic {
     fn spawn(&mut self, road: &Road, rng: &mut impl Rng, ds: f32) -> bool {
         let slot = rng.random_range(-road.lanes_opposite..road.lanes_same);
         let body = Body::random(rng);
-        let cruise = if slot < 0 {
-            rng.random_range(10.0..22.0)
-        } else {
-            self.ego.cruise_v * rng.random_range(0.8..1.2)
-        };
+        let cruise =
+            if slot < 0 { rng.random_range(10.0..22.0) } else { self.ego.cruise_v * rng.random_range(0.8..1.2) };
         self.add(road, body, self.ego.s + ds, road.lane_center(slot), cruise, false).is_some()
     }
 
@@ -226,9 +226,8 @@ impl Traffic {
         }
         // 2. Car following (IDM), computed from the state before anyone moves.
         let ego_acc = self.acceleration(road, &self.ego, None);
-        let accs: Vec<f32> = (0..self.agents.len())
-            .map(|i| self.acceleration(road, &self.agents[i].motion, Some(i)))
-            .collect();
+        let accs: Vec<f32> =
+            (0..self.agents.len()).map(|i| self.acceleration(road, &self.agents[i].motion, Some(i))).collect();
         integrate(&mut self.ego, ego_acc, dt);
         for (a, acc) in self.agents.iter_mut().zip(accs) {
             integrate(&mut a.motion, acc, dt);
@@ -297,12 +296,8 @@ impl Traffic {
 /// Draws this step's stochastic decisions for one driver.
 fn decide(m: &mut Motion, road: &Road, lane_change_rate: f32, b: &Behaviour, dt: f32, rng: &mut impl Rng) {
     // One uniform draw per decision keeps the random stream aligned across runs.
-    let (u_brake, u_hurry, u_lane, u_dir) = (
-        rng.random::<f32>(),
-        rng.random::<f32>(),
-        rng.random::<f32>(),
-        rng.random::<f32>(),
-    );
+    let (u_brake, u_hurry, u_lane, u_dir) =
+        (rng.random::<f32>(), rng.random::<f32>(), rng.random::<f32>(), rng.random::<f32>());
     if m.episode_s > 0.0 {
         m.episode_s -= dt;
         if m.episode_s <= 0.0 {

@@ -63,7 +63,11 @@ pub fn annotate(cam: &Camera, canvas: &Canvas, cars: &[(&Agent, Pose)], frame: u
             track_id: agent.track_id,
             class: ObjectClass::Car,
             box2d: clipped,
-            box3d: Box3d { dimensions: [body.height, body.width, body.length], location: pose.position, rotation_y: pose.rotation_y() },
+            box3d: Box3d {
+                dimensions: [body.height, body.width, body.length],
+                location: pose.position,
+                rotation_y: pose.rotation_y(),
+            },
             truncation,
             occluded_fraction: hidden.clamp(0.0, 1.0),
             occlusion: Occlusion::from_fraction(hidden, visible > 0),

@@ -1,7 +1,6 @@
 //! Car geometry: a car is a few cuboids (lower body, cabin, four wheels) placed
 //! rigidly in camera space; faces carry a material (paint, glass, lights, tyre).
 
-
 use super::agents::{Body, BodyKind};
 use super::raster::{add, scale};
 use super::solid::{Face, Pose, Side, cuboid_faces};
@@ -33,14 +32,24 @@ fn cuboids(b: &Body) -> Vec<Cuboid> {
     let top_body = CLEARANCE + body_frac * (b.height - CLEARANCE);
     let mut out = vec![
         ([-hw, hw], [CLEARANCE, top_body], [-hl, hl], Part::Body),
-        ([-hw * cab_width, hw * cab_width], [top_body, b.height], [cab_back * b.length, cab_front * b.length], Part::Cabin),
+        (
+            [-hw * cab_width, hw * cab_width],
+            [top_body, b.height],
+            [cab_back * b.length, cab_front * b.length],
+            Part::Cabin,
+        ),
     ];
     let wheel_r = 0.33;
     let axle = hl - 0.85;
     for x in [-1.0f32, 1.0] {
         for z in [-axle, axle] {
             let xo = x * (hw - 0.02);
-            out.push(([xo.min(xo - x * 0.24), xo.max(xo - x * 0.24)], [0.0, 2.0 * wheel_r], [z - wheel_r, z + wheel_r], Part::Wheel));
+            out.push((
+                [xo.min(xo - x * 0.24), xo.max(xo - x * 0.24)],
+                [0.0, 2.0 * wheel_r],
+                [z - wheel_r, z + wheel_r],
+                Part::Wheel,
+            ));
         }
     }
     out
@@ -48,10 +57,7 @@ fn cuboids(b: &Body) -> Vec<Cuboid> {
 
 /// All faces of a car with the part each belongs to.
 pub fn faces(body: &Body, pose: &Pose) -> Vec<(Part, Face)> {
-    cuboids(body)
-        .into_iter()
-        .flat_map(|(x, y, z, part)| cuboid_faces(pose, x, y, z).map(|f| (part, f)))
-        .collect()
+    cuboids(body).into_iter().flat_map(|(x, y, z, part)| cuboid_faces(pose, x, y, z).map(|f| (part, f))).collect()
 }
 
 /// Surface response at a face point: albedo, emitted light and glossiness.
@@ -80,13 +86,17 @@ pub fn surface(part: Part, face: &Face, paint: [f32; 3], u: f32, v: f32, lights_
         (Part::Cabin, Side::Top) => plain(paint, 0.15),
         (Part::Cabin, side) => {
             // Pillars frame the glass; the side glass has a B-pillar in the middle.
-            let pillar = u < 0.08 || u > 0.92 || v > 0.9 || (matches!(side, Side::Left | Side::Right) && (0.47..0.53).contains(&u));
+            let pillar = u < 0.08
+                || u > 0.92
+                || v > 0.9
+                || (matches!(side, Side::Left | Side::Right) && (0.47..0.53).contains(&u));
             if pillar { plain(paint, 0.15) } else { plain(GLASS, 0.35) }
         }
         (Part::Body, side @ (Side::Front | Side::Back)) => {
             let in_light = (LIGHT_V[0]..LIGHT_V[1]).contains(&v) && LIGHT_U.iter().any(|r| (r[0]..r[1]).contains(&u));
             if in_light {
-                let (albedo, glow) = if side == Side::Back { (TAIL, [2.5, 0.05, 0.03]) } else { (HEAD, [3.0, 2.8, 2.2]) };
+                let (albedo, glow) =
+                    if side == Side::Back { (TAIL, [2.5, 0.05, 0.03]) } else { (HEAD, [3.0, 2.8, 2.2]) };
                 Surface { albedo, emission: if lights_on { glow } else { [0.0; 3] }, gloss: 0.2 }
             } else if v < 0.25 {
                 plain(scale(paint, 0.5), 0.05) // bumper shadow line

@@ -43,7 +43,13 @@ impl Canvas {
 
     /// Draws a convex planar polygon (camera space, any winding) with depth test.
     /// `shade(point)` gives the linear colour at a covered pixel's surface point.
-    pub fn fill_polygon(&mut self, cam: &Camera, poly: &[[f32; 3]], id: u32, mut shade: impl FnMut([f32; 3]) -> [f32; 3]) {
+    pub fn fill_polygon(
+        &mut self,
+        cam: &Camera,
+        poly: &[[f32; 3]],
+        id: u32,
+        mut shade: impl FnMut([f32; 3]) -> [f32; 3],
+    ) {
         let Some(plane) = Plane::through(poly) else { return };
         let w = self.width;
         for_each_covered_pixel(cam, poly, |x, y| {
@@ -73,7 +79,14 @@ impl Canvas {
 
     /// A sphere seen as a disc: centre in camera space, radius in metres; `shade`
     /// gets the sphere's surface normal (camera space) at each pixel.
-    pub fn fill_sphere(&mut self, cam: &Camera, center: [f32; 3], radius: f32, id: u32, mut shade: impl FnMut([f32; 3]) -> [f32; 3]) {
+    pub fn fill_sphere(
+        &mut self,
+        cam: &Camera,
+        center: [f32; 3],
+        radius: f32,
+        id: u32,
+        mut shade: impl FnMut([f32; 3]) -> [f32; 3],
+    ) {
         if center[2] - radius < NEAR_M {
             return;
         }

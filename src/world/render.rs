@@ -167,7 +167,11 @@ impl Renderer {
                     l
                 } else {
                     let sun = (-light.sun_dir[1]).max(0.0);
-                    [light.ambient[0] + light.sun[0] * sun, light.ambient[1] + light.sun[1] * sun, light.ambient[2] + light.sun[2] * sun]
+                    [
+                        light.ambient[0] + light.sun[0] * sun,
+                        light.ambient[1] + light.sun[1] * sun,
+                        light.ambient[2] + light.sun[2] * sun,
+                    ]
                 };
                 lit = mul3(albedo, lit);
                 let i = y * w + x;
@@ -388,7 +392,9 @@ fn lamp_pool(world: &World, s: f32, d: f32) -> f32 {
     let road = &world.road;
     let (left, right) = road.edges();
     let mut total = 0.0;
-    for (on, edge, sign, offset) in [(world.landscape.lamps.0, left, -1.0f32, 0.0), (world.landscape.lamps.1, right, 1.0, 0.5 * LAMP_SPACING_M)] {
+    for (on, edge, sign, offset) in
+        [(world.landscape.lamps.0, left, -1.0f32, 0.0), (world.landscape.lamps.1, right, 1.0, 0.5 * LAMP_SPACING_M)]
+    {
         if !on {
             continue;
         }
@@ -413,11 +419,7 @@ fn building_surface(side: Side, wall: [f32; 3], seed: u64, x_m: f32, y_m: f32, n
         return wall_plain;
     }
     let lit = night && HashRng::new(&[seed, (x_m / 3.0) as u64, (y_m / 3.0) as u64]).next() < 0.3;
-    car::Surface {
-        albedo: [0.05, 0.06, 0.08],
-        emission: if lit { [0.45, 0.33, 0.15] } else { [0.0; 3] },
-        gloss: 0.5,
-    }
+    car::Surface { albedo: [0.05, 0.06, 0.08], emission: if lit { [0.45, 0.33, 0.15] } else { [0.0; 3] }, gloss: 0.5 }
 }
 
 fn plain(albedo: [f32; 3]) -> car::Surface {

@@ -64,7 +64,6 @@ impl Pose {
     }
 }
 
-
 /// The five faces of the local cuboid `x × y × z` (no bottom: never seen from a
 /// camera above the road), placed by `pose`.
 pub fn cuboid_faces(pose: &Pose, x: [f32; 2], y: [f32; 2], z: [f32; 2]) -> [Face; 5] {

@@ -51,7 +51,11 @@ fn unoccluded_untruncated_car_box_matches_its_pixels_within_one_pixel() {
             let [x0, y0, x1, y1] = extent(&mask, w as usize).unwrap();
             let b = label.box2d;
             for (px, lab) in [(x0, b.x1), (y0, b.y1), (x1, b.x2), (y1, b.y2)] {
-                assert!((px as f32 - lab).abs() <= 1.0, "seed {seed} {w}x{h}: pixels {:?} vs box {b:?}", [x0, y0, x1, y1]);
+                assert!(
+                    (px as f32 - lab).abs() <= 1.0,
+                    "seed {seed} {w}x{h}: pixels {:?} vs box {b:?}",
+                    [x0, y0, x1, y1]
+                );
             }
             assert_eq!(label.visible_pixels as usize, mask.iter().filter(|m| **m).count());
             checked += 1;
@@ -149,7 +153,9 @@ fn different_behaviour_seeds_give_diverging_futures_from_one_start() {
         for a in &fs[0].traffic.agents {
             let pos: Vec<(f32, f32)> = fs
                 .iter()
-                .filter_map(|f| f.traffic.agents.iter().find(|b| b.track_id == a.track_id).map(|b| (b.motion.s, b.motion.d)))
+                .filter_map(|f| {
+                    f.traffic.agents.iter().find(|b| b.track_id == a.track_id).map(|b| (b.motion.s, b.motion.d))
+                })
                 .collect();
             if pos.len() == fs.len() {
                 let d = pos.iter().map(|p| (p.0 - pos[0].0).abs() + (p.1 - pos[0].1).abs()).sum::<f32>();
@@ -169,7 +175,8 @@ fn different_behaviour_seeds_give_diverging_futures_from_one_start() {
     let (a, _) = render_run(&world, 20, Some(0));
     let (b, _) = render_run(&world, 20, Some(1));
     assert_eq!(a[0], b[0], "the start frame is shared");
-    let diff: f64 = a[19].iter().zip(&b[19]).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a[19].len() as f64;
+    let diff: f64 =
+        a[19].iter().zip(&b[19]).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a[19].len() as f64;
     assert!(diff > 1.0, "mean abs pixel difference after 9.5 s: {diff:.3}");
 }
 
@@ -196,7 +203,12 @@ fn image_boxes_become_cars_where_requested() {
     let world = straight_world(9, &[spec]);
     let (_, labels) = Renderer::new(256, 128).render(&world, 0);
     let got = label_of(&labels, world.scenario_tracks[0]).unwrap().box2d;
-    let want = Box2d { x1: requested.x1 * 256.0, y1: requested.y1 * 128.0, x2: requested.x2 * 256.0, y2: requested.y2 * 128.0 };
+    let want = Box2d {
+        x1: requested.x1 * 256.0,
+        y1: requested.y1 * 128.0,
+        x2: requested.x2 * 256.0,
+        y2: requested.y2 * 128.0,
+    };
     assert!(got.iou(&want) > 0.5, "requested {want:?}, rendered {got:?}");
 }
 
