@@ -8,5 +8,6 @@ pub mod diffusion;
 pub mod export;
 pub mod model;
 pub mod scenario;
+pub mod train;
 pub mod weights;
 pub mod world;

@@ -11,7 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use latentdrive::data::{self, SynthOptions};
 use latentdrive::export::{self, ReferenceOptions};
+use latentdrive::model::ModelTier;
 use latentdrive::scenario::{self, ScenarioError};
+use latentdrive::train;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Driving-scene simulation with latent video diffusion.
 #[derive(Parser, Debug)]
@@ -66,6 +69,68 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
     },
+    /// Train a model stage on clips streamed from the procedural world (CPU).
+    Train {
+        /// Which stage.
+        stage: StageArg,
+        /// Model tier.
+        #[arg(long, value_enum, default_value = "tiny")]
+        tier: TierArg,
+        /// Total optimiser steps (a resumed run continues towards it).
+        #[arg(long, default_value_t = 1000)]
+        steps: u64,
+        /// Frames (or clips) per batch.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Peak learning rate (AdamW, after a linear warm-up).
+        #[arg(long, default_value_t = 2e-4)]
+        lr: f64,
+        /// Warm-up steps.
+        #[arg(long, default_value_t = 100)]
+        warmup: u64,
+        /// Global gradient-norm clip.
+        #[arg(long, default_value_t = 1.0)]
+        grad_clip: f32,
+        /// EMA decay of the weights that are saved.
+        #[arg(long, default_value_t = 0.999)]
+        ema: f64,
+        /// Steps between checkpoints (also written on Ctrl-C and at the end).
+        #[arg(long, default_value_t = 100)]
+        checkpoint_every: u64,
+        /// Steps between held-out evaluations.
+        #[arg(long, default_value_t = 100)]
+        eval_every: u64,
+        /// Run seed (world seeds and noise are drawn from it and the step).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Checkpoints and log.csv [default: runs/train/<tier>/<stage>].
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Weights folder to write [default: weights/<tier>].
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Continue from the run folder's checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+/// Stages `train` runs today.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum StageArg {
+    /// KL autoencoder on single frames (L1 + edge + KL).
+    Autoencoder,
+}
+
+/// Model tiers.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum TierArg {
+    /// Test-size models (16×32 frames), trained in seconds.
+    Micro,
+    /// Laptop-CPU models (128×256 key frames).
+    Tiny,
+    /// Wide models for a GPU.
+    Base,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +185,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { inputs } => validate(&inputs),
+        train @ Command::Train { .. } => train(train),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;
             if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
@@ -172,6 +238,73 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn train(args: Command) -> Result<ExitCode> {
+    let Command::Train { stage, tier, steps, batch, lr, warmup, grad_clip, ema, checkpoint_every, eval_every, seed, run_dir, weights, resume } = args else {
+        unreachable!("called with Command::Train only")
+    };
+    let stage = match stage {
+        StageArg::Autoencoder => train::Stage::Autoencoder,
+    };
+    let tier = match tier {
+        TierArg::Micro => ModelTier::Micro,
+        TierArg::Tiny => ModelTier::Tiny,
+        TierArg::Base => ModelTier::Base,
+    };
+    if batch == 0 || steps == 0 || checkpoint_every == 0 || eval_every == 0 {
+        return Err(InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into());
+    }
+    if !(lr.is_finite() && lr > 0.0) || !(0.0..1.0).contains(&ema) || !(grad_clip.is_finite() && grad_clip > 0.0) {
+        return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
+    }
+    let run_dir = run_dir.unwrap_or_else(|| PathBuf::from("runs/train").join(tier.dir_name()).join(stage.model_name()));
+    if resume && !run_dir.join("checkpoint/state.json").exists() {
+        return Err(InputError(format!("--resume: no checkpoint in {}", run_dir.display())).into());
+    }
+    let opts = train::TrainOptions {
+        stage,
+        tier,
+        loop_config: train::LoopConfig { steps, lr, warmup_steps: warmup, grad_clip, ema_decay: ema, checkpoint_every, eval_every, init_seed: seed },
+        batch,
+        seed,
+        weights_dir: weights.unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),
+        run_dir,
+        resume,
+    };
+    // Ctrl-C: finish the current step, checkpoint, stop.
+    static CANCEL: AtomicBool = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
+    let bar = progress_bar(steps, stage.model_name());
+    let mut held_out = String::new();
+    let report = train::train_stage(&opts, &CANCEL, |event| match event {
+        train::Event::Step { step, loss, lr, .. } => {
+            bar.set_position(step);
+            bar.set_message(format!("loss {loss:.4} lr {lr:.1e} {held_out}"));
+        }
+        train::Event::HeldOut { loss, .. } => held_out = format!("held-out {loss:.4}"),
+        train::Event::Checkpoint { .. } => {}
+    })?;
+    bar.finish_and_clear();
+    let s = &report.summary;
+    println!(
+        "{} steps {}..{} in {:.1} s ({:.2} it/s){}; log {}",
+        stage.model_name(),
+        s.first_step,
+        s.last_step,
+        s.seconds,
+        (s.last_step - s.first_step) as f64 / s.seconds.max(1e-9),
+        if s.interrupted { ", interrupted (checkpoint saved; continue with --resume)" } else { "" },
+        opts.run_dir.join("log.csv").display()
+    );
+    if let Some((step, loss)) = s.held_out.last() {
+        println!("held-out loss {loss:.4} at step {step}");
+    }
+    if let Some(w) = &report.weights {
+        println!("EMA weights: {} (manifest updated)", w.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn validate(inputs: &[PathBuf]) -> Result<ExitCode> {
     let mut files = Vec::new();
     for input in inputs {
@@ -213,7 +346,7 @@ fn prepare_out(out: &OutputArgs) -> Result<()> {
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {per_sec} ETA {eta}")
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {per_sec} ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

@@ -22,6 +22,27 @@ pub enum ModelTier {
     Base,
 }
 
+impl From<crate::scenario::Tier> for ModelTier {
+    /// The tiers a scenario may ask for (`Micro` is test-only).
+    fn from(tier: crate::scenario::Tier) -> Self {
+        match tier {
+            crate::scenario::Tier::Tiny => ModelTier::Tiny,
+            crate::scenario::Tier::Base => ModelTier::Base,
+        }
+    }
+}
+
+impl ModelTier {
+    /// Folder name under `weights/`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            ModelTier::Micro => "micro",
+            ModelTier::Tiny => "tiny",
+            ModelTier::Base => "base",
+        }
+    }
+}
+
 /// All model configurations of one tier.
 #[derive(Debug, Clone)]
 pub struct TierConfig {

@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::WeightsError;
+use crate::model::ModelTier;
 use super::store::{Part, sha256_file};
 
 /// The manifest's file name inside a weights folder.
@@ -43,36 +44,13 @@ pub const MANIFEST_FILE: &str = "manifest.ron";
 /// one, or say why not) when a field or a tensor name changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The size class a weights folder was trained for.
-///
-/// Separate from [`crate::scenario::Tier`] (which a scenario picks) because weights also
-/// exist for `Micro`, the test-only configs that no scenario may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum WeightTier {
-    /// Test-only configs, trained for seconds; never shipped.
-    Micro,
-    /// Laptop-CPU models, shipped in `weights/tiny`.
-    Tiny,
-    /// Wider models trained on a GPU.
-    Base,
-}
-
-impl From<crate::scenario::Tier> for WeightTier {
-    fn from(tier: crate::scenario::Tier) -> Self {
-        match tier {
-            crate::scenario::Tier::Tiny => WeightTier::Tiny,
-            crate::scenario::Tier::Base => WeightTier::Base,
-        }
-    }
-}
-
 /// The contents of `manifest.ron`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// [`FORMAT_VERSION`] at the time of writing.
     pub format_version: u32,
-    pub tier: WeightTier,
+    pub tier: ModelTier,
     pub models: Vec<ModelEntry>,
 }
 
@@ -133,7 +111,7 @@ struct VersionProbe {
 
 impl Manifest {
     /// An empty manifest of the current format.
-    pub fn new(tier: WeightTier) -> Self {
+    pub fn new(tier: ModelTier) -> Self {
         Manifest { format_version: FORMAT_VERSION, tier, models: Vec::new() }
     }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ModelTier;
 use super::*;
 
 /// A stand-in for a model config: nested, with an enum, as real configs are.
@@ -61,7 +62,7 @@ fn folder(name: &str) -> (TestDir, Manifest) {
     });
     let mut autoencoder = ModelEntry::new("autoencoder", &ToySchedule::Linear, vec![]).unwrap();
     autoencoder.latent_scale = Some(0.18215);
-    let mut manifest = Manifest::new(WeightTier::Tiny);
+    let mut manifest = Manifest::new(ModelTier::Tiny);
     manifest.models = vec![unet, autoencoder];
     (dir, manifest)
 }

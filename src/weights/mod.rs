@@ -36,7 +36,7 @@ mod manifest;
 mod store;
 
 pub use error::WeightsError;
-pub use manifest::{FORMAT_VERSION, FileEntry, MANIFEST_FILE, Manifest, ModelEntry, TrainingFacts, WeightTier};
+pub use manifest::{FORMAT_VERSION, FileEntry, MANIFEST_FILE, Manifest, ModelEntry, TrainingFacts};
 pub use store::{
     Part, TEMPORAL_SEGMENT, TemporalInit, TensorInfo, file_tensors, load_parts, module_tensors, save_parts, sha256_file,
 };

@@ -1,0 +1,63 @@
+//! Exponential moving average of a model's weights, used for sampling.
+//! Parameters are matched by `ParamId`, which optimiser steps and `valid()` keep.
+
+use std::collections::HashMap;
+
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+
+/// `ema ← decay·ema + (1 − decay)·live` after every step.
+#[derive(Debug, Clone)]
+pub struct Ema<M> {
+    pub model: M,
+    pub decay: f64,
+}
+
+impl<M> Ema<M> {
+    pub fn new(model: M, decay: f64) -> Self {
+        Ema { model, decay }
+    }
+}
+
+impl<M> Ema<M> {
+    /// Blends the live (autodiff) model's current weights into the average.
+    pub fn update<B, L>(&mut self, live: &L)
+    where
+        B: AutodiffBackend,
+        L: AutodiffModule<B, InnerModule = M>,
+        M: Module<B::InnerBackend>,
+    {
+        let mut collect = Collect::<B::InnerBackend>(HashMap::new());
+        live.valid().visit(&mut collect);
+        let mut blend = Blend { live: collect.0, decay: self.decay };
+        self.model = self.model.clone().map(&mut blend);
+    }
+}
+
+struct Collect<B: Backend>(HashMap<ParamId, Tensor<B, 1>>);
+
+impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let t = param.val();
+        let n = t.shape().num_elements();
+        self.0.insert(param.id, t.reshape([n]));
+    }
+}
+
+struct Blend<B: Backend> {
+    live: HashMap<ParamId, Tensor<B, 1>>,
+    decay: f64,
+}
+
+impl<B: Backend> ModuleMapper<B> for Blend<B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let id = param.id;
+        let (pid, avg, mapper) = param.consume();
+        let blended = match self.live.remove(&id) {
+            Some(live) => avg.clone() * self.decay + live.reshape(avg.dims()) * (1.0 - self.decay),
+            None => avg,
+        };
+        Param::from_mapped_value(pid, blended, mapper)
+    }
+}

@@ -1,0 +1,218 @@
+//! The one training loop every stage shares, flat and visible:
+//! batch(step) → forward → loss → backward → clip → AdamW step → EMA → log → checkpoint.
+//!
+//! Batches are a pure function of the step (every random draw is seeded from the
+//! run seed and the step), so a checkpoint holds just the model, its EMA, the
+//! optimiser state and the step; `--resume` then continues bit-exactly.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer, grad_clipping::GradientClippingConfig};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::ema::Ema;
+use crate::export::write_atomic;
+
+/// One stage's model and how a batch turns into a loss.
+pub trait Task<B: AutodiffBackend> {
+    type Model: AutodiffModule<B> + Clone;
+
+    /// The model at step 0 (fresh, or built on an earlier stage's weights).
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError>;
+    /// Training loss of the batch for `step`; the batch depends on `step` only.
+    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1>;
+    /// Mean loss on a fixed held-out batch (seeds from the evaluation range).
+    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32;
+}
+
+/// Optimisation settings shared by all stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopConfig {
+    /// Total optimiser steps of the run (a resumed run continues towards it).
+    pub steps: u64,
+    pub lr: f64,
+    /// Linear warm-up from 0 to `lr` over this many steps.
+    pub warmup_steps: u64,
+    /// Global gradient-norm clip.
+    pub grad_clip: f32,
+    pub ema_decay: f64,
+    pub checkpoint_every: u64,
+    pub eval_every: u64,
+    /// Seeds the backend's initialiser right before the model is built, so a fresh
+    /// run's initial weights are a function of this seed.
+    pub init_seed: u64,
+}
+
+impl LoopConfig {
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps { self.lr * (step + 1) as f64 / self.warmup_steps as f64 } else { self.lr }
+    }
+}
+
+/// What the loop reports as it goes (the CLI turns it into a progress bar).
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    Step { step: u64, steps: u64, loss: f32, lr: f64 },
+    HeldOut { step: u64, loss: f32 },
+    Checkpoint { step: u64 },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSummary {
+    pub first_step: u64,
+    pub last_step: u64,
+    pub interrupted: bool,
+    pub held_out: Vec<(u64, f32)>,
+    pub seconds: f64,
+}
+
+/// `state.json` of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    step: u64,
+    config: LoopConfig,
+}
+
+const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// Runs `task` until `cfg.steps` (or `cancel`), checkpointing into `run_dir`.
+/// Returns the EMA model and the summary.
+pub fn fit<B: AutodiffBackend, T: Task<B>>(
+    task: &T,
+    cfg: &LoopConfig,
+    run_dir: &Path,
+    resume: bool,
+    device: &B::Device,
+    cancel: &AtomicBool,
+    mut on_event: impl FnMut(Event),
+) -> Result<(T::Model, Ema<<T::Model as AutodiffModule<B>>::InnerModule>, FitSummary), TrainError> {
+    std::fs::create_dir_all(run_dir.join(CHECKPOINT_DIR)).map_err(|e| TrainError::io(run_dir, e))?;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(0.0)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip)))
+        .init::<B, T::Model>();
+    B::seed(device, init_seed_value(cfg.init_seed));
+    let mut model = task.init(device)?;
+    let mut ema = Ema::new(model.valid(), cfg.ema_decay);
+    let mut step = 0;
+    if resume {
+        let ck = run_dir.join(CHECKPOINT_DIR);
+        let state: CheckpointState = read_json(&ck.join("state.json"))?;
+        model = model.load_record(load_record(&ck.join("model.mpk"), device)?);
+        ema.model = ema.model.clone().load_record(load_record(&ck.join("ema.mpk"), device)?);
+        optim = optim.load_record(load_record(&ck.join("optim.mpk"), device)?);
+        step = state.step;
+        tracing::info!(step, "resumed from checkpoint");
+    }
+    let first_step = step;
+    let log_path = run_dir.join("log.csv");
+    let mut log = open_log(&log_path, resume)?;
+    let t0 = Instant::now();
+    let mut held_out = Vec::new();
+    let mut interrupted = false;
+    while step < cfg.steps {
+        if cancel.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let loss = task.loss(&model, step, device);
+        let value: f32 = loss.clone().into_scalar().elem();
+        if !value.is_finite() {
+            // The last checkpoint stays as it was: nothing of this step is kept.
+            return Err(TrainError::NonFinite { step, loss: value, checkpoint: run_dir.join(CHECKPOINT_DIR) });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = cfg.lr_at(step);
+        model = optim.step(lr, model, grads);
+        ema.update(&model);
+        step += 1;
+        on_event(Event::Step { step, steps: cfg.steps, loss: value, lr });
+        let mut eval = String::new();
+        if step % cfg.eval_every == 0 || step == cfg.steps {
+            let h = task.held_out_loss(&model, device);
+            held_out.push((step, h));
+            eval = format!("{h}");
+            on_event(Event::HeldOut { step, loss: h });
+        }
+        writeln!(log, "{step},{value},{lr},{eval},{:.3}", t0.elapsed().as_secs_f64()).map_err(|e| TrainError::io(&log_path, e))?;
+        if step % cfg.checkpoint_every == 0 {
+            save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
+            on_event(Event::Checkpoint { step });
+        }
+    }
+    log.flush().map_err(|e| TrainError::io(&log_path, e))?;
+    if step > first_step {
+        save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
+        on_event(Event::Checkpoint { step });
+    }
+    let summary = FitSummary { first_step, last_step: step, interrupted, held_out, seconds: t0.elapsed().as_secs_f64() };
+    Ok((model, ema, summary))
+}
+
+fn save_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+    run_dir: &Path,
+    step: u64,
+    cfg: &LoopConfig,
+    model: &M,
+    ema: &Ema<M::InnerModule>,
+    optim: &O,
+) -> Result<(), TrainError> {
+    let ck = run_dir.join(CHECKPOINT_DIR);
+    // Files first, state last: a crash between them leaves the previous state.json,
+    // which then points at newer weights only if all three were written.
+    save_record::<B, _>(&ck.join("model.mpk"), model.clone().into_record())?;
+    save_record::<B::InnerBackend, _>(&ck.join("ema.mpk"), ema.model.clone().into_record())?;
+    save_record::<B, _>(&ck.join("optim.mpk"), optim.to_record())?;
+    let state = serde_json::to_vec_pretty(&CheckpointState { step, config: cfg.clone() }).map_err(|e| TrainError::Record(e.to_string()))?;
+    write_atomic(&ck.join("state.json"), &state)?;
+    Ok(())
+}
+
+fn init_seed_value(seed: u64) -> u64 {
+    crate::world::mix(seed ^ 0x1417)
+}
+
+fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
+    NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+}
+
+fn save_record<B: burn::tensor::backend::Backend, R: burn::record::Record<B>>(path: &Path, record: R) -> Result<(), TrainError> {
+    let bytes = Recorder::<B>::record(&recorder(), record, ()).map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+fn load_record<B: burn::tensor::backend::Backend, R: burn::record::Record<B>>(path: &Path, device: &B::Device) -> Result<R, TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    Recorder::<B>::load(&recorder(), bytes, device).map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))
+}
+
+fn open_log(path: &PathBuf, append: bool) -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
+    let exists = path.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(path)
+        .map_err(|e| TrainError::io(path, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    if !(append && exists) {
+        writeln!(w, "step,loss,lr,held_out_loss,seconds").map_err(|e| TrainError::io(path, e))?;
+    }
+    Ok(w)
+}
