@@ -185,7 +185,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { inputs } => validate(&inputs),
-        train @ Command::Train { .. } => train(train),
+        cmd @ Command::Train { .. } => train(cmd),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;
             if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
