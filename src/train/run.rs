@@ -78,7 +78,7 @@ pub fn train_stage(opts: &TrainOptions, cancel: &AtomicBool, on_event: impl FnMu
                 hardware: format!("CPU ({} threads available), burn Flex", std::thread::available_parallelism().map_or(1, |n| n.get())),
                 data,
                 notes: match summary.held_out.last() {
-                    Some((step, loss)) => format!("held-out L1 {loss:.4} at step {step} (EMA {} in the file)", opts.loop_config.ema_decay),
+                    Some((step, loss)) => format!("held-out L1 {loss:.4} of the live weights at step {step}; the file holds their EMA (decay {})", opts.loop_config.ema_decay),
                     None => String::new(),
                 },
             };
