@@ -120,6 +120,10 @@ enum Command {
 enum StageArg {
     /// KL autoencoder on single frames (L1 + edge + KL).
     Autoencoder,
+    /// Box- and label-conditioned image LDM on the frozen autoencoder's latents.
+    ImageLdm,
+    /// Prediction model: frozen image LDM + temporal layers, context frames S ∈ {0, 1, 2}.
+    VideoLdm,
 }
 
 /// Model tiers.
@@ -240,11 +244,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 #[allow(clippy::too_many_arguments)]
 fn train(args: Command) -> Result<ExitCode> {
-    let Command::Train { stage, tier, steps, batch, lr, warmup, grad_clip, ema, checkpoint_every, eval_every, seed, run_dir, weights, resume } = args else {
+    let Command::Train {
+        stage,
+        tier,
+        steps,
+        batch,
+        lr,
+        warmup,
+        grad_clip,
+        ema,
+        checkpoint_every,
+        eval_every,
+        seed,
+        run_dir,
+        weights,
+        resume,
+    } = args
+    else {
         unreachable!("called with Command::Train only")
     };
     let stage = match stage {
         StageArg::Autoencoder => train::Stage::Autoencoder,
+        StageArg::ImageLdm => train::Stage::ImageLdm,
+        StageArg::VideoLdm => train::Stage::VideoLdm,
     };
     let tier = match tier {
         TierArg::Micro => ModelTier::Micro,
@@ -252,19 +274,30 @@ fn train(args: Command) -> Result<ExitCode> {
         TierArg::Base => ModelTier::Base,
     };
     if batch == 0 || steps == 0 || checkpoint_every == 0 || eval_every == 0 {
-        return Err(InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into());
+        return Err(
+            InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into()
+        );
     }
     if !(lr.is_finite() && lr > 0.0) || !(0.0..1.0).contains(&ema) || !(grad_clip.is_finite() && grad_clip > 0.0) {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
-    let run_dir = run_dir.unwrap_or_else(|| PathBuf::from("runs/train").join(tier.dir_name()).join(stage.model_name()));
+    let run_dir = run_dir.unwrap_or_else(|| train::default_run_dir(tier, stage));
     if resume && !run_dir.join("checkpoint/state.json").exists() {
         return Err(InputError(format!("--resume: no checkpoint in {}", run_dir.display())).into());
     }
     let opts = train::TrainOptions {
         stage,
         tier,
-        loop_config: train::LoopConfig { steps, lr, warmup_steps: warmup, grad_clip, ema_decay: ema, checkpoint_every, eval_every, init_seed: seed },
+        loop_config: train::LoopConfig {
+            steps,
+            lr,
+            warmup_steps: warmup,
+            grad_clip,
+            ema_decay: ema,
+            checkpoint_every,
+            eval_every,
+            init_seed: seed,
+        },
         batch,
         seed,
         weights_dir: weights.unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 /// `ema ← decay·ema + (1 − decay)·live` after every step.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use std::time::Instant;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer, grad_clipping::GradientClippingConfig};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-use burn::tensor::{ElementConversion, Tensor};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
@@ -143,7 +143,8 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
             eval = format!("{h}");
             on_event(Event::HeldOut { step, loss: h });
         }
-        writeln!(log, "{step},{value},{lr},{eval},{:.3}", t0.elapsed().as_secs_f64()).map_err(|e| TrainError::io(&log_path, e))?;
+        writeln!(log, "{step},{value},{lr},{eval},{:.3}", t0.elapsed().as_secs_f64())
+            .map_err(|e| TrainError::io(&log_path, e))?;
         if step % cfg.checkpoint_every == 0 {
             save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
             on_event(Event::Checkpoint { step });
@@ -154,7 +155,8 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
         on_event(Event::Checkpoint { step });
     }
-    let summary = FitSummary { first_step, last_step: step, interrupted, held_out, seconds: t0.elapsed().as_secs_f64() };
+    let summary =
+        FitSummary { first_step, last_step: step, interrupted, held_out, seconds: t0.elapsed().as_secs_f64() };
     Ok((model, ema, summary))
 }
 
@@ -172,7 +174,8 @@ fn save_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>
     save_record::<B, _>(&ck.join("model.mpk"), model.clone().into_record())?;
     save_record::<B::InnerBackend, _>(&ck.join("ema.mpk"), ema.model.clone().into_record())?;
     save_record::<B, _>(&ck.join("optim.mpk"), optim.to_record())?;
-    let state = serde_json::to_vec_pretty(&CheckpointState { step, config: cfg.clone() }).map_err(|e| TrainError::Record(e.to_string()))?;
+    let state = serde_json::to_vec_pretty(&CheckpointState { step, config: cfg.clone() })
+        .map_err(|e| TrainError::Record(e.to_string()))?;
     write_atomic(&ck.join("state.json"), &state)?;
     Ok(())
 }
@@ -185,13 +188,20 @@ fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
     NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
 }
 
-fn save_record<B: burn::tensor::backend::Backend, R: burn::record::Record<B>>(path: &Path, record: R) -> Result<(), TrainError> {
-    let bytes = Recorder::<B>::record(&recorder(), record, ()).map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))?;
+fn save_record<B: burn::tensor::backend::Backend, R: burn::record::Record<B>>(
+    path: &Path,
+    record: R,
+) -> Result<(), TrainError> {
+    let bytes = Recorder::<B>::record(&recorder(), record, ())
+        .map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))?;
     write_atomic(path, &bytes)?;
     Ok(())
 }
 
-fn load_record<B: burn::tensor::backend::Backend, R: burn::record::Record<B>>(path: &Path, device: &B::Device) -> Result<R, TrainError> {
+fn load_record<B: burn::tensor::backend::Backend, R: burn::record::Record<B>>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<R, TrainError> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
     Recorder::<B>::load(&recorder(), bytes, device).map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))
 }

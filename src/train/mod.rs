@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use ema::Ema;
 pub use fit::{Event, FitSummary, LoopConfig, Task, fit};
-pub use run::{Stage, StageReport, TrainOptions, train_stage};
-pub use stages::{AutoencoderTask, FrameSource};
+pub use run::{KEYFRAME_FPS, Stage, StageReport, TrainOptions, default_run_dir, train_stage};
+pub use stages::{AutoencoderTask, FrameSource, ImageLdmTask, VideoLdmTask, visible_boxes};
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]

@@ -1,23 +1,30 @@
 //! `train <stage>`: runs a stage's task through `fit`, then writes the EMA weights
 //! into the weights folder and records them (config, hashes, training facts) in its
-//! manifest, replacing that stage's earlier entry.
+//! manifest, replacing that stage's earlier entry. Later stages read what earlier
+//! ones wrote (the frozen autoencoder, the image LDM's spatial weights).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
-use super::fit::{Event, FitSummary, LoopConfig, fit};
-use super::stages::AutoencoderTask;
 use super::TrainError;
-use crate::model::ModelTier;
-use crate::weights::{FileEntry, Manifest, ModelEntry, Part, TrainingFacts, save_parts};
+use super::fit::{Event, FitSummary, LoopConfig, fit};
+use super::stages::{AutoencoderTask, FrameSource, ImageLdmTask, VideoLdmTask};
+use crate::diffusion::NoiseSchedule;
+use crate::model::{Autoencoder, ModelTier};
+use crate::weights::{
+    FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
+};
 
-/// Stages that `train` can run today (later stages land with their tasks).
+/// Stages that `train` can run today, in training order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
     Autoencoder,
+    ImageLdm,
+    VideoLdm,
 }
 
 impl Stage {
@@ -25,6 +32,8 @@ impl Stage {
     pub fn model_name(self) -> &'static str {
         match self {
             Stage::Autoencoder => "autoencoder",
+            Stage::ImageLdm => "image_ldm",
+            Stage::VideoLdm => "video_ldm",
         }
     }
 }
@@ -34,6 +43,7 @@ pub struct TrainOptions {
     pub stage: Stage,
     pub tier: ModelTier,
     pub loop_config: LoopConfig,
+    /// Frames (or clips, for video stages) per batch.
     pub batch: usize,
     pub seed: u64,
     /// Checkpoints and logs.
@@ -51,52 +61,184 @@ pub struct StageReport {
     pub weights: Option<PathBuf>,
 }
 
+/// Classifier-free guidance needs the model to see dropped conditions this often.
+const LABEL_DROP_P: f64 = 0.1;
+
+type B = Autodiff<Flex>;
+type IB = Flex;
+
 /// Runs one stage on the CPU (`Autodiff<Flex>`).
-pub fn train_stage(opts: &TrainOptions, cancel: &AtomicBool, on_event: impl FnMut(Event)) -> Result<StageReport, TrainError> {
-    type B = Autodiff<Flex>;
+pub fn train_stage(
+    opts: &TrainOptions,
+    cancel: &AtomicBool,
+    on_event: impl FnMut(Event),
+) -> Result<StageReport, TrainError> {
     let device = Default::default();
     let cfg = opts.tier.config();
+    let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
     match opts.stage {
         Stage::Autoencoder => {
             let task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed);
-            let (_, ema, summary) =
-                fit::<B, _>(&task, &opts.loop_config, &opts.run_dir, opts.resume, &device, cancel, on_event)?;
+            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
-            std::fs::create_dir_all(&opts.weights_dir).map_err(|e| TrainError::io(&opts.weights_dir, e))?;
-            let file_name = format!("{}.safetensors", opts.stage.model_name());
-            let path = opts.weights_dir.join(&file_name);
-            save_parts(&ema.model, &path, None)?;
-            let data = format!(
-                "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}",
-                cfg.frame_size.0, cfg.frame_size.1, opts.seed, opts.batch
-            );
-            let facts = TrainingFacts {
-                steps: summary.last_step,
-                wall_time_s: summary.seconds,
-                hardware: format!("CPU ({} threads available), burn Flex", std::thread::available_parallelism().map_or(1, |n| n.get())),
-                data,
-                notes: match summary.held_out.last() {
-                    Some((step, loss)) => format!("held-out L1 {loss:.4} of the live weights at step {step}; the file holds their EMA (decay {})", opts.loop_config.ema_decay),
-                    None => String::new(),
-                },
-            };
-            let mut entry = ModelEntry::new(
-                opts.stage.model_name(),
-                &cfg.autoencoder,
-                vec![FileEntry::describe(&opts.weights_dir, &file_name, Part::Spatial)?],
-            )?;
-            entry.training = Some(facts);
-            let mut manifest = match Manifest::read(&opts.weights_dir) {
-                Ok(m) => m,
-                Err(crate::weights::WeightsError::MissingFile { .. }) => Manifest::new(opts.tier),
-                Err(e) => return Err(e.into()),
-            };
-            manifest.models.retain(|m| m.name != entry.name);
-            manifest.models.push(entry);
-            manifest.write(&opts.weights_dir)?;
+            let scale = latent_scale(&ema.model, &task.frames, &device);
+            let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| e.latent_scale = Some(scale))?;
             Ok(StageReport { summary, weights: Some(path) })
         }
+        Stage::ImageLdm => {
+            let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
+            let task = ImageLdmTask {
+                config: cfg.image_ldm.clone(),
+                autoencoder,
+                latent_scale,
+                schedule: NoiseSchedule::ldm(),
+                frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
+                batch: opts.batch,
+                seed: opts.seed,
+                drop_p: LABEL_DROP_P,
+            };
+            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(StageReport { summary, weights: None });
+            }
+            let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |_| {})?;
+            Ok(StageReport { summary, weights: Some(path) })
+        }
+        Stage::VideoLdm => {
+            let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
+            let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
+            let task = VideoLdmTask {
+                config: cfg.video_ldm.clone(),
+                image_weights: image_weights.clone(),
+                autoencoder,
+                latent_scale,
+                schedule: NoiseSchedule::ldm(),
+                frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
+                window: cfg.window,
+                fps: KEYFRAME_FPS,
+                clips: opts.batch,
+                seed: opts.seed,
+                drop_p: LABEL_DROP_P,
+            };
+            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(StageReport { summary, weights: None });
+            }
+            // Spatial layers were frozen: the entry points at the image LDM's file and
+            // only the temporal parameters are written anew.
+            let temporal_name = format!("{}.temporal.safetensors", Stage::VideoLdm.model_name());
+            let temporal = opts.weights_dir.join(&temporal_name);
+            save_parts(&ema.model, &run.join("spatial-copy.safetensors"), Some(&temporal))?;
+            let image_name = image_weights.file_name().map(PathBuf::from).unwrap_or_default();
+            let files = vec![
+                FileEntry::describe(&opts.weights_dir, image_name, Part::Spatial)?,
+                FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
+            ];
+            record(opts, &cfg.video_ldm, files, &summary, |_| {})?;
+            Ok(StageReport { summary, weights: Some(temporal) })
+        }
     }
+}
+
+/// Key frames are 2.5 Hz (ARCHITECTURE.md, "Frame rates").
+pub const KEYFRAME_FPS: f32 = 2.5;
+
+/// `1 / std` of the posterior means of the held-out frames (LDM's scale factor).
+fn latent_scale(ae: &Autoencoder<IB>, frames: &FrameSource, device: &burn::backend::flex::FlexDevice) -> f32 {
+    use burn::tensor::ElementConversion;
+    let x = frames.held_out::<IB>(16, device);
+    let (mean, _) = ae.encoder.forward(x);
+    let std: f32 = mean.var(0).mean().sqrt().into_scalar().elem();
+    if std.is_finite() && std > 1e-6 { 1.0 / std } else { 1.0 }
+}
+
+/// The trained autoencoder of this weights folder and its latent scale.
+fn load_autoencoder(
+    opts: &TrainOptions,
+    device: &burn::backend::flex::FlexDevice,
+) -> Result<(Autoencoder<IB>, f32), TrainError> {
+    let manifest = Manifest::read(&opts.weights_dir)?;
+    let entry =
+        manifest.model(Stage::Autoencoder.model_name()).ok_or_else(|| missing_stage(opts, Stage::Autoencoder))?;
+    let path = stage_file(opts, Stage::Autoencoder, Part::Spatial)?;
+    let ae = load_parts(opts.tier.config().autoencoder.init::<IB>(device), &path, None, TemporalInit::Require)?;
+    Ok((ae, entry.latent_scale.unwrap_or(1.0)))
+}
+
+/// The file of an earlier stage, as its manifest entry names it.
+fn stage_file(opts: &TrainOptions, stage: Stage, part: Part) -> Result<PathBuf, TrainError> {
+    let manifest = Manifest::read(&opts.weights_dir)?;
+    let entry = manifest.model(stage.model_name()).ok_or_else(|| missing_stage(opts, stage))?;
+    entry.file_path(&opts.weights_dir, part)?.ok_or_else(|| missing_stage(opts, stage))
+}
+
+fn missing_stage(opts: &TrainOptions, stage: Stage) -> TrainError {
+    TrainError::Weights(WeightsError::MissingFile {
+        path: opts.weights_dir.join(format!("{}.safetensors", stage.model_name())),
+    })
+}
+
+/// Saves a single-file stage's EMA weights and records it in the manifest.
+fn save_stage<M: Module<IB>, C: Serialize>(
+    opts: &TrainOptions,
+    config: &C,
+    model: &M,
+    summary: &FitSummary,
+    extra: impl FnOnce(&mut ModelEntry),
+) -> Result<PathBuf, TrainError> {
+    std::fs::create_dir_all(&opts.weights_dir).map_err(|e| TrainError::io(&opts.weights_dir, e))?;
+    let name = format!("{}.safetensors", opts.stage.model_name());
+    let path = opts.weights_dir.join(&name);
+    save_parts(model, &path, None)?;
+    record(opts, config, vec![FileEntry::describe(&opts.weights_dir, &name, Part::Spatial)?], summary, extra)?;
+    Ok(path)
+}
+
+/// Replaces the stage's manifest entry (creating the manifest if needed).
+fn record<C: Serialize>(
+    opts: &TrainOptions,
+    config: &C,
+    files: Vec<FileEntry>,
+    summary: &FitSummary,
+    extra: impl FnOnce(&mut ModelEntry),
+) -> Result<(), TrainError> {
+    let cfg = opts.tier.config();
+    let facts = TrainingFacts {
+        steps: summary.last_step,
+        wall_time_s: summary.seconds,
+        hardware: format!(
+            "CPU ({} threads available), burn Flex",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+        data: format!(
+            "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}",
+            cfg.frame_size.0, cfg.frame_size.1, opts.seed, opts.batch
+        ),
+        notes: match summary.held_out.last() {
+            Some((step, loss)) => format!(
+                "held-out loss {loss:.4} of the live weights at step {step}; the file holds their EMA (decay {})",
+                opts.loop_config.ema_decay
+            ),
+            None => String::new(),
+        },
+    };
+    let mut entry = ModelEntry::new(opts.stage.model_name(), config, files)?;
+    entry.training = Some(facts);
+    extra(&mut entry);
+    let mut manifest = match Manifest::read(&opts.weights_dir) {
+        Ok(m) => m,
+        Err(WeightsError::MissingFile { .. }) => Manifest::new(opts.tier),
+        Err(e) => return Err(e.into()),
+    };
+    manifest.models.retain(|m| m.name != entry.name);
+    manifest.models.push(entry);
+    manifest.write(&opts.weights_dir)?;
+    Ok(())
+}
+
+/// Where `train` keeps a stage's run by default.
+pub fn default_run_dir(tier: ModelTier, stage: Stage) -> PathBuf {
+    Path::new("runs/train").join(tier.dir_name()).join(stage.model_name())
 }

@@ -12,7 +12,8 @@ use super::fit::Task;
 use crate::data::{EVAL_SEED_BASE, image_to_tensor, random_conditions};
 use crate::diffusion::noise::gaussian;
 use crate::model::{Autoencoder, AutoencoderConfig};
-use crate::world::{Renderer, World, mix};
+use crate::scenario::Conditions;
+use crate::world::{FrameLabels, Renderer, World, mix};
 
 /// Single frames from the procedural world, a pure function of (run seed, step, index).
 pub struct FrameSource {
@@ -32,11 +33,44 @@ impl FrameSource {
 
     /// A frame of world `seed` at a time drawn from the seed (0..6 s), as `[3, h, w]` in [-1, 1].
     pub fn frame<B: burn::tensor::backend::Backend>(&self, seed: u64, device: &B::Device) -> Tensor<B, 3> {
+        self.labelled_frame(seed, device).0
+    }
+
+    /// The same frame with its conditions and the normalised boxes of its visible cars
+    /// (largest first), as the image LDM is conditioned on them.
+    pub fn labelled_frame<B: burn::tensor::backend::Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> (Tensor<B, 3>, Conditions, Vec<[f32; 4]>) {
+        let conditions = random_conditions(seed);
         // A world without requested boxes always builds.
-        let mut world = World::new(seed, random_conditions(seed), &[]).expect("box-free worlds always build");
+        let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         world.advance_to((mix(seed ^ 0x7133) % 240) as f32 / 40.0);
-        let (img, _) = self.renderer.borrow_mut().render(&world, 0);
-        image_to_tensor(&img, device)
+        let (img, labels) = self.renderer.borrow_mut().render(&world, 0);
+        (image_to_tensor(&img, device), conditions, visible_boxes(&labels))
+    }
+
+    /// `frames` consecutive frames of world `seed` at `fps`, after the seed's warm-up,
+    /// as `[t, 3, h, w]`, with the world's conditions.
+    pub fn clip<B: burn::tensor::backend::Backend>(
+        &self,
+        seed: u64,
+        frames: usize,
+        fps: f32,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Conditions) {
+        let conditions = random_conditions(seed);
+        let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
+        let start = (mix(seed ^ 0x7133) % 240) as f32 / 40.0;
+        let mut renderer = self.renderer.borrow_mut();
+        let clip = (0..frames)
+            .map(|i| {
+                world.advance_to(start + i as f32 / fps);
+                image_to_tensor(&renderer.render(&world, i as u32).0, device)
+            })
+            .collect();
+        (Tensor::stack(clip, 0), conditions)
     }
 
     /// Training batch `[n, 3, h, w]` of `step`.
@@ -48,6 +82,19 @@ impl FrameSource {
     pub fn held_out<B: burn::tensor::backend::Backend>(&self, n: usize, device: &B::Device) -> Tensor<B, 4> {
         Tensor::stack((0..n).map(|i| self.frame(EVAL_SEED_BASE + i as u64, device)).collect(), 0)
     }
+}
+
+/// Normalised `[x1, y1, x2, y2]` of the visible cars of a frame, largest first.
+pub fn visible_boxes(labels: &FrameLabels) -> Vec<[f32; 4]> {
+    let (w, h) = (labels.width as f32, labels.height as f32);
+    let mut boxes: Vec<(f32, [f32; 4])> = labels
+        .objects
+        .iter()
+        .filter(|o| o.visible_pixels > 0)
+        .map(|o| (o.box2d.area(), [o.box2d.x1 / w, o.box2d.y1 / h, o.box2d.x2 / w, o.box2d.y2 / h]))
+        .collect();
+    boxes.sort_by(|a, b| b.0.total_cmp(&a.0));
+    boxes.into_iter().map(|(_, b)| b).collect()
 }
 
 /// Stage 1: the KL autoencoder on single frames. Loss: L1 + edge (image-gradient
@@ -74,7 +121,11 @@ impl AutoencoderTask {
         }
     }
 
-    fn reconstruction_loss<B: burn::tensor::backend::Backend>(&self, rec: Tensor<B, 4>, x: Tensor<B, 4>) -> Tensor<B, 1> {
+    fn reconstruction_loss<B: burn::tensor::backend::Backend>(
+        &self,
+        rec: Tensor<B, 4>,
+        x: Tensor<B, 4>,
+    ) -> Tensor<B, 1> {
         let l1 = (rec.clone() - x.clone()).abs().mean();
         let [n, c, h, w] = x.dims();
         let dx = |t: Tensor<B, 4>| t.clone().slice([0..n, 0..c, 0..h, 1..w]) - t.slice([0..n, 0..c, 0..h, 0..w - 1]);
@@ -107,5 +158,204 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
         let rec = model.decoder.forward(mean, 1);
         use burn::tensor::ElementConversion;
         (rec - x).abs().mean().into_scalar().elem()
+    }
+}
+
+/// Encodes frames `[n, 3, H, W]` with a frozen autoencoder into scaled latents
+/// `[n, z, h, w]` (the posterior mean × `latent_scale`), outside the autograd graph.
+pub fn encode_frozen<B: AutodiffBackend>(
+    ae: &Autoencoder<B::InnerBackend>,
+    frames: Tensor<B::InnerBackend, 4>,
+    latent_scale: f32,
+) -> Tensor<B, 4> {
+    let (mean, _) = ae.encoder.forward(frames);
+    Tensor::from_inner(mean * latent_scale)
+}
+
+/// Stage 2: the box- and label-conditioned image LDM on frozen latents.
+/// Labels and boxes are each dropped with probability `drop_p` (classifier-free guidance).
+pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
+    pub config: crate::model::UNetConfig,
+    pub autoencoder: Autoencoder<IB>,
+    pub latent_scale: f32,
+    pub schedule: crate::diffusion::NoiseSchedule,
+    pub frames: FrameSource,
+    pub batch: usize,
+    pub seed: u64,
+    pub drop_p: f64,
+}
+
+/// Condition dropout and noise of one diffusion batch, drawn from the step's seed.
+struct DiffusionDraws<B: burn::tensor::backend::Backend> {
+    noise: Tensor<B, 4>,
+    timesteps: Vec<usize>,
+    keep_labels: Vec<bool>,
+    keep_boxes: Vec<bool>,
+}
+
+fn draws<B: burn::tensor::backend::Backend>(
+    seed: u64,
+    n: usize,
+    shape: [usize; 4],
+    drop_p: f64,
+    train_steps: usize,
+    device: &B::Device,
+) -> DiffusionDraws<B> {
+    use rand::RngExt;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = gaussian::<B, 4, _>(shape, &mut rng, device);
+    let timesteps = crate::diffusion::noise::sample_timesteps(&mut rng, n, train_steps);
+    let keep_labels = (0..n).map(|_| !rng.random_bool(drop_p)).collect();
+    let keep_boxes = (0..n).map(|_| !rng.random_bool(drop_p)).collect();
+    DiffusionDraws { noise, timesteps, keep_labels, keep_boxes }
+}
+
+impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
+    fn diffusion_loss<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        model: &crate::model::UNet<B>,
+        seeds: &[u64],
+        draw_seed: u64,
+        drop_p: f64,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let inner = |t: Tensor<B, 3>| t.inner();
+        let mut frames = Vec::new();
+        let (mut conds, mut boxes) = (Vec::new(), Vec::new());
+        for &s in seeds {
+            let (f, c, b) = self.frames.labelled_frame::<B>(s, device);
+            frames.push(inner(f));
+            conds.push(c);
+            boxes.push(b);
+        }
+        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::stack(frames, 0), self.latent_scale);
+        let [n, c, h, w] = z0.dims();
+        let d = draws::<B>(draw_seed, n, [n, c, h, w], drop_p, self.schedule.train_steps(), device);
+        let x_t = self.schedule.add_noise(z0, d.noise.clone(), &d.timesteps);
+        let mut input = crate::model::UNetInput::new(
+            x_t,
+            Tensor::from_floats(d.timesteps.iter().map(|&t| t as f32).collect::<Vec<_>>().as_slice(), device),
+            1,
+        );
+        input.labels = Some(crate::model::Labels::new(
+            &conds.iter().zip(&d.keep_labels).map(|(c, k)| k.then_some(*c)).collect::<Vec<_>>(),
+            device,
+        ));
+        let slots = self.config.boxes.as_ref().map_or(0, |b| b.slots);
+        input.boxes = Some(crate::model::Boxes::new(
+            &boxes.into_iter().zip(&d.keep_boxes).map(|(b, k)| k.then_some(b)).collect::<Vec<_>>(),
+            slots,
+            h,
+            w,
+            device,
+        ));
+        crate::diffusion::mse(model.forward(input), d.noise)
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
+    type Model = crate::model::UNet<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        Ok(self.config.init(device))
+    }
+
+    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
+        let seeds: Vec<u64> = (0..self.batch).map(|i| self.frames.train_seed(step, i)).collect();
+        self.diffusion_loss(model, &seeds, mix(self.seed ^ step ^ 0x1D), self.drop_p, device)
+    }
+
+    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
+        use burn::tensor::ElementConversion;
+        let seeds: Vec<u64> = (0..self.batch.max(4) as u64).map(|i| EVAL_SEED_BASE + i).collect();
+        // Fixed seed and no dropout: the same noise, timesteps and conditions at every evaluation.
+        self.diffusion_loss(model, &seeds, 0xE7A1, 0.0, device).into_scalar().elem()
+    }
+}
+
+/// Stage 4: the prediction model. The image LDM's spatial weights, frozen, with new
+/// temporal layers trained on clips of `T` key frames (2.5 Hz); each clip gets
+/// S ∈ {0, 1, 2} context frames (S = 0 trains the unconditional branch that context
+/// guidance needs) and its labels are dropped with probability `drop_p`.
+pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
+    pub config: crate::model::UNetConfig,
+    /// Spatial weights of the trained image LDM.
+    pub image_weights: std::path::PathBuf,
+    pub autoencoder: Autoencoder<IB>,
+    pub latent_scale: f32,
+    pub schedule: crate::diffusion::NoiseSchedule,
+    pub frames: FrameSource,
+    pub window: usize,
+    pub fps: f32,
+    pub clips: usize,
+    pub seed: u64,
+    pub drop_p: f64,
+}
+
+impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
+    fn clip_loss<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        model: &crate::model::UNet<B>,
+        seeds: &[u64],
+        draw_seed: u64,
+        drop_p: f64,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        use rand::RngExt;
+        let t = self.window;
+        let (mut frames, mut conds) = (Vec::new(), Vec::new());
+        for &s in seeds {
+            let (clip, c) = self.frames.clip::<B>(s, t, self.fps, device);
+            frames.push(clip.inner());
+            conds.push(c);
+        }
+        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::cat(frames, 0), self.latent_scale);
+        let [n, c, h, w] = z0.dims();
+        let clips = seeds.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+        let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
+        // One timestep per clip, shared by its frames.
+        let per_clip = crate::diffusion::noise::sample_timesteps(&mut rng, clips, self.schedule.train_steps());
+        let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
+        let context_frames: Vec<usize> = (0..clips).map(|_| rng.random_range(0..=2usize)).collect();
+        let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
+        let mask: Vec<f32> = (0..n).map(|i| if i % t < context_frames[i / t] { 1.0 } else { 0.0 }).collect();
+        let m = Tensor::<B, 1>::from_floats(mask.as_slice(), device)
+            .reshape([n, 1, 1, 1])
+            .repeat_dim(2, h)
+            .repeat_dim(3, w);
+        let context = Tensor::cat(vec![z0.clone() * m.clone().repeat_dim(1, c), m], 1);
+        let x_t = self.schedule.add_noise(z0, noise.clone(), &timesteps);
+        let steps: Vec<f32> = timesteps.iter().map(|&s| s as f32).collect();
+        let mut input = crate::model::UNetInput::new(x_t, Tensor::from_floats(steps.as_slice(), device), t);
+        let labels: Vec<Option<Conditions>> = (0..n).map(|i| keep[i / t].then_some(conds[i / t])).collect();
+        input.labels = Some(crate::model::Labels::new(&labels, device));
+        input.context = Some(context);
+        crate::diffusion::mse(model.forward(input), noise)
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
+    type Model = crate::model::UNet<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        let model = crate::weights::load_parts(
+            self.config.init(device),
+            &self.image_weights,
+            None,
+            crate::weights::TemporalInit::Keep,
+        )?;
+        Ok(model.freeze_spatial())
+    }
+
+    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
+        let seeds: Vec<u64> = (0..self.clips).map(|i| self.frames.train_seed(step, i)).collect();
+        self.clip_loss(model, &seeds, mix(self.seed ^ step ^ 0x7D), self.drop_p, device)
+    }
+
+    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
+        use burn::tensor::ElementConversion;
+        let seeds: Vec<u64> = (0..self.clips.max(2) as u64).map(|i| EVAL_SEED_BASE + i).collect();
+        self.clip_loss(model, &seeds, 0xE7A2, 0.0, device).into_scalar().elem()
     }
 }

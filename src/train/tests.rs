@@ -36,7 +36,16 @@ fn task_init() -> crate::model::Autoencoder<AB> {
 }
 
 fn loop_config(steps: u64) -> LoopConfig {
-    LoopConfig { steps, lr: 1e-3, warmup_steps: 2, grad_clip: 1.0, ema_decay: 0.9, checkpoint_every: 100, eval_every: 2, init_seed: 3 }
+    LoopConfig {
+        steps,
+        lr: 1e-3,
+        warmup_steps: 2,
+        grad_clip: 1.0,
+        ema_decay: 0.9,
+        checkpoint_every: 100,
+        eval_every: 2,
+        init_seed: 3,
+    }
 }
 
 fn run_dir(tag: &str) -> std::path::PathBuf {
@@ -53,7 +62,8 @@ fn resuming_half_way_gives_bit_identical_weights() {
     let (straight, straight_ema, _) = fit::<AB, _>(&task(), &loop_config(4), &a, false, &dev, &never, |_| {}).unwrap();
     let (_, _, first) = fit::<AB, _>(&task(), &loop_config(2), &b, false, &dev, &never, |_| {}).unwrap();
     assert_eq!(first.last_step, 2);
-    let (resumed, resumed_ema, second) = fit::<AB, _>(&task(), &loop_config(4), &b, true, &dev, &never, |_| {}).unwrap();
+    let (resumed, resumed_ema, second) =
+        fit::<AB, _>(&task(), &loop_config(4), &b, true, &dev, &never, |_| {}).unwrap();
     assert_eq!((second.first_step, second.last_step), (2, 4));
     // (Compared as booleans: a failure would otherwise print every weight.)
     assert!(weights(&straight) == weights(&resumed), "weights differ after resume");

@@ -34,8 +34,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::WeightsError;
-use crate::model::ModelTier;
 use super::store::{Part, sha256_file};
+use crate::model::ModelTier;
 
 /// The manifest's file name inside a weights folder.
 pub const MANIFEST_FILE: &str = "manifest.ron";

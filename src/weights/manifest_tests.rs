@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelTier;
 use super::*;
+use crate::model::ModelTier;
 
 /// A stand-in for a model config: nested, with an enum, as real configs are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
