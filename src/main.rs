@@ -124,6 +124,8 @@ enum StageArg {
     ImageLdm,
     /// Prediction model: frozen image LDM + temporal layers, context frames S ∈ {0, 1, 2}.
     VideoLdm,
+    /// Interpolation ×4 with the fps flag: every 4th frame known.
+    Interpolator,
 }
 
 /// Model tiers.
@@ -267,6 +269,7 @@ fn train(args: Command) -> Result<ExitCode> {
         StageArg::Autoencoder => train::Stage::Autoencoder,
         StageArg::ImageLdm => train::Stage::ImageLdm,
         StageArg::VideoLdm => train::Stage::VideoLdm,
+        StageArg::Interpolator => train::Stage::Interpolator,
     };
     let tier = match tier {
         TierArg::Micro => ModelTier::Micro,

@@ -9,12 +9,12 @@ use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
 #[test]
-fn autoencoder_then_image_ldm_then_video_ldm() {
+fn autoencoder_then_image_ldm_then_video_ldm_and_interpolator() {
     let root = std::env::temp_dir().join(format!("latentdrive-stages-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let weights = root.join("weights");
     let never = AtomicBool::new(false);
-    for stage in [Stage::Autoencoder, Stage::ImageLdm, Stage::VideoLdm] {
+    for stage in [Stage::Autoencoder, Stage::ImageLdm, Stage::VideoLdm, Stage::Interpolator] {
         let opts = TrainOptions {
             stage,
             tier: ModelTier::Micro,
@@ -42,7 +42,7 @@ fn autoencoder_then_image_ldm_then_video_ldm() {
     let manifest = Manifest::read(&weights).unwrap();
     manifest.verify(&weights).unwrap();
     let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["autoencoder", "image_ldm", "video_ldm"]);
+    assert_eq!(names, ["autoencoder", "image_ldm", "video_ldm", "interpolator"]);
     let scale = manifest.model("autoencoder").unwrap().latent_scale.unwrap();
     assert!(scale.is_finite() && scale > 0.0);
     // The video model is the image LDM's spatial file plus its own temporal file.
@@ -51,6 +51,10 @@ fn autoencoder_then_image_ldm_then_video_ldm() {
     let temporal = video.file_path(&weights, Part::Temporal).unwrap().unwrap();
     assert!(spatial.ends_with("image_ldm.safetensors"));
     let cfg = ModelTier::Micro.config().video_ldm;
+    load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
+    let interp = manifest.model("interpolator").unwrap();
+    let temporal = interp.file_path(&weights, Part::Temporal).unwrap().unwrap();
+    let cfg = ModelTier::Micro.config().interpolator;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::fit::{Event, FitSummary, LoopConfig, fit};
-use super::stages::{AutoencoderTask, FrameSource, ImageLdmTask, VideoLdmTask};
+use super::stages::{AutoencoderTask, FrameSource, ImageLdmTask, VideoLdmTask, VideoTask};
 use crate::diffusion::NoiseSchedule;
 use crate::model::{Autoencoder, ModelTier};
 use crate::weights::{
@@ -25,6 +25,7 @@ pub enum Stage {
     Autoencoder,
     ImageLdm,
     VideoLdm,
+    Interpolator,
 }
 
 impl Stage {
@@ -34,6 +35,7 @@ impl Stage {
             Stage::Autoencoder => "autoencoder",
             Stage::ImageLdm => "image_ldm",
             Stage::VideoLdm => "video_ldm",
+            Stage::Interpolator => "interpolator",
         }
     }
 }
@@ -106,11 +108,16 @@ pub fn train_stage(
             let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |_| {})?;
             Ok(StageReport { summary, weights: Some(path) })
         }
-        Stage::VideoLdm => {
+        Stage::VideoLdm | Stage::Interpolator => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
+            let (kind, config) = match opts.stage {
+                Stage::Interpolator => (VideoTask::Interpolation, cfg.interpolator.clone()),
+                _ => (VideoTask::Prediction, cfg.video_ldm.clone()),
+            };
             let task = VideoLdmTask {
-                config: cfg.video_ldm.clone(),
+                kind,
+                config: config.clone(),
                 image_weights: image_weights.clone(),
                 autoencoder,
                 latent_scale,
@@ -128,7 +135,7 @@ pub fn train_stage(
             }
             // Spatial layers were frozen: the entry points at the image LDM's file and
             // only the temporal parameters are written anew.
-            let temporal_name = format!("{}.temporal.safetensors", Stage::VideoLdm.model_name());
+            let temporal_name = format!("{}.temporal.safetensors", opts.stage.model_name());
             let temporal = opts.weights_dir.join(&temporal_name);
             save_parts(&ema.model, &run.join("spatial-copy.safetensors"), Some(&temporal))?;
             let image_name = image_weights.file_name().map(PathBuf::from).unwrap_or_default();
@@ -136,7 +143,7 @@ pub fn train_stage(
                 FileEntry::describe(&opts.weights_dir, image_name, Part::Spatial)?,
                 FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
             ];
-            record(opts, &cfg.video_ldm, files, &summary, |_| {})?;
+            record(opts, &config, files, &summary, |_| {})?;
             Ok(StageReport { summary, weights: Some(temporal) })
         }
     }

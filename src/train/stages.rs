@@ -273,11 +273,21 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
     }
 }
 
-/// Stage 4: the prediction model. The image LDM's spatial weights, frozen, with new
-/// temporal layers trained on clips of `T` key frames (2.5 Hz); each clip gets
-/// S ∈ {0, 1, 2} context frames (S = 0 trains the unconditional branch that context
-/// guidance needs) and its labels are dropped with probability `drop_p`.
+/// Which video model a [`VideoLdmTask`] trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoTask {
+    /// Stage 4, prediction: clips of `T` key frames (2.5 Hz); each clip gets S ∈ {0, 1, 2}
+    /// context frames at its start (S = 0 trains the unconditional branch of context guidance).
+    Prediction,
+    /// Stage 5, interpolation ×4: clips of `T + 1` frames at 10 Hz (fps flag 0, from 2.5 Hz
+    /// key frames) or 40 Hz (flag 1, from 10 Hz); every 4th frame is known.
+    Interpolation,
+}
+
+/// Stages 4 and 5: the image LDM's spatial weights, frozen, with new temporal layers;
+/// labels are dropped with probability `drop_p`.
 pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
+    pub kind: VideoTask,
     pub config: crate::model::UNetConfig,
     /// Spatial weights of the trained image LDM.
     pub image_weights: std::path::PathBuf,
@@ -302,24 +312,36 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         device: &B::Device,
     ) -> Tensor<B, 1> {
         use rand::RngExt;
-        let t = self.window;
+        let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+        let clips = seeds.len();
+        let (t, fps_stage): (usize, Vec<i64>) = match self.kind {
+            VideoTask::Prediction => (self.window, vec![]),
+            VideoTask::Interpolation => (self.window + 1, (0..clips).map(|_| rng.random_range(0..=1i64)).collect()),
+        };
         let (mut frames, mut conds) = (Vec::new(), Vec::new());
-        for &s in seeds {
-            let (clip, c) = self.frames.clip::<B>(s, t, self.fps, device);
+        for (k, &s) in seeds.iter().enumerate() {
+            let fps = match self.kind {
+                VideoTask::Prediction => self.fps,
+                // Stage 0 fills 2.5 Hz key frames up to 10 Hz, stage 1 10 Hz up to 40 Hz.
+                VideoTask::Interpolation => self.fps * if fps_stage[k] == 0 { 4.0 } else { 16.0 },
+            };
+            let (clip, c) = self.frames.clip::<B>(s, t, fps, device);
             frames.push(clip.inner());
             conds.push(c);
         }
         let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::cat(frames, 0), self.latent_scale);
         let [n, c, h, w] = z0.dims();
-        let clips = seeds.len();
-        let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
         let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
         // One timestep per clip, shared by its frames.
         let per_clip = crate::diffusion::noise::sample_timesteps(&mut rng, clips, self.schedule.train_steps());
         let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
         let context_frames: Vec<usize> = (0..clips).map(|_| rng.random_range(0..=2usize)).collect();
         let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
-        let mask: Vec<f32> = (0..n).map(|i| if i % t < context_frames[i / t] { 1.0 } else { 0.0 }).collect();
+        let known = |i: usize| match self.kind {
+            VideoTask::Prediction => i % t < context_frames[i / t],
+            VideoTask::Interpolation => (i % t) % 4 == 0,
+        };
+        let mask: Vec<f32> = (0..n).map(|i| if known(i) { 1.0 } else { 0.0 }).collect();
         let m = Tensor::<B, 1>::from_floats(mask.as_slice(), device)
             .reshape([n, 1, 1, 1])
             .repeat_dim(2, h)
@@ -331,6 +353,10 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         let labels: Vec<Option<Conditions>> = (0..n).map(|i| keep[i / t].then_some(conds[i / t])).collect();
         input.labels = Some(crate::model::Labels::new(&labels, device));
         input.context = Some(context);
+        if self.kind == VideoTask::Interpolation {
+            let stages: Vec<i64> = (0..n).map(|i| fps_stage[i / t]).collect();
+            input.fps_stage = Some(Tensor::from_data(burn::tensor::TensorData::new(stages, [n]), device));
+        }
         crate::diffusion::mse(model.forward(input), noise)
     }
 }
