@@ -126,6 +126,10 @@ enum StageArg {
     VideoLdm,
     /// Interpolation ×4 with the fps flag: every 4th frame known.
     Interpolator,
+    /// Pixel-space 4× upsampler, spatial layers on single-frame patches.
+    Upsampler,
+    /// Upsampler temporal layers on clips of patches (video fine-tuning).
+    UpsamplerVideo,
 }
 
 /// Model tiers.
@@ -270,6 +274,8 @@ fn train(args: Command) -> Result<ExitCode> {
         StageArg::ImageLdm => train::Stage::ImageLdm,
         StageArg::VideoLdm => train::Stage::VideoLdm,
         StageArg::Interpolator => train::Stage::Interpolator,
+        StageArg::Upsampler => train::Stage::Upsampler,
+        StageArg::UpsamplerVideo => train::Stage::UpsamplerVideo,
     };
     let tier = match tier {
         TierArg::Micro => ModelTier::Micro,
@@ -310,7 +316,7 @@ fn train(args: Command) -> Result<ExitCode> {
     // Ctrl-C: finish the current step, checkpoint, stop.
     static CANCEL: AtomicBool = AtomicBool::new(false);
     let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
-    let bar = progress_bar(steps, stage.model_name());
+    let bar = progress_bar(steps, stage.run_name());
     let mut held_out = String::new();
     let report = train::train_stage(&opts, &CANCEL, |event| match event {
         train::Event::Step { step, loss, lr, .. } => {

@@ -9,12 +9,19 @@ use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
 #[test]
-fn autoencoder_then_image_ldm_then_video_ldm_and_interpolator() {
+fn every_stage_builds_on_the_previous_ones() {
     let root = std::env::temp_dir().join(format!("latentdrive-stages-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let weights = root.join("weights");
     let never = AtomicBool::new(false);
-    for stage in [Stage::Autoencoder, Stage::ImageLdm, Stage::VideoLdm, Stage::Interpolator] {
+    for stage in [
+        Stage::Autoencoder,
+        Stage::ImageLdm,
+        Stage::VideoLdm,
+        Stage::Interpolator,
+        Stage::Upsampler,
+        Stage::UpsamplerVideo,
+    ] {
         let opts = TrainOptions {
             stage,
             tier: ModelTier::Micro,
@@ -30,7 +37,7 @@ fn autoencoder_then_image_ldm_then_video_ldm_and_interpolator() {
             },
             batch: 2,
             seed: 5,
-            run_dir: root.join(stage.model_name()),
+            run_dir: root.join(stage.run_name()),
             weights_dir: weights.clone(),
             resume: false,
         };
@@ -42,7 +49,7 @@ fn autoencoder_then_image_ldm_then_video_ldm_and_interpolator() {
     let manifest = Manifest::read(&weights).unwrap();
     manifest.verify(&weights).unwrap();
     let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["autoencoder", "image_ldm", "video_ldm", "interpolator"]);
+    assert_eq!(names, ["autoencoder", "image_ldm", "video_ldm", "interpolator", "upsampler"]);
     let scale = manifest.model("autoencoder").unwrap().latent_scale.unwrap();
     assert!(scale.is_finite() && scale > 0.0);
     // The video model is the image LDM's spatial file plus its own temporal file.
@@ -55,6 +62,14 @@ fn autoencoder_then_image_ldm_then_video_ldm_and_interpolator() {
     let interp = manifest.model("interpolator").unwrap();
     let temporal = interp.file_path(&weights, Part::Temporal).unwrap().unwrap();
     let cfg = ModelTier::Micro.config().interpolator;
+    load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
+    // The upsampler's entry: its image-phase spatial file plus the video phase's temporal file.
+    let up = manifest.model("upsampler").unwrap();
+    let (spatial, temporal) = (
+        up.file_path(&weights, Part::Spatial).unwrap().unwrap(),
+        up.file_path(&weights, Part::Temporal).unwrap().unwrap(),
+    );
+    let cfg = ModelTier::Micro.config().upsampler;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }

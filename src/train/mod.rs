@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 pub use ema::Ema;
 pub use fit::{Event, FitSummary, LoopConfig, Task, fit};
 pub use run::{KEYFRAME_FPS, Stage, StageReport, TrainOptions, default_run_dir, train_stage};
-pub use stages::{AutoencoderTask, FrameSource, ImageLdmTask, VideoLdmTask, VideoTask, visible_boxes};
+pub use stages::{
+    AutoencoderTask, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask, visible_boxes,
+};
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::fit::{Event, FitSummary, LoopConfig, fit};
-use super::stages::{AutoencoderTask, FrameSource, ImageLdmTask, VideoLdmTask, VideoTask};
-use crate::diffusion::NoiseSchedule;
+use super::stages::{
+    AutoencoderTask, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
+};
+use crate::diffusion::{BetaSchedule, NoiseSchedule};
 use crate::model::{Autoencoder, ModelTier};
 use crate::weights::{
     FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
@@ -26,6 +28,10 @@ pub enum Stage {
     ImageLdm,
     VideoLdm,
     Interpolator,
+    /// The upsampler's spatial layers on single-frame patches.
+    Upsampler,
+    /// The upsampler's temporal layers on clips of patches (spatial frozen).
+    UpsamplerVideo,
 }
 
 impl Stage {
@@ -36,6 +42,15 @@ impl Stage {
             Stage::ImageLdm => "image_ldm",
             Stage::VideoLdm => "video_ldm",
             Stage::Interpolator => "interpolator",
+            Stage::Upsampler | Stage::UpsamplerVideo => "upsampler",
+        }
+    }
+
+    /// Name of the stage's run folder.
+    pub fn run_name(self) -> &'static str {
+        match self {
+            Stage::UpsamplerVideo => "upsampler_video",
+            other => other.model_name(),
         }
     }
 }
@@ -108,6 +123,25 @@ pub fn train_stage(
             let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |_| {})?;
             Ok(StageReport { summary, weights: Some(path) })
         }
+        Stage::Upsampler => {
+            let task = upsampler_task(opts, UpsamplerPhase::Image, None);
+            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(StageReport { summary, weights: None });
+            }
+            let path = save_stage(opts, &cfg.upsampler, &ema.model, &summary, |_| {})?;
+            Ok(StageReport { summary, weights: Some(path) })
+        }
+        Stage::UpsamplerVideo => {
+            let spatial = stage_file(opts, Stage::Upsampler, Part::Spatial)?;
+            let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()));
+            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(StageReport { summary, weights: None });
+            }
+            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary)?;
+            Ok(StageReport { summary, weights: Some(temporal) })
+        }
         Stage::VideoLdm | Stage::Interpolator => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
@@ -133,19 +167,32 @@ pub fn train_stage(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
-            // Spatial layers were frozen: the entry points at the image LDM's file and
-            // only the temporal parameters are written anew.
-            let temporal_name = format!("{}.temporal.safetensors", opts.stage.model_name());
-            let temporal = opts.weights_dir.join(&temporal_name);
-            save_parts(&ema.model, &run.join("spatial-copy.safetensors"), Some(&temporal))?;
-            let image_name = image_weights.file_name().map(PathBuf::from).unwrap_or_default();
-            let files = vec![
-                FileEntry::describe(&opts.weights_dir, image_name, Part::Spatial)?,
-                FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
-            ];
-            record(opts, &config, files, &summary, |_| {})?;
+            let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary)?;
             Ok(StageReport { summary, weights: Some(temporal) })
         }
+    }
+}
+
+/// The upsampler's training task for `opts` (high-resolution frames are 4× the key frames).
+fn upsampler_task(opts: &TrainOptions, phase: UpsamplerPhase, image_weights: Option<PathBuf>) -> UpsamplerTask {
+    let cfg = opts.tier.config();
+    let frame_size = (4 * cfg.frame_size.0, 4 * cfg.frame_size.1);
+    UpsamplerTask {
+        phase,
+        config: cfg.upsampler.clone(),
+        image_weights,
+        schedule: NoiseSchedule::ldm(),
+        // SD x4-upscaler's augmentation schedule and level range.
+        augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
+            .expect("constant schedule parameters are valid"),
+        max_level: 350,
+        frames: FrameSource::new(frame_size.0, frame_size.1, opts.seed),
+        // Half-size patches: the network is fully convolutional (see model/upsampler.rs).
+        patch: (frame_size.0 / 2, frame_size.1 / 2),
+        frame_size,
+        window: cfg.window,
+        batch: opts.batch,
+        seed: opts.seed,
     }
 }
 
@@ -185,6 +232,27 @@ fn missing_stage(opts: &TrainOptions, stage: Stage) -> TrainError {
     TrainError::Weights(WeightsError::MissingFile {
         path: opts.weights_dir.join(format!("{}.safetensors", stage.model_name())),
     })
+}
+
+/// Saves a video stage whose spatial layers were frozen: the manifest entry points at
+/// the spatial file it was built on, and only the temporal parameters are written anew.
+fn save_temporal<M: Module<IB>, C: Serialize>(
+    opts: &TrainOptions,
+    model: &M,
+    spatial: &Path,
+    config: &C,
+    summary: &FitSummary,
+) -> Result<PathBuf, TrainError> {
+    let temporal_name = format!("{}.temporal.safetensors", opts.stage.model_name());
+    let temporal = opts.weights_dir.join(&temporal_name);
+    save_parts(model, &opts.run_dir.join("spatial-copy.safetensors"), Some(&temporal))?;
+    let spatial_name = spatial.file_name().map(PathBuf::from).unwrap_or_default();
+    let files = vec![
+        FileEntry::describe(&opts.weights_dir, spatial_name, Part::Spatial)?,
+        FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
+    ];
+    record(opts, config, files, summary, |_| {})?;
+    Ok(temporal)
 }
 
 /// Saves a single-file stage's EMA weights and records it in the manifest.
@@ -247,5 +315,5 @@ fn record<C: Serialize>(
 
 /// Where `train` keeps a stage's run by default.
 pub fn default_run_dir(tier: ModelTier, stage: Stage) -> PathBuf {
-    Path::new("runs/train").join(tier.dir_name()).join(stage.model_name())
+    Path::new("runs/train").join(tier.dir_name()).join(stage.run_name())
 }
