@@ -122,6 +122,8 @@ enum StageArg {
     Autoencoder,
     /// Box- and label-conditioned image LDM on the frozen autoencoder's latents.
     ImageLdm,
+    /// Decoder with temporal layers, fine-tuned on clips against a 3D discriminator.
+    TemporalDecoder,
     /// Prediction model: frozen image LDM + temporal layers, context frames S ∈ {0, 1, 2}.
     VideoLdm,
     /// Interpolation ×4 with the fps flag: every 4th frame known.
@@ -272,6 +274,7 @@ fn train(args: Command) -> Result<ExitCode> {
     let stage = match stage {
         StageArg::Autoencoder => train::Stage::Autoencoder,
         StageArg::ImageLdm => train::Stage::ImageLdm,
+        StageArg::TemporalDecoder => train::Stage::TemporalDecoder,
         StageArg::VideoLdm => train::Stage::VideoLdm,
         StageArg::Interpolator => train::Stage::Interpolator,
         StageArg::Upsampler => train::Stage::Upsampler,

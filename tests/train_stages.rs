@@ -16,6 +16,7 @@ fn every_stage_builds_on_the_previous_ones() {
     let never = AtomicBool::new(false);
     for stage in [
         Stage::Autoencoder,
+        Stage::TemporalDecoder,
         Stage::ImageLdm,
         Stage::VideoLdm,
         Stage::Interpolator,
@@ -49,9 +50,18 @@ fn every_stage_builds_on_the_previous_ones() {
     let manifest = Manifest::read(&weights).unwrap();
     manifest.verify(&weights).unwrap();
     let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["autoencoder", "image_ldm", "video_ldm", "interpolator", "upsampler"]);
+    assert_eq!(names, ["autoencoder", "temporal_decoder", "image_ldm", "video_ldm", "interpolator", "upsampler"]);
     let scale = manifest.model("autoencoder").unwrap().latent_scale.unwrap();
     assert!(scale.is_finite() && scale > 0.0);
+    // The temporal decoder: its fine-tuned decoder and temporal blocks, in two files.
+    let td = manifest.model("temporal_decoder").unwrap();
+    let (spatial, temporal) = (
+        td.file_path(&weights, Part::Spatial).unwrap().unwrap(),
+        td.file_path(&weights, Part::Temporal).unwrap().unwrap(),
+    );
+    let decoder =
+        ModelTier::Micro.config().autoencoder.with_temporal_decoder(true).init::<Flex>(&Default::default()).decoder;
+    load_parts(decoder, &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     // The video model is the image LDM's spatial file plus its own temporal file.
     let video = manifest.model("video_ldm").unwrap();
     let spatial = video.file_path(&weights, Part::Spatial).unwrap().unwrap();

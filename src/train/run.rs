@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::fit::{Event, FitSummary, LoopConfig, fit};
 use super::stages::{
-    AutoencoderTask, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
+    AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
+    VideoTask,
 };
 use crate::diffusion::{BetaSchedule, NoiseSchedule};
 use crate::model::{Autoencoder, ModelTier};
@@ -26,6 +27,8 @@ use crate::weights::{
 pub enum Stage {
     Autoencoder,
     ImageLdm,
+    /// The decoder with temporal layers, fine-tuned on clips against a 3D discriminator.
+    TemporalDecoder,
     VideoLdm,
     Interpolator,
     /// The upsampler's spatial layers on single-frame patches.
@@ -40,6 +43,7 @@ impl Stage {
         match self {
             Stage::Autoencoder => "autoencoder",
             Stage::ImageLdm => "image_ldm",
+            Stage::TemporalDecoder => "temporal_decoder",
             Stage::VideoLdm => "video_ldm",
             Stage::Interpolator => "interpolator",
             Stage::Upsampler | Stage::UpsamplerVideo => "upsampler",
@@ -122,6 +126,38 @@ pub fn train_stage(
             }
             let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |_| {})?;
             Ok(StageReport { summary, weights: Some(path) })
+        }
+        Stage::TemporalDecoder => {
+            let autoencoder_weights = stage_file(opts, Stage::Autoencoder, Part::Spatial)?;
+            let (autoencoder, _) = load_autoencoder(opts, &device)?;
+            let config = cfg.autoencoder.clone().with_temporal_decoder(true);
+            let task = TemporalDecoderTask {
+                config: config.clone(),
+                discriminator: cfg.discriminator.clone(),
+                autoencoder_weights,
+                encoder: autoencoder.encoder,
+                frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
+                window: cfg.window,
+                clips: opts.batch,
+                // Reconstruction first, adversary after a warm-up (LDM's disc_start).
+                disc_start: opts.loop_config.steps / 4,
+                gan_weight: 0.1,
+                edge_weight: 0.5,
+            };
+            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(StageReport { summary, weights: None });
+            }
+            std::fs::create_dir_all(&opts.weights_dir).map_err(|e| TrainError::io(&opts.weights_dir, e))?;
+            let name = opts.stage.model_name();
+            let (spatial, temporal) = (format!("{name}.safetensors"), format!("{name}.temporal.safetensors"));
+            save_parts(&ema.model.decoder, &opts.weights_dir.join(&spatial), Some(&opts.weights_dir.join(&temporal)))?;
+            let files = vec![
+                FileEntry::describe(&opts.weights_dir, &spatial, Part::Spatial)?,
+                FileEntry::describe(&opts.weights_dir, &temporal, Part::Temporal)?,
+            ];
+            record(opts, &config, files, &summary, |_| {})?;
+            Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)) })
         }
         Stage::Upsampler => {
             let task = upsampler_task(opts, UpsamplerPhase::Image, None);
