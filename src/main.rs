@@ -118,6 +118,8 @@ enum Command {
 /// Stages `train` runs today.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum StageArg {
+    /// Every stage whose weights the weights folder lacks, in order.
+    All,
     /// KL autoencoder on single frames (L1 + edge + KL).
     Autoencoder,
     /// Box- and label-conditioned image LDM on the frozen autoencoder's latents.
@@ -271,20 +273,110 @@ fn train(args: Command) -> Result<ExitCode> {
     else {
         unreachable!("called with Command::Train only")
     };
-    let stage = match stage {
-        StageArg::Autoencoder => train::Stage::Autoencoder,
+    let stages = match stage {
+        StageArg::All => {
+            let dir = weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier_of(tier).dir_name()));
+            let manifest = match latentdrive::weights::Manifest::read(&dir) {
+                Ok(m) => Some(m),
+                Err(latentdrive::weights::WeightsError::MissingFile { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let missing: Vec<_> =
+                train::Stage::ALL.into_iter().filter(|s| !manifest.as_ref().is_some_and(|m| s.is_done(m))).collect();
+            if missing.is_empty() {
+                println!("every stage is already trained in {}", dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            missing
+        }
+        other => vec![stage_of(other)],
+    };
+    if run_dir.is_some() && stages.len() > 1 {
+        return Err(InputError("--run-dir names one stage's folder; leave it out with `train all`".into()).into());
+    }
+    let several = stages.len() > 1;
+    for stage in stages {
+        let tier = tier_of(tier);
+        // With `all`, --resume continues the stage that has a checkpoint; the rest start fresh.
+        let resume = resume && (!several || train::default_run_dir(tier, stage).join("checkpoint/state.json").exists());
+        let args = StageRun {
+            stage,
+            tier,
+            steps,
+            batch,
+            lr,
+            warmup,
+            grad_clip,
+            ema,
+            checkpoint_every,
+            eval_every,
+            seed,
+            run_dir: run_dir.clone(),
+            weights: weights.clone(),
+            resume,
+        };
+        if train_one(args)?.interrupted {
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tier_of(tier: TierArg) -> ModelTier {
+    match tier {
+        TierArg::Micro => ModelTier::Micro,
+        TierArg::Tiny => ModelTier::Tiny,
+        TierArg::Base => ModelTier::Base,
+    }
+}
+
+fn stage_of(stage: StageArg) -> train::Stage {
+    match stage {
+        StageArg::All | StageArg::Autoencoder => train::Stage::Autoencoder,
         StageArg::ImageLdm => train::Stage::ImageLdm,
         StageArg::TemporalDecoder => train::Stage::TemporalDecoder,
         StageArg::VideoLdm => train::Stage::VideoLdm,
         StageArg::Interpolator => train::Stage::Interpolator,
         StageArg::Upsampler => train::Stage::Upsampler,
         StageArg::UpsamplerVideo => train::Stage::UpsamplerVideo,
-    };
-    let tier = match tier {
-        TierArg::Micro => ModelTier::Micro,
-        TierArg::Tiny => ModelTier::Tiny,
-        TierArg::Base => ModelTier::Base,
-    };
+    }
+}
+
+/// One stage's arguments, as parsed.
+struct StageRun {
+    stage: train::Stage,
+    tier: ModelTier,
+    steps: u64,
+    batch: usize,
+    lr: f64,
+    warmup: u64,
+    grad_clip: f32,
+    ema: f64,
+    checkpoint_every: u64,
+    eval_every: u64,
+    seed: u64,
+    run_dir: Option<PathBuf>,
+    weights: Option<PathBuf>,
+    resume: bool,
+}
+
+fn train_one(args: StageRun) -> Result<train::FitSummary> {
+    let StageRun {
+        stage,
+        tier,
+        steps,
+        batch,
+        lr,
+        warmup,
+        grad_clip,
+        ema,
+        checkpoint_every,
+        eval_every,
+        seed,
+        run_dir,
+        weights,
+        resume,
+    } = args;
     if batch == 0 || steps == 0 || checkpoint_every == 0 || eval_every == 0 {
         return Err(
             InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into()
@@ -333,7 +425,7 @@ fn train(args: Command) -> Result<ExitCode> {
     let s = &report.summary;
     println!(
         "{} steps {}..{} in {:.1} s ({:.2} it/s){}; log {}",
-        stage.model_name(),
+        stage.run_name(),
         s.first_step,
         s.last_step,
         s.seconds,
@@ -347,7 +439,7 @@ fn train(args: Command) -> Result<ExitCode> {
     if let Some(w) = &report.weights {
         println!("EMA weights: {} (manifest updated)", w.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(report.summary)
 }
 
 fn validate(inputs: &[PathBuf]) -> Result<ExitCode> {

@@ -38,6 +38,27 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in training order (each needs the weights of those before it).
+    pub const ALL: [Stage; 7] = [
+        Stage::Autoencoder,
+        Stage::TemporalDecoder,
+        Stage::ImageLdm,
+        Stage::VideoLdm,
+        Stage::Interpolator,
+        Stage::Upsampler,
+        Stage::UpsamplerVideo,
+    ];
+
+    /// Whether `manifest` already holds this stage's weights.
+    pub fn is_done(self, manifest: &Manifest) -> bool {
+        let entry = manifest.model(self.model_name());
+        match self {
+            // The upsampler's entry gains its temporal file in the video phase.
+            Stage::UpsamplerVideo => entry.is_some_and(|e| e.file(Part::Temporal).is_some()),
+            _ => entry.is_some(),
+        }
+    }
+
     /// Model name in the manifest and the weights file stem.
     pub fn model_name(self) -> &'static str {
         match self {
