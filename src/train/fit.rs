@@ -146,6 +146,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         writeln!(log, "{step},{value},{lr},{eval},{:.3}", t0.elapsed().as_secs_f64())
             .map_err(|e| TrainError::io(&log_path, e))?;
         if step % cfg.checkpoint_every == 0 {
+            log.flush().map_err(|e| TrainError::io(&log_path, e))?;
             save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
             on_event(Event::Checkpoint { step });
         }
@@ -177,6 +178,10 @@ fn save_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>
     let state = serde_json::to_vec_pretty(&CheckpointState { step, config: cfg.clone() })
         .map_err(|e| TrainError::Record(e.to_string()))?;
     write_atomic(&ck.join("state.json"), &state)?;
+    // The loss curve is redrawn with every checkpoint (log.csv is flushed before).
+    let rows = super::plot::read_log(&run_dir.join("log.csv"))?;
+    let title = run_dir.file_name().map_or_else(String::new, |n| format!("{} loss", n.to_string_lossy()));
+    super::plot::write_loss_plot(&rows, &title, &run_dir.join("loss.png"))?;
     Ok(())
 }
 
