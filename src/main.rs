@@ -71,47 +71,11 @@ enum Command {
     },
     /// Train a model stage on clips streamed from the procedural world (CPU).
     Train {
-        /// Which stage.
+        /// Which stage (`all`: every stage the weights folder lacks, in order).
+        #[arg(value_enum)]
         stage: StageArg,
-        /// Model tier.
-        #[arg(long, value_enum, default_value = "tiny")]
-        tier: TierArg,
-        /// Total optimiser steps (a resumed run continues towards it).
-        #[arg(long, default_value_t = 1000)]
-        steps: u64,
-        /// Frames (or clips) per batch.
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        /// Peak learning rate (AdamW, after a linear warm-up).
-        #[arg(long, default_value_t = 2e-4)]
-        lr: f64,
-        /// Warm-up steps.
-        #[arg(long, default_value_t = 100)]
-        warmup: u64,
-        /// Global gradient-norm clip.
-        #[arg(long, default_value_t = 1.0)]
-        grad_clip: f32,
-        /// EMA decay of the weights that are saved.
-        #[arg(long, default_value_t = 0.999)]
-        ema: f64,
-        /// Steps between checkpoints (also written on Ctrl-C and at the end).
-        #[arg(long, default_value_t = 100)]
-        checkpoint_every: u64,
-        /// Steps between held-out evaluations.
-        #[arg(long, default_value_t = 100)]
-        eval_every: u64,
-        /// Run seed (world seeds and noise are drawn from it and the step).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Checkpoints and log.csv [default: runs/train/<tier>/<stage>].
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-        /// Weights folder to write [default: weights/<tier>].
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// Continue from the run folder's checkpoint.
-        #[arg(long)]
-        resume: bool,
+        #[command(flatten)]
+        args: TrainArgs,
     },
 }
 
@@ -145,6 +109,50 @@ enum TierArg {
     Tiny,
     /// Wide models for a GPU.
     Base,
+}
+
+/// Options of `train`.
+#[derive(Args, Debug, Clone)]
+struct TrainArgs {
+    /// Model tier.
+    #[arg(long, value_enum, default_value = "tiny")]
+    tier: TierArg,
+    /// Total optimiser steps (a resumed run continues towards it).
+    #[arg(long, default_value_t = 1000)]
+    steps: u64,
+    /// Frames (or clips) per batch.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Peak learning rate (AdamW, after a linear warm-up).
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 100)]
+    warmup: u64,
+    /// Global gradient-norm clip.
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f32,
+    /// EMA decay of the weights that are saved.
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
+    /// Steps between checkpoints (also written on Ctrl-C and at the end).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Steps between held-out evaluations.
+    #[arg(long, default_value_t = 100)]
+    eval_every: u64,
+    /// Run seed (world seeds, noise and initial weights are drawn from it and the step).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoints, log.csv and loss.png [default: runs/train/<tier>/<stage>].
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Weights folder to write [default: weights/<tier>].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Continue from the run folder's checkpoint.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args, Debug)]
@@ -199,7 +207,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { inputs } => validate(&inputs),
-        cmd @ Command::Train { .. } => train(cmd),
+        Command::Train { stage, args } => train(stage, args),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;
             if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
@@ -252,30 +260,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train(args: Command) -> Result<ExitCode> {
-    let Command::Train {
-        stage,
-        tier,
-        steps,
-        batch,
-        lr,
-        warmup,
-        grad_clip,
-        ema,
-        checkpoint_every,
-        eval_every,
-        seed,
-        run_dir,
-        weights,
-        resume,
-    } = args
-    else {
-        unreachable!("called with Command::Train only")
-    };
+fn train(stage: StageArg, args: TrainArgs) -> Result<ExitCode> {
+    let tier = tier_of(args.tier);
     let stages = match stage {
         StageArg::All => {
-            let dir = weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier_of(tier).dir_name()));
+            let dir = args.weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name()));
             let manifest = match latentdrive::weights::Manifest::read(&dir) {
                 Ok(m) => Some(m),
                 Err(latentdrive::weights::WeightsError::MissingFile { .. }) => None,
@@ -291,31 +280,15 @@ fn train(args: Command) -> Result<ExitCode> {
         }
         other => vec![stage_of(other)],
     };
-    if run_dir.is_some() && stages.len() > 1 {
+    if args.run_dir.is_some() && stages.len() > 1 {
         return Err(InputError("--run-dir names one stage's folder; leave it out with `train all`".into()).into());
     }
     let several = stages.len() > 1;
     for stage in stages {
-        let tier = tier_of(tier);
         // With `all`, --resume continues the stage that has a checkpoint; the rest start fresh.
-        let resume = resume && (!several || train::default_run_dir(tier, stage).join("checkpoint/state.json").exists());
-        let args = StageRun {
-            stage,
-            tier,
-            steps,
-            batch,
-            lr,
-            warmup,
-            grad_clip,
-            ema,
-            checkpoint_every,
-            eval_every,
-            seed,
-            run_dir: run_dir.clone(),
-            weights: weights.clone(),
-            resume,
-        };
-        if train_one(args)?.interrupted {
+        let resume =
+            args.resume && (!several || train::default_run_dir(tier, stage).join("checkpoint/state.json").exists());
+        if train_one(stage, tier, &args, resume)?.interrupted {
             break;
         }
     }
@@ -333,8 +306,8 @@ fn tier_of(tier: TierArg) -> ModelTier {
 fn stage_of(stage: StageArg) -> train::Stage {
     match stage {
         StageArg::All | StageArg::Autoencoder => train::Stage::Autoencoder,
-        StageArg::ImageLdm => train::Stage::ImageLdm,
         StageArg::TemporalDecoder => train::Stage::TemporalDecoder,
+        StageArg::ImageLdm => train::Stage::ImageLdm,
         StageArg::VideoLdm => train::Stage::VideoLdm,
         StageArg::Interpolator => train::Stage::Interpolator,
         StageArg::Upsampler => train::Stage::Upsampler,
@@ -342,50 +315,19 @@ fn stage_of(stage: StageArg) -> train::Stage {
     }
 }
 
-/// One stage's arguments, as parsed.
-struct StageRun {
-    stage: train::Stage,
-    tier: ModelTier,
-    steps: u64,
-    batch: usize,
-    lr: f64,
-    warmup: u64,
-    grad_clip: f32,
-    ema: f64,
-    checkpoint_every: u64,
-    eval_every: u64,
-    seed: u64,
-    run_dir: Option<PathBuf>,
-    weights: Option<PathBuf>,
-    resume: bool,
-}
-
-fn train_one(args: StageRun) -> Result<train::FitSummary> {
-    let StageRun {
-        stage,
-        tier,
-        steps,
-        batch,
-        lr,
-        warmup,
-        grad_clip,
-        ema,
-        checkpoint_every,
-        eval_every,
-        seed,
-        run_dir,
-        weights,
-        resume,
-    } = args;
-    if batch == 0 || steps == 0 || checkpoint_every == 0 || eval_every == 0 {
+fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) -> Result<train::FitSummary> {
+    if a.batch == 0 || a.steps == 0 || a.checkpoint_every == 0 || a.eval_every == 0 {
         return Err(
             InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into()
         );
     }
-    if !(lr.is_finite() && lr > 0.0) || !(0.0..1.0).contains(&ema) || !(grad_clip.is_finite() && grad_clip > 0.0) {
+    if !(a.lr.is_finite() && a.lr > 0.0)
+        || !(0.0..1.0).contains(&a.ema)
+        || !(a.grad_clip.is_finite() && a.grad_clip > 0.0)
+    {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
-    let run_dir = run_dir.unwrap_or_else(|| train::default_run_dir(tier, stage));
+    let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
     if resume && !run_dir.join("checkpoint/state.json").exists() {
         return Err(InputError(format!("--resume: no checkpoint in {}", run_dir.display())).into());
     }
@@ -393,25 +335,25 @@ fn train_one(args: StageRun) -> Result<train::FitSummary> {
         stage,
         tier,
         loop_config: train::LoopConfig {
-            steps,
-            lr,
-            warmup_steps: warmup,
-            grad_clip,
-            ema_decay: ema,
-            checkpoint_every,
-            eval_every,
-            init_seed: seed,
+            steps: a.steps,
+            lr: a.lr,
+            warmup_steps: a.warmup,
+            grad_clip: a.grad_clip,
+            ema_decay: a.ema,
+            checkpoint_every: a.checkpoint_every,
+            eval_every: a.eval_every,
+            init_seed: a.seed,
         },
-        batch,
-        seed,
-        weights_dir: weights.unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),
+        batch: a.batch,
+        seed: a.seed,
+        weights_dir: a.weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),
         run_dir,
         resume,
     };
     // Ctrl-C: finish the current step, checkpoint, stop.
     static CANCEL: AtomicBool = AtomicBool::new(false);
     let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
-    let bar = progress_bar(steps, stage.run_name());
+    let bar = progress_bar(a.steps, stage.run_name());
     let mut held_out = String::new();
     let report = train::train_stage(&opts, &CANCEL, |event| match event {
         train::Event::Step { step, loss, lr, .. } => {

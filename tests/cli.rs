@@ -135,3 +135,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
+    let dir = tmp("train");
+    let (run, weights) = (dir.join("run"), dir.join("weights"));
+    let args = ["train", "autoencoder", "--tier", "micro", "--steps", "2", "--batch", "1", "--warmup", "1"];
+    let mut with_dirs: Vec<&str> = args.to_vec();
+    let (r, w) = (run.to_str().unwrap().to_string(), weights.to_str().unwrap().to_string());
+    with_dirs.extend(["--run-dir", &r, "--weights", &w]);
+    let out = run(&with_dirs);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(weights.join("autoencoder.safetensors").exists() && weights.join("manifest.ron").exists());
+    assert!(run.join("log.csv").exists() && run.join("loss.png").exists());
+    let missing = dir.join("nothing");
+    let m = missing.to_str().unwrap().to_string();
+    let mut resume: Vec<&str> = args.to_vec();
+    resume.extend(["--run-dir", &m, "--resume"]);
+    let out = run(&resume);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no checkpoint"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

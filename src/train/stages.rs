@@ -73,14 +73,24 @@ impl FrameSource {
         (Tensor::stack(clip, 0), conditions)
     }
 
+    /// World seeds of the `n` samples of `step`.
+    pub fn train_seeds(&self, step: u64, n: usize) -> Vec<u64> {
+        (0..n).map(|i| self.train_seed(step, i)).collect()
+    }
+
+    /// The fixed held-out world seeds (the first `n` of the evaluation range).
+    pub fn held_out_seeds(n: usize) -> Vec<u64> {
+        (0..n as u64).map(|i| EVAL_SEED_BASE + i).collect()
+    }
+
     /// Training batch `[n, 3, h, w]` of `step`.
     pub fn batch<B: burn::tensor::backend::Backend>(&self, step: u64, n: usize, device: &B::Device) -> Tensor<B, 4> {
-        Tensor::stack((0..n).map(|i| self.frame(self.train_seed(step, i), device)).collect(), 0)
+        Tensor::stack(self.train_seeds(step, n).into_iter().map(|s| self.frame(s, device)).collect(), 0)
     }
 
     /// The fixed held-out batch `[n, 3, h, w]` (seeds from the evaluation range).
     pub fn held_out<B: burn::tensor::backend::Backend>(&self, n: usize, device: &B::Device) -> Tensor<B, 4> {
-        Tensor::stack((0..n).map(|i| self.frame(EVAL_SEED_BASE + i as u64, device)).collect(), 0)
+        Tensor::stack(Self::held_out_seeds(n).into_iter().map(|s| self.frame(s, device)).collect(), 0)
     }
 }
 
@@ -261,13 +271,13 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
     }
 
     fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds: Vec<u64> = (0..self.batch).map(|i| self.frames.train_seed(step, i)).collect();
+        let seeds = self.frames.train_seeds(step, self.batch);
         self.diffusion_loss(model, &seeds, mix(self.seed ^ step ^ 0x1D), self.drop_p, device)
     }
 
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
         use burn::tensor::ElementConversion;
-        let seeds: Vec<u64> = (0..self.batch.max(4) as u64).map(|i| EVAL_SEED_BASE + i).collect();
+        let seeds = FrameSource::held_out_seeds(self.batch.max(4));
         // Fixed seed and no dropout: the same noise, timesteps and conditions at every evaluation.
         self.diffusion_loss(model, &seeds, 0xE7A1, 0.0, device).into_scalar().elem()
     }
@@ -375,13 +385,13 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     }
 
     fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds: Vec<u64> = (0..self.clips).map(|i| self.frames.train_seed(step, i)).collect();
+        let seeds = self.frames.train_seeds(step, self.clips);
         self.clip_loss(model, &seeds, mix(self.seed ^ step ^ 0x7D), self.drop_p, device)
     }
 
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
         use burn::tensor::ElementConversion;
-        let seeds: Vec<u64> = (0..self.clips.max(2) as u64).map(|i| EVAL_SEED_BASE + i).collect();
+        let seeds = FrameSource::held_out_seeds(self.clips.max(2));
         self.clip_loss(model, &seeds, 0xE7A2, 0.0, device).into_scalar().elem()
     }
 }
@@ -488,13 +498,13 @@ impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
     }
 
     fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds: Vec<u64> = (0..self.batch).map(|i| self.frames.train_seed(step, i)).collect();
+        let seeds = self.frames.train_seeds(step, self.batch);
         self.patch_loss(model, &seeds, mix(self.seed ^ step ^ 0x0F), device)
     }
 
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
         use burn::tensor::ElementConversion;
-        let seeds: Vec<u64> = (0..self.batch.max(2) as u64).map(|i| EVAL_SEED_BASE + i).collect();
+        let seeds = FrameSource::held_out_seeds(self.batch.max(2));
         self.patch_loss(model, &seeds, 0xE7A3, device).into_scalar().elem()
     }
 }
@@ -585,13 +595,13 @@ impl<B: AutodiffBackend> Task<B> for TemporalDecoderTask<B::InnerBackend> {
     }
 
     fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds: Vec<u64> = (0..self.clips).map(|i| self.frames.train_seed(step, i)).collect();
+        let seeds = self.frames.train_seeds(step, self.clips);
         self.clip_loss(model, &seeds, step >= self.disc_start, device)
     }
 
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
         use burn::tensor::ElementConversion;
-        let seeds: Vec<u64> = (0..self.clips.max(2) as u64).map(|i| EVAL_SEED_BASE + i).collect();
+        let seeds = FrameSource::held_out_seeds(self.clips.max(2));
         self.clip_loss(model, &seeds, false, device).into_scalar().elem()
     }
 }
