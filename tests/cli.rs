@@ -139,15 +139,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     let dir = tmp("train");
-    let (run, weights) = (dir.join("run"), dir.join("weights"));
+    let (run_dir, weights) = (dir.join("run"), dir.join("weights"));
     let args = ["train", "autoencoder", "--tier", "micro", "--steps", "2", "--batch", "1", "--warmup", "1"];
     let mut with_dirs: Vec<&str> = args.to_vec();
-    let (r, w) = (run.to_str().unwrap().to_string(), weights.to_str().unwrap().to_string());
+    let (r, w) = (run_dir.to_str().unwrap().to_string(), weights.to_str().unwrap().to_string());
     with_dirs.extend(["--run-dir", &r, "--weights", &w]);
     let out = run(&with_dirs);
     assert!(out.status.success(), "{}", text(&out));
     assert!(weights.join("autoencoder.safetensors").exists() && weights.join("manifest.ron").exists());
-    assert!(run.join("log.csv").exists() && run.join("loss.png").exists());
+    assert!(run_dir.join("log.csv").exists() && run_dir.join("loss.png").exists());
     let missing = dir.join("nothing");
     let m = missing.to_str().unwrap().to_string();
     let mut resume: Vec<&str> = args.to_vec();
