@@ -19,7 +19,19 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::ema::Ema;
+use super::stages::FrameSource;
 use crate::export::write_atomic;
+use crate::world::mix;
+
+/// Which batch a loss is computed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// Training batch of this step: condition dropout, latent sampling and step-dependent
+    /// schedules (the temporal decoder's GAN warm-up) apply.
+    Train { step: u64 },
+    /// The fixed held-out batch: no dropout, deterministic encoding, reconstruction terms only.
+    HeldOut,
+}
 
 /// One stage's model and how a batch turns into a loss.
 pub trait Task<B: AutodiffBackend> {
@@ -27,11 +39,36 @@ pub trait Task<B: AutodiffBackend> {
 
     /// The model at step 0 (fresh, or built on an earlier stage's weights).
     fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError>;
-    /// Training loss of the batch for `step`; the batch depends on `step` only.
-    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1>;
-    /// Mean loss on a fixed held-out batch (seeds from the evaluation range).
-    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32;
+    /// Where the stage's worlds come from.
+    fn frames(&self) -> &FrameSource;
+    /// Samples (frames or clips) per batch.
+    fn batch_size(&self) -> usize;
+    /// Loss over the samples of worlds `seeds`; every other random draw comes from `draw_seed`.
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1>;
+
+    /// Training loss of step `step`: a pure function of the run seed and the step.
+    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
+        let frames = self.frames();
+        let seeds = frames.train_seeds(step, self.batch_size());
+        self.batch_loss(model, &seeds, mix(frames.seed() ^ mix(step)), Batch::Train { step }, device)
+    }
+
+    /// Mean loss on the fixed held-out batch (world seeds from the evaluation range).
+    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
+        let seeds = FrameSource::held_out_seeds(self.batch_size().max(2));
+        self.batch_loss(model, &seeds, HELD_OUT_DRAWS, Batch::HeldOut, device).into_scalar().elem()
+    }
 }
+
+/// Seed of the held-out batch's noise and timesteps: the same at every evaluation.
+const HELD_OUT_DRAWS: u64 = 0xE7A1;
 
 /// Optimisation settings shared by all stages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -138,7 +138,6 @@ pub fn train_stage(
                 schedule: NoiseSchedule::ldm(),
                 frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
                 batch: opts.batch,
-                seed: opts.seed,
                 drop_p: LABEL_DROP_P,
             };
             let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -217,7 +216,6 @@ pub fn train_stage(
                 window: cfg.window,
                 fps: KEYFRAME_FPS,
                 clips: opts.batch,
-                seed: opts.seed,
                 drop_p: LABEL_DROP_P,
             };
             let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -249,7 +247,6 @@ fn upsampler_task(opts: &TrainOptions, phase: UpsamplerPhase, image_weights: Opt
         frame_size,
         window: cfg.window,
         batch: opts.batch,
-        seed: opts.seed,
     }
 }
 

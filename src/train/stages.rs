@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::TrainError;
-use super::fit::Task;
+use super::fit::{Batch, Task};
 use crate::data::{EVAL_SEED_BASE, image_to_tensor, random_conditions};
 use crate::diffusion::noise::gaussian;
 use crate::model::{Autoencoder, AutoencoderConfig};
@@ -24,6 +24,11 @@ pub struct FrameSource {
 impl FrameSource {
     pub fn new(height: usize, width: usize, seed: u64) -> Self {
         FrameSource { renderer: RefCell::new(Renderer::new(width as u32, height as u32)), seed }
+    }
+
+    /// The run seed the training worlds are drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The world seed of sample `i` of `step` (always below the evaluation range).
@@ -113,7 +118,6 @@ pub struct AutoencoderTask {
     pub config: AutoencoderConfig,
     pub frames: FrameSource,
     pub batch: usize,
-    pub seed: u64,
     pub kl_weight: f64,
     pub edge_weight: f64,
 }
@@ -124,7 +128,6 @@ impl AutoencoderTask {
             config,
             frames: FrameSource::new(frame_size.0, frame_size.1, seed),
             batch,
-            seed,
             // LDM's KL-f8 uses 1e-6: the latent stays close to deterministic.
             kl_weight: 1e-6,
             edge_weight: 0.5,
@@ -152,22 +155,35 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
         Ok(self.config.init(device))
     }
 
-    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let x = self.frames.batch::<B>(step, self.batch, device);
-        let (mean, logvar) = model.encoder.forward(x.clone());
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ step ^ 0xAE));
-        let noise = gaussian::<B, 4, _>(mean.dims(), &mut rng, device);
-        let z = Autoencoder::sample(mean.clone(), logvar.clone(), noise);
-        let rec = model.decoder.forward(z, 1);
-        self.reconstruction_loss(rec, x) + Autoencoder::kl(mean, logvar) * self.kl_weight
+    fn frames(&self) -> &FrameSource {
+        &self.frames
     }
 
-    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
-        let x = self.frames.held_out::<B>(self.batch.max(4), device);
-        let (mean, _) = model.encoder.forward(x.clone());
-        let rec = model.decoder.forward(mean, 1);
-        use burn::tensor::ElementConversion;
-        (rec - x).abs().mean().into_scalar().elem()
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let x = Tensor::stack(seeds.iter().map(|&s| self.frames.frame::<B>(s, device)).collect(), 0);
+        let (mean, logvar) = model.encoder.forward(x.clone());
+        match batch {
+            Batch::Train { .. } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+                let noise = gaussian::<B, 4, _>(mean.dims(), &mut rng, device);
+                let z = Autoencoder::sample(mean.clone(), logvar.clone(), noise);
+                let rec = model.decoder.forward(z, 1);
+                self.reconstruction_loss(rec, x) + Autoencoder::kl(mean, logvar) * self.kl_weight
+            }
+            // Held out: the posterior mean, plain L1 (the number the model card quotes).
+            Batch::HeldOut => (model.decoder.forward(mean, 1) - x).abs().mean(),
+        }
     }
 }
 
@@ -191,7 +207,6 @@ pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
     pub schedule: crate::diffusion::NoiseSchedule,
     pub frames: FrameSource,
     pub batch: usize,
-    pub seed: u64,
     pub drop_p: f64,
 }
 
@@ -270,16 +285,24 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
         Ok(self.config.init(device))
     }
 
-    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds = self.frames.train_seeds(step, self.batch);
-        self.diffusion_loss(model, &seeds, mix(self.seed ^ step ^ 0x1D), self.drop_p, device)
+    fn frames(&self) -> &FrameSource {
+        &self.frames
     }
 
-    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
-        use burn::tensor::ElementConversion;
-        let seeds = FrameSource::held_out_seeds(self.batch.max(4));
-        // Fixed seed and no dropout: the same noise, timesteps and conditions at every evaluation.
-        self.diffusion_loss(model, &seeds, 0xE7A1, 0.0, device).into_scalar().elem()
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let drop_p = if matches!(batch, Batch::Train { .. }) { self.drop_p } else { 0.0 };
+        self.diffusion_loss(model, seeds, draw_seed, drop_p, device)
     }
 }
 
@@ -308,7 +331,6 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     pub window: usize,
     pub fps: f32,
     pub clips: usize,
-    pub seed: u64,
     pub drop_p: f64,
 }
 
@@ -384,15 +406,24 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         Ok(model.freeze_spatial())
     }
 
-    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds = self.frames.train_seeds(step, self.clips);
-        self.clip_loss(model, &seeds, mix(self.seed ^ step ^ 0x7D), self.drop_p, device)
+    fn frames(&self) -> &FrameSource {
+        &self.frames
     }
 
-    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
-        use burn::tensor::ElementConversion;
-        let seeds = FrameSource::held_out_seeds(self.clips.max(2));
-        self.clip_loss(model, &seeds, 0xE7A2, 0.0, device).into_scalar().elem()
+    fn batch_size(&self) -> usize {
+        self.clips
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let drop_p = if matches!(batch, Batch::Train { .. }) { self.drop_p } else { 0.0 };
+        self.clip_loss(model, seeds, draw_seed, drop_p, device)
     }
 }
 
@@ -424,7 +455,6 @@ pub struct UpsamplerTask {
     /// Frames per clip in the video phase.
     pub window: usize,
     pub batch: usize,
-    pub seed: u64,
 }
 
 impl UpsamplerTask {
@@ -497,15 +527,23 @@ impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
         }
     }
 
-    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds = self.frames.train_seeds(step, self.batch);
-        self.patch_loss(model, &seeds, mix(self.seed ^ step ^ 0x0F), device)
+    fn frames(&self) -> &FrameSource {
+        &self.frames
     }
 
-    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
-        use burn::tensor::ElementConversion;
-        let seeds = FrameSource::held_out_seeds(self.batch.max(2));
-        self.patch_loss(model, &seeds, 0xE7A3, device).into_scalar().elem()
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        _: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        self.patch_loss(model, seeds, draw_seed, device)
     }
 }
 
@@ -594,14 +632,16 @@ impl<B: AutodiffBackend> Task<B> for TemporalDecoderTask<B::InnerBackend> {
         Ok(DecoderGan { decoder: ae.decoder, discriminator: self.discriminator.init(device) })
     }
 
-    fn loss(&self, model: &Self::Model, step: u64, device: &B::Device) -> Tensor<B, 1> {
-        let seeds = self.frames.train_seeds(step, self.clips);
-        self.clip_loss(model, &seeds, step >= self.disc_start, device)
+    fn frames(&self) -> &FrameSource {
+        &self.frames
     }
 
-    fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
-        use burn::tensor::ElementConversion;
-        let seeds = FrameSource::held_out_seeds(self.clips.max(2));
-        self.clip_loss(model, &seeds, false, device).into_scalar().elem()
+    fn batch_size(&self) -> usize {
+        self.clips
+    }
+
+    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, batch: Batch, device: &B::Device) -> Tensor<B, 1> {
+        let gan = matches!(batch, Batch::Train { step } if step >= self.disc_start);
+        self.clip_loss(model, seeds, gan, device)
     }
 }
