@@ -148,6 +148,9 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(weights.join("autoencoder.safetensors").exists() && weights.join("manifest.ron").exists());
     assert!(run_dir.join("log.csv").exists() && run_dir.join("loss.png").exists());
+    // Held-out frames over their reconstructions: 4 micro frames (32×16) with 2 px gaps, 2 rows.
+    let grid = image::open(run_dir.join("samples.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (4 * 34, 2 * 18));
     let missing = dir.join("nothing");
     let m = missing.to_str().unwrap().to_string();
     let mut resume: Vec<&str> = args.to_vec();

@@ -60,6 +60,12 @@ pub trait Task<B: AutodiffBackend> {
         self.batch_loss(model, &seeds, mix(frames.seed() ^ mix(step)), Batch::Train { step }, device)
     }
 
+    /// A picture of what the model does now on held-out data (`samples.png`, redrawn at
+    /// every checkpoint); `None` for stages that have none yet.
+    fn sample_grid(&self, _model: &Self::Model, _device: &B::Device) -> Option<image::RgbImage> {
+        None
+    }
+
     /// Mean loss on the fixed held-out batch (world seeds from the evaluation range).
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
         let seeds = FrameSource::held_out_seeds(self.batch_size().max(2));
@@ -185,12 +191,14 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         if step % cfg.checkpoint_every == 0 {
             log.flush().map_err(|e| TrainError::io(&log_path, e))?;
             save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
+            save_samples(task, &model, run_dir, device)?;
             on_event(Event::Checkpoint { step });
         }
     }
     log.flush().map_err(|e| TrainError::io(&log_path, e))?;
     if step > first_step {
         save_checkpoint(run_dir, step, cfg, &model, &ema, &optim)?;
+        save_samples(task, &model, run_dir, device)?;
         on_event(Event::Checkpoint { step });
     }
     let summary =
@@ -219,6 +227,18 @@ fn save_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>
     let rows = super::plot::read_log(&run_dir.join("log.csv"))?;
     let title = run_dir.file_name().map_or_else(String::new, |n| format!("{} loss", n.to_string_lossy()));
     super::plot::write_loss_plot(&rows, &title, &run_dir.join("loss.png"))?;
+    Ok(())
+}
+
+fn save_samples<B: AutodiffBackend, T: Task<B>>(
+    task: &T,
+    model: &T::Model,
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<(), TrainError> {
+    if let Some(grid) = task.sample_grid(model, device) {
+        crate::export::save_png_atomic(&run_dir.join("samples.png"), &grid)?;
+    }
     Ok(())
 }
 

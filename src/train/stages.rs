@@ -185,6 +185,38 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
             Batch::HeldOut => (model.decoder.forward(mean, 1) - x).abs().mean(),
         }
     }
+
+    /// Held-out frames (top row) over their reconstructions (bottom row).
+    fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
+        let x = self.frames.held_out::<B>(4, device);
+        let (mean, _) = model.encoder.forward(x.clone());
+        let rec = model.decoder.forward(mean, 1);
+        Some(tensor_grid(&[x.inner(), rec.inner()]))
+    }
+}
+
+/// Rows of frames `[n, 3, h, w]` in [-1, 1] as one picture, 2 px gaps.
+pub fn tensor_grid<B: burn::tensor::backend::Backend>(rows: &[Tensor<B, 4>]) -> image::RgbImage {
+    let [n, _, h, w] = rows[0].dims();
+    let gap = 2;
+    let mut img =
+        image::RgbImage::from_pixel((n * (w + gap)) as u32, (rows.len() * (h + gap)) as u32, image::Rgb([255; 3]));
+    for (r, t) in rows.iter().enumerate() {
+        let data = t.clone().clamp(-1.0, 1.0).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        for k in 0..n {
+            for y in 0..h {
+                for x in 0..w {
+                    let px = |c: usize| ((data[((k * 3 + c) * h + y) * w + x] + 1.0) * 127.5).round() as u8;
+                    img.put_pixel(
+                        (k * (w + gap) + x) as u32,
+                        (r * (h + gap) + y) as u32,
+                        image::Rgb([px(0), px(1), px(2)]),
+                    );
+                }
+            }
+        }
+    }
+    img
 }
 
 /// Encodes frames `[n, 3, H, W]` with a frozen autoencoder into scaled latents
