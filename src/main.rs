@@ -321,10 +321,8 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
             InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into()
         );
     }
-    if !(a.lr.is_finite() && a.lr > 0.0)
-        || !(0.0..1.0).contains(&a.ema)
-        || !(a.grad_clip.is_finite() && a.grad_clip > 0.0)
-    {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !(positive(a.lr) && positive(a.grad_clip as f64) && (0.0..1.0).contains(&a.ema)) {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
     let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));

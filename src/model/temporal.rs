@@ -272,6 +272,8 @@ pub fn new_res_temporal<B: Backend>(
 }
 
 /// One temporal layer: either kind behind one call.
+// Built once per model; the size difference between the variants costs nothing at run time.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum TemporalMix<B: Backend> {
     Conv(TemporalResBlock<B>),

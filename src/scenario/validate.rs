@@ -50,10 +50,10 @@ pub fn validate(s: &Scenario) -> Vec<(FieldPath, String)> {
     v.non_negative(sm.field("label_guidance"), s.sampling.label_guidance);
     v.non_negative(sm.field("context_guidance"), s.sampling.context_guidance);
 
-    if let Some(w) = &s.model.weights {
-        if w.as_os_str().is_empty() {
-            v.err(root.field("model").field("weights"), "expected a folder path, found an empty string".into());
-        }
+    if let Some(w) = &s.model.weights
+        && w.as_os_str().is_empty()
+    {
+        v.err(root.field("model").field("weights"), "expected a folder path, found an empty string".into());
     }
     v.0
 }
@@ -173,22 +173,23 @@ fn check_box_overlaps(v: &mut Checks, path: &FieldPath, boxes: &[BoxSpec]) {
     for j in 0..boxes.len() {
         for i in 0..j {
             let (a, b) = (&boxes[i], &boxes[j]);
-            if let (Some(ia), Some(ib)) = (&a.image, &b.image) {
-                if ia == ib {
-                    v.err(path.index(j), format!("duplicates boxes[{i}]"));
-                }
+            if let (Some(ia), Some(ib)) = (&a.image, &b.image)
+                && ia == ib
+            {
+                v.err(path.index(j), format!("duplicates boxes[{i}]"));
             }
-            if let (Some(ra), Some(rb)) = (&a.road, &b.road) {
-                if ra.lane == rb.lane && (ra.ahead_m - rb.ahead_m).abs() < MIN_ROAD_GAP_M {
-                    v.err(
-                        path.index(j).field("road"),
-                        format!(
-                            "overlaps boxes[{i}] (same lane {}, {:.1} m apart); expected at least {MIN_ROAD_GAP_M} m",
-                            ra.lane,
-                            (ra.ahead_m - rb.ahead_m).abs()
-                        ),
-                    );
-                }
+            if let (Some(ra), Some(rb)) = (&a.road, &b.road)
+                && ra.lane == rb.lane
+                && (ra.ahead_m - rb.ahead_m).abs() < MIN_ROAD_GAP_M
+            {
+                v.err(
+                    path.index(j).field("road"),
+                    format!(
+                        "overlaps boxes[{i}] (same lane {}, {:.1} m apart); expected at least {MIN_ROAD_GAP_M} m",
+                        ra.lane,
+                        (ra.ahead_m - rb.ahead_m).abs()
+                    ),
+                );
             }
         }
     }

@@ -127,6 +127,17 @@ struct CheckpointState {
 
 const CHECKPOINT_DIR: &str = "checkpoint";
 
+/// The EMA of a task's model (on the inner, non-autodiff backend).
+pub type EmaOf<B, T> = Ema<<<T as Task<B>>::Model as AutodiffModule<B>>::InnerModule>;
+
+/// What `fit` returns: the live model, its EMA and how the run went.
+#[derive(Debug)]
+pub struct Fitted<M, E> {
+    pub model: M,
+    pub ema: E,
+    pub summary: FitSummary,
+}
+
 /// Runs `task` until `cfg.steps` (or `cancel`), checkpointing into `run_dir`.
 /// Returns the EMA model and the summary.
 pub fn fit<B: AutodiffBackend, T: Task<B>>(
@@ -137,7 +148,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
     device: &B::Device,
     cancel: &AtomicBool,
     mut on_event: impl FnMut(Event),
-) -> Result<(T::Model, Ema<<T::Model as AutodiffModule<B>>::InnerModule>, FitSummary), TrainError> {
+) -> Result<Fitted<T::Model, EmaOf<B, T>>, TrainError> {
     std::fs::create_dir_all(run_dir.join(CHECKPOINT_DIR)).map_err(|e| TrainError::io(run_dir, e))?;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.0)
@@ -203,7 +214,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
     }
     let summary =
         FitSummary { first_step, last_step: step, interrupted, held_out, seconds: t0.elapsed().as_secs_f64() };
-    Ok((model, ema, summary))
+    Ok(Fitted { model, ema, summary })
 }
 
 fn save_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(

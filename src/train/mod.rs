@@ -14,7 +14,7 @@ mod stages;
 use std::path::{Path, PathBuf};
 
 pub use ema::Ema;
-pub use fit::{Batch, Event, FitSummary, LoopConfig, Task, fit};
+pub use fit::{Batch, EmaOf, Event, FitSummary, Fitted, LoopConfig, Task, fit};
 pub use run::{KEYFRAME_FPS, Stage, StageReport, TrainOptions, default_run_dir, train_stage};
 pub use stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask, visible_boxes,

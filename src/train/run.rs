@@ -11,7 +11,7 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::fit::{Event, FitSummary, LoopConfig, fit};
+use super::fit::{Event, FitSummary, Fitted, LoopConfig, fit};
 use super::stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
     VideoTask,
@@ -121,7 +121,7 @@ pub fn train_stage(
     match opts.stage {
         Stage::Autoencoder => {
             let task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed);
-            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
@@ -140,7 +140,7 @@ pub fn train_stage(
                 batch: opts.batch,
                 drop_p: LABEL_DROP_P,
             };
-            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
@@ -164,7 +164,7 @@ pub fn train_stage(
                 gan_weight: 0.1,
                 edge_weight: 0.5,
             };
-            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
@@ -181,7 +181,7 @@ pub fn train_stage(
         }
         Stage::Upsampler => {
             let task = upsampler_task(opts, UpsamplerPhase::Image, None);
-            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
@@ -191,7 +191,7 @@ pub fn train_stage(
         Stage::UpsamplerVideo => {
             let spatial = stage_file(opts, Stage::Upsampler, Part::Spatial)?;
             let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()));
-            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
@@ -218,7 +218,7 @@ pub fn train_stage(
                 clips: opts.batch,
                 drop_p: LABEL_DROP_P,
             };
-            let (_, ema, summary) = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }

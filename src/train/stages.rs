@@ -403,7 +403,7 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
         let known = |i: usize| match self.kind {
             VideoTask::Prediction => i % t < context_frames[i / t],
-            VideoTask::Interpolation => (i % t) % 4 == 0,
+            VideoTask::Interpolation => (i % t).is_multiple_of(4),
         };
         let mask: Vec<f32> = (0..n).map(|i| if known(i) { 1.0 } else { 0.0 }).collect();
         let m = Tensor::<B, 1>::from_floats(mask.as_slice(), device)

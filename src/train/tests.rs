@@ -59,10 +59,12 @@ fn resuming_half_way_gives_bit_identical_weights() {
     let dev = Default::default();
     let never = AtomicBool::new(false);
     let (a, b) = (run_dir("straight"), run_dir("resumed"));
-    let (straight, straight_ema, _) = fit::<AB, _>(&task(), &loop_config(4), &a, false, &dev, &never, |_| {}).unwrap();
-    let (_, _, first) = fit::<AB, _>(&task(), &loop_config(2), &b, false, &dev, &never, |_| {}).unwrap();
+    let Fitted { model: straight, ema: straight_ema, .. } =
+        fit::<AB, _>(&task(), &loop_config(4), &a, false, &dev, &never, |_| {}).unwrap();
+    let Fitted { summary: first, .. } =
+        fit::<AB, _>(&task(), &loop_config(2), &b, false, &dev, &never, |_| {}).unwrap();
     assert_eq!(first.last_step, 2);
-    let (resumed, resumed_ema, second) =
+    let Fitted { model: resumed, ema: resumed_ema, summary: second } =
         fit::<AB, _>(&task(), &loop_config(4), &b, true, &dev, &never, |_| {}).unwrap();
     assert_eq!((second.first_step, second.last_step), (2, 4));
     // (Compared as booleans: a failure would otherwise print every weight.)
@@ -81,7 +83,7 @@ fn cancelling_checkpoints_and_stops() {
     let dev = Default::default();
     let cancel = AtomicBool::new(true);
     let dir = run_dir("cancel");
-    let (_, _, s) = fit::<AB, _>(&task(), &loop_config(4), &dir, false, &dev, &cancel, |_| {}).unwrap();
+    let Fitted { summary: s, .. } = fit::<AB, _>(&task(), &loop_config(4), &dir, false, &dev, &cancel, |_| {}).unwrap();
     assert!(s.interrupted);
     assert_eq!(s.last_step, 0);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -86,8 +86,7 @@ pub fn surface(part: Part, face: &Face, paint: [f32; 3], u: f32, v: f32, lights_
         (Part::Cabin, Side::Top) => plain(paint, 0.15),
         (Part::Cabin, side) => {
             // Pillars frame the glass; the side glass has a B-pillar in the middle.
-            let pillar = u < 0.08
-                || u > 0.92
+            let pillar = !(0.08..=0.92).contains(&u)
                 || v > 0.9
                 || (matches!(side, Side::Left | Side::Right) && (0.47..0.53).contains(&u));
             if pillar { plain(paint, 0.15) } else { plain(GLASS, 0.35) }

@@ -52,14 +52,14 @@ pub struct Pose {
 
 impl Pose {
     /// Camera-space point of car-local `(x right, y up, z forward)`.
-    pub fn to_camera(&self, local: [f32; 3]) -> [f32; 3] {
+    pub fn to_camera(self, local: [f32; 3]) -> [f32; 3] {
         let (s, c) = self.heading.sin_cos();
         let right = [c, 0.0, -s];
         let fwd = [s, 0.0, c];
         add(add(self.position, scale(right, local[0])), add(scale(fwd, local[2]), [0.0, -local[1], 0.0]))
     }
     /// KITTI `rotation_y` of this heading.
-    pub fn rotation_y(&self) -> f32 {
+    pub fn rotation_y(self) -> f32 {
         super::labels::wrap_angle(self.heading - std::f32::consts::FRAC_PI_2)
     }
 }
