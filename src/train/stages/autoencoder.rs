@@ -1,0 +1,106 @@
+//! Stage 1: the KL autoencoder.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{FrameSource, tensor_grid};
+use crate::diffusion::noise::gaussian;
+use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::train::TrainError;
+use crate::train::fit::{Batch, Task};
+
+/// Stage 1: the KL autoencoder on single frames. Loss: L1 + edge (image-gradient
+/// L1, standing in for LPIPS, which has no offline weights) + a small KL.
+pub struct AutoencoderTask {
+    pub config: AutoencoderConfig,
+    pub frames: FrameSource,
+    pub batch: usize,
+    pub kl_weight: f64,
+    pub edge_weight: f64,
+}
+
+impl AutoencoderTask {
+    pub fn new(config: AutoencoderConfig, frame_size: (usize, usize), batch: usize, seed: u64) -> Self {
+        AutoencoderTask {
+            config,
+            frames: FrameSource::new(frame_size.0, frame_size.1, seed),
+            batch,
+            // LDM's KL-f8 uses 1e-6: the latent stays close to deterministic.
+            kl_weight: 1e-6,
+            edge_weight: 0.5,
+        }
+    }
+
+    fn reconstruction_loss<B: burn::tensor::backend::Backend>(
+        &self,
+        rec: Tensor<B, 4>,
+        x: Tensor<B, 4>,
+    ) -> Tensor<B, 1> {
+        let l1 = (rec.clone() - x.clone()).abs().mean();
+        let [n, c, h, w] = x.dims();
+        let dx = |t: Tensor<B, 4>| t.clone().slice([0..n, 0..c, 0..h, 1..w]) - t.slice([0..n, 0..c, 0..h, 0..w - 1]);
+        let dy = |t: Tensor<B, 4>| t.clone().slice([0..n, 0..c, 1..h, 0..w]) - t.slice([0..n, 0..c, 0..h - 1, 0..w]);
+        let edge = (dx(rec.clone()) - dx(x.clone())).abs().mean() + (dy(rec) - dy(x)).abs().mean();
+        l1 + edge * self.edge_weight
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
+    type Model = Autoencoder<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        Ok(self.config.init(device))
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let x = Tensor::stack(seeds.iter().map(|&s| self.frames.frame::<B>(s, device)).collect(), 0);
+        let (mean, logvar) = model.encoder.forward(x.clone());
+        match batch {
+            Batch::Train { .. } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+                let noise = gaussian::<B, 4, _>(mean.dims(), &mut rng, device);
+                let z = Autoencoder::sample(mean.clone(), logvar.clone(), noise);
+                let rec = model.decoder.forward(z, 1);
+                self.reconstruction_loss(rec, x) + Autoencoder::kl(mean, logvar) * self.kl_weight
+            }
+            // Held out: the posterior mean, plain L1 (the number the model card quotes).
+            Batch::HeldOut => (model.decoder.forward(mean, 1) - x).abs().mean(),
+        }
+    }
+
+    /// Held-out frames (top row) over their reconstructions (bottom row).
+    fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
+        let x = self.frames.held_out::<B>(4, device);
+        let (mean, _) = model.encoder.forward(x.clone());
+        let rec = model.decoder.forward(mean, 1);
+        Some(tensor_grid(&[x.inner(), rec.inner()]))
+    }
+}
+
+/// Encodes frames `[n, 3, H, W]` with a frozen autoencoder into scaled latents
+/// `[n, z, h, w]` (the posterior mean × `latent_scale`), outside the autograd graph.
+pub fn encode_frozen<B: AutodiffBackend>(
+    ae: &Autoencoder<B::InnerBackend>,
+    frames: Tensor<B::InnerBackend, 4>,
+    latent_scale: f32,
+) -> Tensor<B, 4> {
+    let (mean, _) = ae.encoder.forward(frames);
+    Tensor::from_inner(mean * latent_scale)
+}

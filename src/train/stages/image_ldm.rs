@@ -1,0 +1,120 @@
+//! Stage 2: the box- and label-conditioned image LDM.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{FrameSource, encode_frozen};
+use crate::diffusion::noise::gaussian;
+use crate::model::Autoencoder;
+use crate::train::TrainError;
+use crate::train::fit::{Batch, Task};
+
+/// Stage 2: the box- and label-conditioned image LDM on frozen latents.
+/// Labels and boxes are each dropped with probability `drop_p` (classifier-free guidance).
+pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
+    pub config: crate::model::UNetConfig,
+    pub autoencoder: Autoencoder<IB>,
+    pub latent_scale: f32,
+    pub schedule: crate::diffusion::NoiseSchedule,
+    pub frames: FrameSource,
+    pub batch: usize,
+    pub drop_p: f64,
+}
+
+/// Condition dropout and noise of one diffusion batch, drawn from the step's seed.
+struct DiffusionDraws<B: burn::tensor::backend::Backend> {
+    noise: Tensor<B, 4>,
+    timesteps: Vec<usize>,
+    keep_labels: Vec<bool>,
+    keep_boxes: Vec<bool>,
+}
+
+fn draws<B: burn::tensor::backend::Backend>(
+    seed: u64,
+    n: usize,
+    shape: [usize; 4],
+    drop_p: f64,
+    train_steps: usize,
+    device: &B::Device,
+) -> DiffusionDraws<B> {
+    use rand::RngExt;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = gaussian::<B, 4, _>(shape, &mut rng, device);
+    let timesteps = crate::diffusion::noise::sample_timesteps(&mut rng, n, train_steps);
+    let keep_labels = (0..n).map(|_| !rng.random_bool(drop_p)).collect();
+    let keep_boxes = (0..n).map(|_| !rng.random_bool(drop_p)).collect();
+    DiffusionDraws { noise, timesteps, keep_labels, keep_boxes }
+}
+
+impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
+    fn diffusion_loss<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        model: &crate::model::UNet<B>,
+        seeds: &[u64],
+        draw_seed: u64,
+        drop_p: f64,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let inner = |t: Tensor<B, 3>| t.inner();
+        let mut frames = Vec::new();
+        let (mut conds, mut boxes) = (Vec::new(), Vec::new());
+        for &s in seeds {
+            let (f, c, b) = self.frames.labelled_frame::<B>(s, device);
+            frames.push(inner(f));
+            conds.push(c);
+            boxes.push(b);
+        }
+        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::stack(frames, 0), self.latent_scale);
+        let [n, c, h, w] = z0.dims();
+        let d = draws::<B>(draw_seed, n, [n, c, h, w], drop_p, self.schedule.train_steps(), device);
+        let x_t = self.schedule.add_noise(z0, d.noise.clone(), &d.timesteps);
+        let mut input = crate::model::UNetInput::new(
+            x_t,
+            Tensor::from_floats(d.timesteps.iter().map(|&t| t as f32).collect::<Vec<_>>().as_slice(), device),
+            1,
+        );
+        input.labels = Some(crate::model::Labels::new(
+            &conds.iter().zip(&d.keep_labels).map(|(c, k)| k.then_some(*c)).collect::<Vec<_>>(),
+            device,
+        ));
+        let slots = self.config.boxes.as_ref().map_or(0, |b| b.slots);
+        input.boxes = Some(crate::model::Boxes::new(
+            &boxes.into_iter().zip(&d.keep_boxes).map(|(b, k)| k.then_some(b)).collect::<Vec<_>>(),
+            slots,
+            h,
+            w,
+            device,
+        ));
+        crate::diffusion::mse(model.forward(input), d.noise)
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
+    type Model = crate::model::UNet<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        Ok(self.config.init(device))
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let drop_p = if matches!(batch, Batch::Train { .. }) { self.drop_p } else { 0.0 };
+        self.diffusion_loss(model, seeds, draw_seed, drop_p, device)
+    }
+}

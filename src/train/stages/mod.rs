@@ -1,0 +1,15 @@
+//! The stages' tasks: which model, which batches, which loss. One file per stage.
+
+mod autoencoder;
+mod frames;
+mod image_ldm;
+mod temporal_decoder;
+mod upsampler;
+mod video;
+
+pub use autoencoder::{AutoencoderTask, encode_frozen};
+pub use frames::{FrameSource, tensor_grid, visible_boxes};
+pub use image_ldm::ImageLdmTask;
+pub use temporal_decoder::TemporalDecoderTask;
+pub use upsampler::{UpsamplerPhase, UpsamplerTask};
+pub use video::{VideoLdmTask, VideoTask};

@@ -1,0 +1,108 @@
+//! Stage 3: the temporal decoder against a 3D patch discriminator.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::FrameSource;
+use crate::model::AutoencoderConfig;
+use crate::train::TrainError;
+use crate::train::fit::{Batch, Task};
+
+/// The temporal decoder and its adversary, trained together (one optimiser).
+#[derive(burn::module::Module, Debug)]
+pub struct DecoderGan<B: burn::tensor::backend::Backend> {
+    pub decoder: crate::model::autoencoder::Decoder<B>,
+    pub discriminator: crate::model::Discriminator3d<B>,
+}
+
+/// Stage 3: the temporal decoder. The trained decoder gains 3D-conv temporal blocks and
+/// is fine-tuned on clips with the encoder frozen: L1 + edge loss, plus after
+/// `disc_start` steps a hinge GAN against a 3D patch discriminator. The generator term
+/// has a fixed weight `gan_weight` (LDM's adaptive weight, ‖∇rec‖/‖∇gan‖ at the last
+/// layer, needs a second backward pass per step and is left out here).
+pub struct TemporalDecoderTask<IB: burn::tensor::backend::Backend> {
+    pub config: AutoencoderConfig,
+    pub discriminator: crate::model::Discriminator3dConfig,
+    /// The trained (image) autoencoder's weights.
+    pub autoencoder_weights: std::path::PathBuf,
+    pub encoder: crate::model::autoencoder::Encoder<IB>,
+    pub frames: FrameSource,
+    pub window: usize,
+    pub clips: usize,
+    pub disc_start: u64,
+    pub gan_weight: f64,
+    pub edge_weight: f64,
+}
+
+/// Replaces every parameter with a detached copy: the generator's loss then reaches the
+/// decoder through the discriminator without training the discriminator to be fooled.
+struct Detach;
+
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleMapper<B> for Detach {
+    fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<B, D>>) -> burn::module::Param<Tensor<B, D>> {
+        let (id, t, mapper) = p.consume();
+        burn::module::Param::from_mapped_value(id, t.detach(), mapper)
+    }
+}
+
+impl<IB: burn::tensor::backend::Backend> TemporalDecoderTask<IB> {
+    fn clip_loss<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        model: &DecoderGan<B>,
+        seeds: &[u64],
+        gan: bool,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        use crate::model::layout::to_video;
+        use burn::module::Module;
+        use burn::tensor::activation::relu;
+        let t = self.window;
+        let clips: Vec<Tensor<IB, 4>> =
+            seeds.iter().map(|&s| self.frames.clip::<B>(s, t, crate::train::KEYFRAME_FPS, device).0.inner()).collect();
+        let x_inner = Tensor::cat(clips, 0);
+        let (mean, _) = self.encoder.forward(x_inner.clone());
+        let x: Tensor<B, 4> = Tensor::from_inner(x_inner);
+        let rec = model.decoder.forward(Tensor::from_inner(mean), t);
+        let [n, c, h, w] = x.dims();
+        let dx = |v: Tensor<B, 4>| v.clone().slice([0..n, 0..c, 0..h, 1..w]) - v.slice([0..n, 0..c, 0..h, 0..w - 1]);
+        let dy = |v: Tensor<B, 4>| v.clone().slice([0..n, 0..c, 1..h, 0..w]) - v.slice([0..n, 0..c, 0..h - 1, 0..w]);
+        let edge = (dx(rec.clone()) - dx(x.clone())).abs().mean() + (dy(rec.clone()) - dy(x.clone())).abs().mean();
+        let mut loss = (rec.clone() - x.clone()).abs().mean() + edge * self.edge_weight;
+        if gan {
+            let (real, fake) = (to_video(x, t), to_video(rec, t));
+            let d_loss = relu(model.discriminator.forward(real).neg() + 1.0).mean()
+                + relu(model.discriminator.forward(fake.clone().detach()) + 1.0).mean();
+            let frozen = model.discriminator.clone().map(&mut Detach);
+            let g_loss = frozen.forward(fake).mean().neg();
+            loss = loss + g_loss * self.gan_weight + d_loss;
+        }
+        loss
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for TemporalDecoderTask<B::InnerBackend> {
+    type Model = DecoderGan<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        let ae = crate::weights::load_parts(
+            self.config.init::<B>(device),
+            &self.autoencoder_weights,
+            None,
+            crate::weights::TemporalInit::Keep,
+        )?;
+        Ok(DecoderGan { decoder: ae.decoder, discriminator: self.discriminator.init(device) })
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.clips
+    }
+
+    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, batch: Batch, device: &B::Device) -> Tensor<B, 1> {
+        let gan = matches!(batch, Batch::Train { step } if step >= self.disc_start);
+        self.clip_loss(model, seeds, gan, device)
+    }
+}

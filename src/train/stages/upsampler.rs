@@ -1,0 +1,131 @@
+//! Stage 6: the pixel-space 4× upsampler, image then video phase.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::FrameSource;
+use crate::diffusion::noise::gaussian;
+use crate::train::TrainError;
+use crate::train::fit::{Batch, Task};
+
+/// Which half of the upsampler's training a [`UpsamplerTask`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsamplerPhase {
+    /// Spatial layers on single-frame patches (the model has no temporal layers).
+    Image,
+    /// Temporal layers on clips of patches, spatial layers frozen (video fine-tuning).
+    Video,
+}
+
+/// Stage 6: the pixel-space 4× upsampler, trained on patches: a random crop of a
+/// high-resolution render is the target; its 4×4 area average is the low-resolution
+/// input, bilinearly upsampled and noise-augmented at a random level below
+/// `max_level` with its own linear schedule (SD x4-upscaler recipe).
+pub struct UpsamplerTask {
+    pub phase: UpsamplerPhase,
+    pub config: crate::model::UpsamplerConfig,
+    /// Spatial weights of the image phase (video phase only).
+    pub image_weights: Option<std::path::PathBuf>,
+    pub schedule: crate::diffusion::NoiseSchedule,
+    pub augmentation: crate::diffusion::NoiseSchedule,
+    pub max_level: usize,
+    /// High-resolution frames to crop from.
+    pub frames: FrameSource,
+    pub patch: (usize, usize),
+    pub frame_size: (usize, usize),
+    /// Frames per clip in the video phase.
+    pub window: usize,
+    pub batch: usize,
+}
+
+impl UpsamplerTask {
+    fn patch_loss<B: AutodiffBackend>(
+        &self,
+        model: &crate::model::Upsampler<B>,
+        seeds: &[u64],
+        draw_seed: u64,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        use rand::RngExt;
+        let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+        let t = if self.phase == UpsamplerPhase::Video { self.window } else { 1 };
+        let (ph, pw) = self.patch;
+        let (fh, fw) = self.frame_size;
+        // Crops on the space-to-depth × downsampling grid keep patches aligned with whole frames.
+        let grid = 4 * self.config.unshuffle * (1 << (self.config.unet.channel_mult.len() - 1));
+        let mut patches = Vec::new();
+        for &s in seeds {
+            let (y0, x0) =
+                (grid * rng.random_range(0..=(fh - ph) / grid), grid * rng.random_range(0..=(fw - pw) / grid));
+            let (clip, _) = self.frames.clip::<B>(s, t, crate::train::KEYFRAME_FPS * 4.0, device);
+            patches.push(clip.slice([0..t, 0..3, y0..y0 + ph, x0..x0 + pw]));
+        }
+        let x0 = Tensor::cat(patches, 0);
+        let low = burn::tensor::module::avg_pool2d(x0.clone(), [4, 4], [4, 4], [0, 0], true, false);
+        let cond = model.upsample_condition(low);
+        // One augmentation level and one timestep per clip.
+        let clips = seeds.len();
+        let levels: Vec<usize> =
+            (0..clips).map(|_| rng.random_range(0..self.max_level)).flat_map(|l| std::iter::repeat_n(l, t)).collect();
+        let steps: Vec<usize> = crate::diffusion::noise::sample_timesteps(&mut rng, clips, self.schedule.train_steps())
+            .into_iter()
+            .flat_map(|s| std::iter::repeat_n(s, t))
+            .collect();
+        let cond_noise = gaussian::<B, 4, _>(cond.dims(), &mut rng, device);
+        let cond = self.augmentation.add_noise(cond, cond_noise, &levels);
+        let noise = gaussian::<B, 4, _>(x0.dims(), &mut rng, device);
+        let x_t = self.schedule.add_noise(x0, noise.clone(), &steps);
+        let as_floats = |v: &[usize]| {
+            Tensor::<B, 1>::from_floats(v.iter().map(|&x| x as f32).collect::<Vec<_>>().as_slice(), device)
+        };
+        let pred = model.forward(x_t, as_floats(&steps), cond, as_floats(&levels), t);
+        crate::diffusion::mse(pred, noise)
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
+    type Model = crate::model::Upsampler<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        match (self.phase, &self.image_weights) {
+            (UpsamplerPhase::Image, _) => {
+                let mut cfg = self.config.clone();
+                cfg.unet = cfg.unet.image_config();
+                Ok(cfg.init(device))
+            }
+            (UpsamplerPhase::Video, Some(path)) => {
+                let model = crate::weights::load_parts(
+                    self.config.init(device),
+                    path,
+                    None,
+                    crate::weights::TemporalInit::Keep,
+                )?;
+                Ok(crate::model::Upsampler { unet: model.unet.freeze_spatial(), ..model })
+            }
+            (UpsamplerPhase::Video, None) => {
+                Err(TrainError::Record("the video phase needs the image phase's weights".into()))
+            }
+        }
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        _: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        self.patch_loss(model, seeds, draw_seed, device)
+    }
+}

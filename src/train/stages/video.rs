@@ -1,0 +1,134 @@
+//! Stages 4 and 5: the prediction model and the interpolator.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{FrameSource, encode_frozen};
+use crate::diffusion::noise::gaussian;
+use crate::model::Autoencoder;
+use crate::scenario::Conditions;
+use crate::train::TrainError;
+use crate::train::fit::{Batch, Task};
+
+/// Which video model a [`VideoLdmTask`] trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoTask {
+    /// Stage 4, prediction: clips of `T` key frames (2.5 Hz); each clip gets S ∈ {0, 1, 2}
+    /// context frames at its start (S = 0 trains the unconditional branch of context guidance).
+    Prediction,
+    /// Stage 5, interpolation ×4: clips of `T + 1` frames at 10 Hz (fps flag 0, from 2.5 Hz
+    /// key frames) or 40 Hz (flag 1, from 10 Hz); every 4th frame is known.
+    Interpolation,
+}
+
+/// Stages 4 and 5: the image LDM's spatial weights, frozen, with new temporal layers;
+/// labels are dropped with probability `drop_p`.
+pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
+    pub kind: VideoTask,
+    pub config: crate::model::UNetConfig,
+    /// Spatial weights of the trained image LDM.
+    pub image_weights: std::path::PathBuf,
+    pub autoencoder: Autoencoder<IB>,
+    pub latent_scale: f32,
+    pub schedule: crate::diffusion::NoiseSchedule,
+    pub frames: FrameSource,
+    pub window: usize,
+    pub fps: f32,
+    pub clips: usize,
+    pub drop_p: f64,
+}
+
+impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
+    fn clip_loss<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        model: &crate::model::UNet<B>,
+        seeds: &[u64],
+        draw_seed: u64,
+        drop_p: f64,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        use rand::RngExt;
+        let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+        let clips = seeds.len();
+        let (t, fps_stage): (usize, Vec<i64>) = match self.kind {
+            VideoTask::Prediction => (self.window, vec![]),
+            VideoTask::Interpolation => (self.window + 1, (0..clips).map(|_| rng.random_range(0..=1i64)).collect()),
+        };
+        let (mut frames, mut conds) = (Vec::new(), Vec::new());
+        for (k, &s) in seeds.iter().enumerate() {
+            let fps = match self.kind {
+                VideoTask::Prediction => self.fps,
+                // Stage 0 fills 2.5 Hz key frames up to 10 Hz, stage 1 10 Hz up to 40 Hz.
+                VideoTask::Interpolation => self.fps * if fps_stage[k] == 0 { 4.0 } else { 16.0 },
+            };
+            let (clip, c) = self.frames.clip::<B>(s, t, fps, device);
+            frames.push(clip.inner());
+            conds.push(c);
+        }
+        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::cat(frames, 0), self.latent_scale);
+        let [n, c, h, w] = z0.dims();
+        let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
+        // One timestep per clip, shared by its frames.
+        let per_clip = crate::diffusion::noise::sample_timesteps(&mut rng, clips, self.schedule.train_steps());
+        let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
+        let context_frames: Vec<usize> = (0..clips).map(|_| rng.random_range(0..=2usize)).collect();
+        let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
+        let known = |i: usize| match self.kind {
+            VideoTask::Prediction => i % t < context_frames[i / t],
+            VideoTask::Interpolation => (i % t).is_multiple_of(4),
+        };
+        let mask: Vec<f32> = (0..n).map(|i| if known(i) { 1.0 } else { 0.0 }).collect();
+        let m = Tensor::<B, 1>::from_floats(mask.as_slice(), device)
+            .reshape([n, 1, 1, 1])
+            .repeat_dim(2, h)
+            .repeat_dim(3, w);
+        let context = Tensor::cat(vec![z0.clone() * m.clone().repeat_dim(1, c), m], 1);
+        let x_t = self.schedule.add_noise(z0, noise.clone(), &timesteps);
+        let steps: Vec<f32> = timesteps.iter().map(|&s| s as f32).collect();
+        let mut input = crate::model::UNetInput::new(x_t, Tensor::from_floats(steps.as_slice(), device), t);
+        let labels: Vec<Option<Conditions>> = (0..n).map(|i| keep[i / t].then_some(conds[i / t])).collect();
+        input.labels = Some(crate::model::Labels::new(&labels, device));
+        input.context = Some(context);
+        if self.kind == VideoTask::Interpolation {
+            let stages: Vec<i64> = (0..n).map(|i| fps_stage[i / t]).collect();
+            input.fps_stage = Some(Tensor::from_data(burn::tensor::TensorData::new(stages, [n]), device));
+        }
+        crate::diffusion::mse(model.forward(input), noise)
+    }
+}
+
+impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
+    type Model = crate::model::UNet<B>;
+
+    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+        let model = crate::weights::load_parts(
+            self.config.init(device),
+            &self.image_weights,
+            None,
+            crate::weights::TemporalInit::Keep,
+        )?;
+        Ok(model.freeze_spatial())
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.clips
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        batch: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let drop_p = if matches!(batch, Batch::Train { .. }) { self.drop_p } else { 0.0 };
+        self.clip_loss(model, seeds, draw_seed, drop_p, device)
+    }
+}
