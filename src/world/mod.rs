@@ -11,6 +11,8 @@ mod agents;
 mod annotate;
 pub mod camera;
 mod car;
+mod color;
+mod ground;
 pub mod labels;
 mod raster;
 mod render;

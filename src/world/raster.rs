@@ -260,6 +260,15 @@ pub fn scale(a: [f32; 3], k: f32) -> [f32; 3] {
 pub fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
+/// Euclidean length.
+pub fn norm(a: [f32; 3]) -> f32 {
+    dot(a, a).sqrt()
+}
+/// Unit vector along `a` (zero stays zero).
+pub fn normalize(a: [f32; 3]) -> [f32; 3] {
+    scale(a, 1.0 / norm(a).max(1e-12))
+}
+
 pub fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
     [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
