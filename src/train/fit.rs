@@ -37,8 +37,9 @@ pub enum Batch {
 pub trait Task<B: AutodiffBackend> {
     type Model: AutodiffModule<B> + Clone;
 
-    /// The model at step 0 (fresh, or built on an earlier stage's weights).
-    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError>;
+    /// The model at step 0: fresh parameters drawn from `seed` (`train::init::seeded_init`,
+    /// applied before any earlier stage's weights are loaded over them).
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError>;
     /// Where the stage's worlds come from.
     fn frames(&self) -> &FrameSource;
     /// Samples (frames or clips) per batch.
@@ -89,8 +90,7 @@ pub struct LoopConfig {
     pub ema_decay: f64,
     pub checkpoint_every: u64,
     pub eval_every: u64,
-    /// Seeds the backend's initialiser right before the model is built, so a fresh
-    /// run's initial weights are a function of this seed.
+    /// Seed of the initial weights (`train::init`): a fresh run's start is a function of it.
     pub init_seed: u64,
 }
 
@@ -154,8 +154,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip)))
         .init::<B, T::Model>();
-    B::seed(device, init_seed_value(cfg.init_seed));
-    let mut model = task.init(device)?;
+    let mut model = task.init(device, cfg.init_seed)?;
     let mut ema = Ema::new(model.valid(), cfg.ema_decay);
     let mut step = 0;
     if resume {
@@ -251,10 +250,6 @@ fn save_samples<B: AutodiffBackend, T: Task<B>>(
         crate::export::save_png_atomic(&run_dir.join("samples.png"), &grid)?;
     }
     Ok(())
-}
-
-fn init_seed_value(seed: u64) -> u64 {
-    crate::world::mix(seed ^ 0x1417)
 }
 
 fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {

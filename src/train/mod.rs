@@ -7,6 +7,7 @@
 
 mod ema;
 mod fit;
+pub mod init;
 pub mod plot;
 mod run;
 mod stages;

@@ -10,6 +10,7 @@ use crate::diffusion::noise::gaussian;
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
+use crate::train::init::seeded_init;
 
 /// Stage 1: the KL autoencoder on single frames. Loss: L1 + edge (image-gradient
 /// L1, standing in for LPIPS, which has no offline weights) + a small KL.
@@ -50,8 +51,8 @@ impl AutoencoderTask {
 impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
     type Model = Autoencoder<B>;
 
-    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
-        Ok(self.config.init(device))
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
+        Ok(seeded_init(self.config.init(device), seed))
     }
 
     fn frames(&self) -> &FrameSource {

@@ -10,6 +10,7 @@ use crate::diffusion::noise::gaussian;
 use crate::model::Autoencoder;
 use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
+use crate::train::init::seeded_init;
 
 /// Stage 2: the box- and label-conditioned image LDM on frozen latents.
 /// Labels and boxes are each dropped with probability `drop_p` (classifier-free guidance).
@@ -94,8 +95,8 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
 impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
     type Model = crate::model::UNet<B>;
 
-    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
-        Ok(self.config.init(device))
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
+        Ok(seeded_init(self.config.init(device), seed))
     }
 
     fn frames(&self) -> &FrameSource {

@@ -7,6 +7,7 @@ use super::FrameSource;
 use crate::model::AutoencoderConfig;
 use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
+use crate::train::init::seeded_init;
 
 /// The temporal decoder and its adversary, trained together (one optimiser).
 #[derive(burn::module::Module, Debug)]
@@ -83,14 +84,14 @@ impl<IB: burn::tensor::backend::Backend> TemporalDecoderTask<IB> {
 impl<B: AutodiffBackend> Task<B> for TemporalDecoderTask<B::InnerBackend> {
     type Model = DecoderGan<B>;
 
-    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
         let ae = crate::weights::load_parts(
-            self.config.init::<B>(device),
+            seeded_init(self.config.init::<B>(device), seed),
             &self.autoencoder_weights,
             None,
             crate::weights::TemporalInit::Keep,
         )?;
-        Ok(DecoderGan { decoder: ae.decoder, discriminator: self.discriminator.init(device) })
+        Ok(DecoderGan { decoder: ae.decoder, discriminator: seeded_init(self.discriminator.init(device), seed ^ 1) })
     }
 
     fn frames(&self) -> &FrameSource {

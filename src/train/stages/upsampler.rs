@@ -9,6 +9,7 @@ use super::FrameSource;
 use crate::diffusion::noise::gaussian;
 use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
+use crate::train::init::seeded_init;
 
 /// Which half of the upsampler's training a [`UpsamplerTask`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,16 +89,16 @@ impl UpsamplerTask {
 impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
     type Model = crate::model::Upsampler<B>;
 
-    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
         match (self.phase, &self.image_weights) {
             (UpsamplerPhase::Image, _) => {
                 let mut cfg = self.config.clone();
                 cfg.unet = cfg.unet.image_config();
-                Ok(cfg.init(device))
+                Ok(seeded_init(cfg.init(device), seed))
             }
             (UpsamplerPhase::Video, Some(path)) => {
                 let model = crate::weights::load_parts(
-                    self.config.init(device),
+                    seeded_init(self.config.init(device), seed),
                     path,
                     None,
                     crate::weights::TemporalInit::Keep,

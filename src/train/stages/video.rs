@@ -11,6 +11,7 @@ use crate::model::Autoencoder;
 use crate::scenario::Conditions;
 use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
+use crate::train::init::seeded_init;
 
 /// Which video model a [`VideoLdmTask`] trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +103,9 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
 impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     type Model = crate::model::UNet<B>;
 
-    fn init(&self, device: &B::Device) -> Result<Self::Model, TrainError> {
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
         let model = crate::weights::load_parts(
-            self.config.init(device),
+            seeded_init(self.config.init(device), seed),
             &self.image_weights,
             None,
             crate::weights::TemporalInit::Keep,
