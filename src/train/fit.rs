@@ -33,6 +33,13 @@ pub enum Batch {
     HeldOut,
 }
 
+impl Batch {
+    /// Condition-dropout probability for this batch: `p` in training, 0 when held out.
+    pub fn dropout(self, p: f64) -> f64 {
+        if matches!(self, Batch::Train { .. }) { p } else { 0.0 }
+    }
+}
+
 /// One stage's model and how a batch turns into a loss.
 pub trait Task<B: AutodiffBackend> {
     type Model: AutodiffModule<B> + Clone;

@@ -115,7 +115,6 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
         batch: Batch,
         device: &B::Device,
     ) -> Tensor<B, 1> {
-        let drop_p = if matches!(batch, Batch::Train { .. }) { self.drop_p } else { 0.0 };
-        self.diffusion_loss(model, seeds, draw_seed, drop_p, device)
+        self.diffusion_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), device)
     }
 }
