@@ -153,6 +153,10 @@ struct TrainArgs {
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Wall-time budget per stage in minutes: when it runs out the stage stops as on
+    /// Ctrl-C (checkpoint and EMA weights written; continue later with --resume).
+    #[arg(long)]
+    minutes: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -322,6 +326,9 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         );
     }
     let positive = |x: f64| x.is_finite() && x > 0.0;
+    if a.minutes.is_some_and(|m| !positive(m)) {
+        return Err(InputError("--minutes must be positive".into()).into());
+    }
     if !(positive(a.lr) && positive(a.grad_clip as f64) && (0.0..1.0).contains(&a.ema)) {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
@@ -351,6 +358,20 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
     // Ctrl-C: finish the current step, checkpoint, stop.
     static CANCEL: AtomicBool = AtomicBool::new(false);
     let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
+    let stage_done = std::sync::Arc::new(AtomicBool::new(false));
+    if let Some(minutes) = a.minutes {
+        let done = stage_done.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0);
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if std::time::Instant::now() >= deadline {
+                    CANCEL.store(true, Ordering::Relaxed);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        });
+    }
     let bar = progress_bar(a.steps, stage.run_name());
     let mut held_out = String::new();
     let report = train::train_stage(&opts, &CANCEL, |event| match event {
@@ -360,7 +381,9 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         }
         train::Event::HeldOut { loss, .. } => held_out = format!("held-out {loss:.4}"),
         train::Event::Checkpoint { .. } => {}
-    })?;
+    });
+    stage_done.store(true, Ordering::Relaxed);
+    let report = report?;
     bar.finish_and_clear();
     let s = &report.summary;
     println!(

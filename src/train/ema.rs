@@ -7,7 +7,9 @@ use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, P
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-/// `ema ← decay·ema + (1 − decay)·live` after every step.
+/// `ema ← d·ema + (1 − d)·live` after every step, with the usual warm-up
+/// `d = min(decay, (1 + n) / (10 + n))` at step `n`, so short runs are not dominated
+/// by their first weights.
 #[derive(Debug, Clone)]
 pub struct Ema<M> {
     pub model: M,
@@ -21,8 +23,13 @@ impl<M> Ema<M> {
 }
 
 impl<M> Ema<M> {
-    /// Blends the live (autodiff) model's current weights into the average.
-    pub fn update<B, L>(&mut self, live: &L)
+    /// Decay used after step `step` (0-based).
+    pub fn decay_at(&self, step: u64) -> f64 {
+        self.decay.min((1.0 + step as f64) / (10.0 + step as f64))
+    }
+
+    /// Blends the live (autodiff) model's weights after step `step` into the average.
+    pub fn update<B, L>(&mut self, live: &L, step: u64)
     where
         B: AutodiffBackend,
         L: AutodiffModule<B, InnerModule = M>,
@@ -30,7 +37,7 @@ impl<M> Ema<M> {
     {
         let mut collect = Collect::<B::InnerBackend>(HashMap::new());
         live.valid().visit(&mut collect);
-        let mut blend = Blend { live: collect.0, decay: self.decay };
+        let mut blend = Blend { live: collect.0, decay: self.decay_at(step) };
         self.model = self.model.clone().map(&mut blend);
     }
 }

@@ -193,7 +193,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = cfg.lr_at(step);
         model = optim.step(lr, model, grads);
-        ema.update(&model);
+        ema.update(&model, step);
         step += 1;
         on_event(Event::Step { step, steps: cfg.steps, loss: value, lr });
         let mut eval = String::new();

@@ -120,7 +120,8 @@ pub fn train_stage(
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
     match opts.stage {
         Stage::Autoencoder => {
-            let task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed);
+            let task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed)
+                .with_crop(cfg.autoencoder_crop);
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
@@ -242,8 +243,8 @@ fn upsampler_task(opts: &TrainOptions, phase: UpsamplerPhase, image_weights: Opt
             .expect("constant schedule parameters are valid"),
         max_level: 350,
         frames: FrameSource::new(frame_size.0, frame_size.1, opts.seed),
-        // Half-size patches: the network is fully convolutional (see model/upsampler.rs).
-        patch: (frame_size.0 / 2, frame_size.1 / 2),
+        // Patches: the network is fully convolutional (see model/upsampler.rs).
+        patch: cfg.upsampler_patch,
         frame_size,
         window: cfg.window,
         batch: opts.batch,

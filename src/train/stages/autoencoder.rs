@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{FrameSource, tensor_grid};
@@ -20,6 +20,9 @@ pub struct AutoencoderTask {
     pub batch: usize,
     pub kl_weight: f64,
     pub edge_weight: f64,
+    /// Training crop `(height, width)` (multiples of 8, at offsets on the latent grid);
+    /// held-out losses always use whole frames.
+    pub crop: Option<(usize, usize)>,
 }
 
 impl AutoencoderTask {
@@ -31,6 +34,26 @@ impl AutoencoderTask {
             // LDM's KL-f8 uses 1e-6: the latent stays close to deterministic.
             kl_weight: 1e-6,
             edge_weight: 0.5,
+            crop: None,
+        }
+    }
+
+    pub fn with_crop(mut self, crop: Option<(usize, usize)>) -> Self {
+        self.crop = crop;
+        self
+    }
+
+    /// `x` cropped to `self.crop` at offsets (multiples of 8) drawn from `rng`.
+    fn crop<B: burn::tensor::backend::Backend>(&self, x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        match self.crop {
+            Some((ch, cw)) if ch < h || cw < w => {
+                let (ch, cw) = (ch.min(h), cw.min(w));
+                let y = rng.random_range(0..=(h - ch) / 8) * 8;
+                let xo = rng.random_range(0..=(w - cw) / 8) * 8;
+                x.slice([0..n, 0..c, y..y + ch, xo..xo + cw])
+            }
+            _ => x,
         }
     }
 
@@ -72,10 +95,14 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
         device: &B::Device,
     ) -> Tensor<B, 1> {
         let x = Tensor::stack(seeds.iter().map(|&s| self.frames.frame::<B>(s, device)).collect(), 0);
+        let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+        let x = match batch {
+            Batch::Train { .. } => self.crop(x, &mut rng),
+            Batch::HeldOut => x,
+        };
         let (mean, logvar) = model.encoder.forward(x.clone());
         match batch {
             Batch::Train { .. } => {
-                let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
                 let noise = gaussian::<B, 4, _>(mean.dims(), &mut rng, device);
                 let z = Autoencoder::sample(mean.clone(), logvar.clone(), noise);
                 let rec = model.decoder.forward(z, 1);
