@@ -7,6 +7,7 @@ pub mod data;
 pub mod diffusion;
 pub mod export;
 pub mod model;
+pub mod pipeline;
 pub mod scenario;
 pub mod train;
 pub mod weights;

@@ -1,6 +1,8 @@
 //! The `latentdrive` command line: parses arguments and calls one library function
 //! per subcommand. Exit codes: 0 success, 2 bad input (scenario, arguments), 1 other failures.
 
+mod generate_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -69,6 +71,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
     },
+    /// Generate multi-future rollouts from scenario files into run folders (frames,
+    /// previews, contact sheet, labels, metadata).
+    Generate(generate_cmd::GenerateArgs),
+    /// Regenerate a run folder from its metadata.json and check every file is bit-identical.
+    Replay(generate_cmd::ReplayArgs),
     /// Train a model stage on clips streamed from the procedural world (CPU).
     Train {
         /// Which stage (`all`: every stage the weights folder lacks, in order).
@@ -212,6 +219,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { inputs } => validate(&inputs),
         Command::Train { stage, args } => train(stage, args),
+        Command::Generate(args) => generate_cmd::generate(args),
+        Command::Replay(args) => generate_cmd::replay(args),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;
             if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {

@@ -1,0 +1,286 @@
+//! `generate` and `replay`: scenario files in, run folders out (see `pipeline::output`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+use clap::{Args, ValueEnum};
+
+use latentdrive::pipeline::{
+    self, DecoderMode, Event, GenerateOptions, Generator, Models, PipelineError, RunRequest, UpsampleMode,
+};
+use latentdrive::scenario::{self, Scenario};
+
+use crate::{InputError, progress_bar};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// burn's Flex CPU backend (bit-identical reruns).
+    Cpu,
+    /// burn-cuda (needs a binary built with `--features cuda`).
+    Cuda,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Scenario files, folders of `*.ron`, or `.txt` lists of paths.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output root: each scenario goes to OUT/<scenario name>/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing run folder of the same name.
+    #[arg(long)]
+    force: bool,
+    /// Futures per scenario [default: the scenario's rollout.futures].
+    #[arg(long)]
+    futures: Option<usize>,
+    /// Seconds per future [default: the scenario's rollout.seconds].
+    #[arg(long)]
+    seconds: Option<f32>,
+    /// DDIM steps of the latent models [default: the scenario's sampling.steps].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// DDIM steps of the 4× upsampler.
+    #[arg(long, default_value_t = 10)]
+    upsample_steps: usize,
+    /// Stop at key-frame size (128×256 for tiny): a quick preview.
+    #[arg(long)]
+    no_upsample: bool,
+    /// Keep the 2.5 Hz key frames (no interpolation to 10 Hz).
+    #[arg(long)]
+    no_interpolate: bool,
+    /// Decode frame by frame with the image decoder instead of the temporal decoder.
+    #[arg(long)]
+    per_frame_decoder: bool,
+    /// Upsample frame by frame (spatial layers only) instead of the video upsampler.
+    #[arg(long)]
+    per_frame_upsampler: bool,
+    /// Weights folder [default: the scenario's model.weights, else weights/<tier>].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Generate only the scenarios i, i+n, i+2n, … of the sorted input list (0-based `i/n`).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A run folder written by `generate`.
+    run: PathBuf,
+    /// Weights folder [default: the one recorded in metadata.json].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("expected i/n with 0 <= i < n, found {s:?}");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Maps pipeline errors on the user's input to exit code 2.
+fn classify(e: PipelineError) -> anyhow::Error {
+    if e.is_input_error() { InputError(e.to_string()).into() } else { e.into() }
+}
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Runs `$body` with `B` bound to the requested backend and `$device` to its device.
+macro_rules! on_backend {
+    ($arg:expr, |$device:ident: $b:ident, $name:ident| $body:expr) => {
+        match $arg {
+            DeviceArg::Cpu => {
+                type $b = burn::backend::Flex;
+                let $device: burn::tensor::Device<$b> = Default::default();
+                let $name = "cpu (burn Flex)";
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            DeviceArg::Cuda => {
+                type $b = burn::backend::Cuda;
+                let $device: burn::tensor::Device<$b> = Default::default();
+                let $name = "cuda:0 (burn-cuda)";
+                $body
+            }
+            #[cfg(not(feature = "cuda"))]
+            DeviceArg::Cuda => Err(InputError(
+                "this binary was built without CUDA: build with `cargo build --release --features cuda`".into(),
+            )
+            .into()),
+        }
+    };
+}
+
+pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
+    let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
+    let mut files = Vec::new();
+    for input in &a.inputs {
+        files.extend(scenario::collect_scenario_files(input)?);
+    }
+    if files.is_empty() {
+        return Err(
+            InputError("no scenario files found (expected .ron files, folders of them, or .txt lists)".into()).into()
+        );
+    }
+    if let Some((i, n)) = a.shard {
+        files = files.into_iter().enumerate().filter(|(j, _)| j % n == i).map(|(_, f)| f).collect();
+        if files.is_empty() {
+            println!("shard {i}/{n}: no scenarios");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    // Every scenario is checked before the first one starts.
+    let mut scenarios = Vec::new();
+    let mut bad = 0;
+    for (path, result) in scenario::load_many(&files) {
+        match result {
+            Ok(s) => scenarios.push((path, s)),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(InputError(format!("{bad} invalid scenario file(s); nothing generated")).into());
+    }
+    for (_, s) in &scenarios {
+        let dir = a.out.join(&s.name);
+        if dir.exists() && !a.force {
+            return Err(InputError(format!(
+                "run folder {} already exists (use --force to replace it, or another --out)",
+                dir.display()
+            ))
+            .into());
+        }
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| InputError(format!("cannot create output folder {}: {e}", a.out.display())))?;
+    on_backend!(a.device, |device: B, name| generate_all::<B>(&a, &scenarios, device, name))
+}
+
+fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
+    let mut o = GenerateOptions::from_scenario(s);
+    o.futures = a.futures.unwrap_or(o.futures);
+    o.seconds = a.seconds.unwrap_or(o.seconds);
+    o.steps = a.steps.unwrap_or(o.steps);
+    o.upsample_steps = a.upsample_steps;
+    o.interpolate = !a.no_interpolate;
+    o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
+    o.upsample = match (a.no_upsample, a.per_frame_upsampler) {
+        (true, _) => UpsampleMode::Off,
+        (false, true) => UpsampleMode::PerFrame,
+        (false, false) => UpsampleMode::Video,
+    };
+    o
+}
+
+fn weights_dir(a: &GenerateArgs, s: &Scenario) -> PathBuf {
+    a.weights
+        .clone()
+        .or_else(|| s.model.weights.clone())
+        .unwrap_or_else(|| Path::new("weights").join(s.model.tier.dir_name()))
+}
+
+fn generate_all<B: Backend>(
+    a: &GenerateArgs,
+    scenarios: &[(PathBuf, Scenario)],
+    device: B::Device,
+    device_name: &str,
+) -> Result<ExitCode> {
+    let mut loaded: Option<(PathBuf, Generator<B>)> = None;
+    for (path, s) in scenarios {
+        let dir = weights_dir(a, s);
+        if loaded.as_ref().is_none_or(|(d, _)| *d != dir) {
+            let models = Models::<B>::load(&dir, &device).map_err(classify)?;
+            loaded = Some((dir.clone(), Generator::new(models, device.clone())));
+        }
+        let generator = &loaded.as_ref().expect("loaded above").1;
+        let request = RunRequest { scenario: s.clone(), options: options(a, s), scenario_file: Some(path.clone()) };
+        let plan =
+            generator.plan(s, &request.options).map_err(|e| classify(e)).with_context(|| path.display().to_string())?;
+        let out = a.out.join(&s.name);
+        if out.exists() {
+            std::fs::remove_dir_all(&out).with_context(|| format!("cannot replace {}", out.display()))?;
+        }
+        let bar = progress_bar(plan.total_units as u64, &s.name);
+        let futures = request.options.futures;
+        let mut on_event = |e: Event| {
+            if let Event::Step { future, phase, done, .. } = e {
+                bar.set_position(done as u64);
+                bar.set_message(match future {
+                    Some(k) => format!("future {}/{futures} {}", k + 1, phase.name()),
+                    None => phase.name().to_string(),
+                });
+            }
+        };
+        let summary = pipeline::generate_to_dir(generator, &request, &out, device_name, &mut on_event, &CANCEL);
+        bar.finish_and_clear();
+        let summary = match summary {
+            Err(PipelineError::Cancelled) => {
+                eprintln!("cancelled: {} is incomplete (no metadata.json)", out.display());
+                return Ok(ExitCode::from(130));
+            }
+            other => other.map_err(classify)?,
+        };
+        let p = &summary.plan;
+        println!(
+            "{}: {} future(s) × {} frames ({}×{} at {} Hz) in {:.1} s → {}",
+            s.name,
+            futures,
+            p.frames_per_future,
+            p.frame_size.1,
+            p.frame_size.0,
+            p.fps,
+            summary.timings.total,
+            out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
+    let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
+    let meta = pipeline::output::read_metadata(&a.run).map_err(|e| InputError(e.to_string()))?;
+    let bar = progress_bar(meta.plan.total_units as u64, "replay");
+    let mut on_event = |e: Event| {
+        if let Event::Step { done, phase, .. } = e {
+            bar.set_position(done as u64);
+            bar.set_message(phase.name());
+        }
+    };
+    let report = on_backend!(a.device, |device: B, name| {
+        pipeline::replay::<B>(&a.run, a.weights.as_deref(), device, name, &mut on_event, &CANCEL).map_err(classify)
+    })?;
+    bar.finish_and_clear();
+    if report.identical() {
+        println!("replay of {}: all {} files bit-identical", a.run.display(), report.compared);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "replay of {}: {} of {} files differ, {} missing from the replay, {} extra",
+        a.run.display(),
+        report.differing.len(),
+        report.compared,
+        report.missing.len(),
+        report.extra.len()
+    );
+    for p in report.differing.iter().take(20) {
+        println!("  differs: {}", p.display());
+    }
+    for p in report.missing.iter().take(20) {
+        println!("  missing: {}", p.display());
+    }
+    Ok(ExitCode::from(1))
+}

@@ -1,0 +1,625 @@
+//! Scenario in, frames out: frame 0 from the box-conditioned image LDM, then for each
+//! future an iterative prediction rollout whose windows stream through interpolation,
+//! decoding and upsampling to a [`FrameSink`] as soon as they are ready. Only the
+//! latents of the chunk in flight are held, so memory does not grow with the rollout.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use image::RgbImage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::denoise::{ImageCond, ImageDenoiser, UpsampleCond, UpsampleDenoiser, VideoCond, VideoDenoiser};
+use super::models::Models;
+use super::{FrameSink, PipelineError};
+use crate::data::tensor_to_images;
+use crate::diffusion::{
+    BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
+};
+use crate::model::{Boxes, Labels};
+use crate::scenario::{Conditions, Scenario};
+use crate::world::{FrameLabels, Renderer, World, mix};
+
+/// Key frames per second (ARCHITECTURE.md, "Frame rates").
+pub const KEYFRAME_FPS: f32 = crate::train::KEYFRAME_FPS;
+/// The interpolator's first stage multiplies the frame rate by this.
+pub const INTERPOLATION_FACTOR: usize = 4;
+
+/// How latents become frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecoderMode {
+    /// The video-fine-tuned decoder over each chunk of frames.
+    Temporal,
+    /// The image decoder, frame by frame (the paper's baseline).
+    PerFrame,
+}
+
+/// How decoded frames are brought to 4× their size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpsampleMode {
+    /// The video-fine-tuned upsampler over each chunk.
+    Video,
+    /// The upsampler's spatial layers only, frame by frame.
+    PerFrame,
+    /// No upsampling: frames stay at key-frame size (a quick preview).
+    Off,
+}
+
+/// Everything a run depends on besides the scenario's world (recorded in metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateOptions {
+    pub futures: usize,
+    /// Real time covered by each future.
+    pub seconds: f32,
+    /// Context frames `S` carried from one prediction window to the next (1 or 2).
+    pub context_frames: usize,
+    /// DDIM steps of the latent models.
+    pub steps: usize,
+    pub eta: f64,
+    pub label_guidance: f64,
+    pub context_guidance: f64,
+    /// Raise 2.5 Hz key frames to 10 Hz with the interpolator.
+    pub interpolate: bool,
+    pub decoder: DecoderMode,
+    pub upsample: UpsampleMode,
+    /// DDIM steps of the upsampler.
+    pub upsample_steps: usize,
+    /// Noise-augmentation level of the upsampler's condition at sampling (0..350).
+    pub upsample_level: usize,
+}
+
+impl GenerateOptions {
+    /// The scenario's rollout and sampling settings with the full chain switched on.
+    pub fn from_scenario(s: &Scenario) -> Self {
+        GenerateOptions {
+            futures: s.rollout.futures as usize,
+            seconds: s.rollout.seconds,
+            // A window without context would start a new scene: keep at least frame 0.
+            context_frames: (s.rollout.context_frames as usize).max(1),
+            steps: s.sampling.steps as usize,
+            eta: s.sampling.eta as f64,
+            label_guidance: s.sampling.label_guidance as f64,
+            context_guidance: s.sampling.context_guidance as f64,
+            interpolate: true,
+            decoder: DecoderMode::Temporal,
+            upsample: UpsampleMode::Video,
+            upsample_steps: 10,
+            upsample_level: 20,
+        }
+    }
+}
+
+/// The seeds of a run, all derived from the scenario's seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seeds {
+    pub frame0: u64,
+    pub futures: Vec<u64>,
+}
+
+impl Seeds {
+    pub fn derive(scenario_seed: u64, futures: usize) -> Self {
+        Seeds {
+            frame0: mix(scenario_seed ^ 0xF0F0_0000),
+            futures: (0..futures as u64).map(|k| mix(scenario_seed ^ mix(0xF17E_0000 + k))).collect(),
+        }
+    }
+}
+
+/// Which model a progress step belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    FirstFrame,
+    Prediction,
+    Interpolation,
+    Decoding,
+    Upsampling,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::FirstFrame => "frame 0",
+            Phase::Prediction => "prediction",
+            Phase::Interpolation => "interpolation",
+            Phase::Decoding => "decoding",
+            Phase::Upsampling => "upsampling",
+        }
+    }
+}
+
+/// What the generator reports while it runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// A sampling step (or a decode) finished; `done` counts every unit of the run so far.
+    Step { future: Option<usize>, phase: Phase, done: usize, total: usize },
+    /// Frame 0 is in the sink.
+    FirstFrame,
+    /// A future's frame `index` is in the sink.
+    Frame { future: usize, index: usize, frames: usize },
+}
+
+/// Sizes and counts of a run, known before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub key_frames: usize,
+    /// Frames written per future (frame 0 included).
+    pub frames_per_future: usize,
+    pub fps: f32,
+    /// Output frame `(height, width)`.
+    pub frame_size: (usize, usize),
+    /// Prediction windows per future.
+    pub windows: usize,
+    /// Progress units of the whole run (what `Event::Step::total` counts to).
+    pub total_units: usize,
+}
+
+/// Wall time per phase, seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub first_frame: f64,
+    pub prediction: f64,
+    pub interpolation: f64,
+    pub decoding: f64,
+    pub upsampling: f64,
+    pub total: f64,
+}
+
+impl Timings {
+    fn add(&mut self, phase: Phase, seconds: f64) {
+        *match phase {
+            Phase::FirstFrame => &mut self.first_frame,
+            Phase::Prediction => &mut self.prediction,
+            Phase::Interpolation => &mut self.interpolation,
+            Phase::Decoding => &mut self.decoding,
+            Phase::Upsampling => &mut self.upsampling,
+        } += seconds;
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub plan: Plan,
+    pub seeds: Seeds,
+    pub timings: Timings,
+}
+
+/// The inference chain over loaded models.
+pub struct Generator<B: Backend> {
+    pub models: Models<B>,
+    pub device: B::Device,
+    schedule: NoiseSchedule,
+    augmentation: NoiseSchedule,
+}
+
+impl<B: Backend> Generator<B> {
+    pub fn new(models: Models<B>, device: B::Device) -> Self {
+        Generator {
+            models,
+            device,
+            schedule: NoiseSchedule::ldm(),
+            // The upsampler's augmentation schedule, as in training (SD's x4 upscaler).
+            augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
+                .expect("constant schedule parameters are valid"),
+        }
+    }
+
+    /// Checks that these models can run `scenario` with `opts`, and returns the plan.
+    pub fn plan(&self, scenario: &Scenario, opts: &GenerateOptions) -> Result<Plan, PipelineError> {
+        let m = &self.models;
+        let unsupported = |what: String| Err(PipelineError::Unsupported(what));
+        let slots = m.image_ldm.box_slots();
+        if scenario.boxes.len() > slots {
+            return unsupported(format!(
+                "{} boxes requested, the {} tier's image model takes at most {slots}",
+                scenario.boxes.len(),
+                m.tier.dir_name()
+            ));
+        }
+        let window = m.window();
+        if opts.futures == 0 || opts.steps == 0 || opts.upsample_steps == 0 {
+            return unsupported("futures, steps and upsample steps must be at least 1".into());
+        }
+        if !(1..window).contains(&opts.context_frames) || opts.context_frames > 2 {
+            return unsupported(format!(
+                "context frames must be 1 or 2 (window of {window}), got {}",
+                opts.context_frames
+            ));
+        }
+        if !(opts.seconds.is_finite() && opts.seconds > 0.0) {
+            return unsupported(format!("seconds must be positive, got {}", opts.seconds));
+        }
+        if opts.upsample_level >= self.augmentation.train_steps() {
+            return unsupported(format!("upsample level must be below {}", self.augmentation.train_steps()));
+        }
+        let missing = |model: &'static str, stage: &'static str, flag: &str| {
+            PipelineError::MissingModel {
+                dir: m.dir.clone().unwrap_or_default(),
+                model,
+                stage,
+                tier: m.tier.dir_name(),
+                hint: String::new(),
+            }
+            .with_hint(flag)
+        };
+        if opts.interpolate && m.interpolator.is_none() {
+            return Err(missing("interpolator", "interpolator", "--no-interpolate"));
+        }
+        if opts.decoder == DecoderMode::Temporal && m.temporal_decoder.is_none() {
+            return Err(missing("temporal_decoder", "temporal-decoder", "--per-frame-decoder"));
+        }
+        match opts.upsample {
+            UpsampleMode::Off => {}
+            _ if m.upsampler.is_none() => return Err(missing("upsampler", "upsampler", "--no-upsample")),
+            UpsampleMode::Video if !m.upsampler_video => {
+                return Err(missing("upsampler", "upsampler-video", "--per-frame-upsampler"));
+            }
+            _ => {}
+        }
+        let key_frames = (opts.seconds * KEYFRAME_FPS).round().max(1.0) as usize + 1;
+        let intervals = key_frames - 1;
+        let (frames_per_future, fps) = if opts.interpolate {
+            (intervals * INTERPOLATION_FACTOR + 1, KEYFRAME_FPS * INTERPOLATION_FACTOR as f32)
+        } else {
+            (key_frames, KEYFRAME_FPS)
+        };
+        let (h, w) = m.frame_size();
+        let frame_size = if opts.upsample == UpsampleMode::Off { (h, w) } else { (4 * h, 4 * w) };
+        // Windows: the first brings T − 1 new key frames (frame 0 is its context), the
+        // others T − S.
+        let mut windows = 0;
+        let mut have = 1;
+        while have < key_frames {
+            have += if windows == 0 { window - 1 } else { window - opts.context_frames };
+            windows += 1;
+        }
+        let chunks = self.chunks(key_frames, opts.interpolate);
+        let upsample_units = if opts.upsample == UpsampleMode::Off { 0 } else { opts.upsample_steps };
+        let per_chunk = usize::from(opts.interpolate) * opts.steps + 1 + upsample_units;
+        let total_units = opts.steps + 1 + upsample_units + opts.futures * (windows * opts.steps + chunks * per_chunk);
+        Ok(Plan { key_frames, frames_per_future, fps, frame_size, windows, total_units })
+    }
+
+    /// Chunks of key frames that pass through decoding together.
+    fn chunks(&self, key_frames: usize, interpolate: bool) -> usize {
+        let intervals = key_frames - 1;
+        if interpolate { intervals.div_ceil(2) } else { intervals.div_ceil(self.models.window()) }
+    }
+
+    /// Runs the whole chain for `scenario`, streaming frames into `sink`.
+    /// `cancel` is polled after every sampling step.
+    pub fn run(
+        &self,
+        scenario: &Scenario,
+        opts: &GenerateOptions,
+        sink: &mut dyn FrameSink,
+        on_event: &mut dyn FnMut(Event),
+        cancel: &AtomicBool,
+    ) -> Result<RunSummary, PipelineError> {
+        let plan = self.plan(scenario, opts)?;
+        let seeds = Seeds::derive(scenario.seed, opts.futures);
+        let start = Instant::now();
+        let mut run = Run { g: self, opts, plan: &plan, on_event, cancel, done: 0, timings: Timings::default() };
+
+        // Frame 0: the requested boxes under the scenario's labels.
+        let (h, w) = self.models.frame_size();
+        let requested = requested_labels(scenario, w as u32, h as u32)?;
+        let boxes = normalised_boxes(&requested);
+        let z0 = run.first_frame(scenario.conditions, boxes, seeds.frame0)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seeds.frame0 ^ 0x0950));
+        let frame0 = run.render(&[z0.clone()], DecoderMode::PerFrame, UpsampleMode::PerFrame, None, &mut rng)?;
+        let frame0 = frame0.into_iter().next().expect("one latent gives one frame");
+        sink.frame0(&frame0)?;
+        (run.on_event)(Event::FirstFrame);
+
+        for (k, &seed) in seeds.futures.iter().enumerate() {
+            run.future(k, seed, scenario.conditions, &z0, &frame0, sink)?;
+            sink.future_done(k, plan.frames_per_future)?;
+        }
+        let mut timings = run.timings;
+        timings.total = start.elapsed().as_secs_f64();
+        Ok(RunSummary { plan, seeds, timings })
+    }
+}
+
+/// The requested cars of `scenario` as the world places them, at `width × height`:
+/// image boxes keep exactly the requested rectangle, road placements get the box the
+/// world renders.
+pub fn requested_labels(scenario: &Scenario, width: u32, height: u32) -> Result<FrameLabels, PipelineError> {
+    let world = World::from_scenario(scenario)?;
+    let (_, mut labels) = Renderer::new(width, height).render(&world, 0);
+    let tracks = &world.scenario_tracks;
+    labels.objects.retain(|o| tracks.contains(&o.track_id));
+    for o in &mut labels.objects {
+        let Some(i) = tracks.iter().position(|&t| t == o.track_id) else { continue };
+        if let Some(b) = scenario.boxes[i].image {
+            let (w, h) = (width as f32, height as f32);
+            o.box2d.x1 = b.x1 * w;
+            o.box2d.y1 = b.y1 * h;
+            o.box2d.x2 = b.x2 * w;
+            o.box2d.y2 = b.y2 * h;
+        }
+    }
+    Ok(labels)
+}
+
+/// Normalised `[x1, y1, x2, y2]` of labelled objects, largest first (as in training).
+fn normalised_boxes(labels: &FrameLabels) -> Vec<[f32; 4]> {
+    let (w, h) = (labels.width as f32, labels.height as f32);
+    let mut boxes: Vec<(f32, [f32; 4])> = labels
+        .objects
+        .iter()
+        .map(|o| (o.box2d.area(), [o.box2d.x1 / w, o.box2d.y1 / h, o.box2d.x2 / w, o.box2d.y2 / h]))
+        .collect();
+    boxes.sort_by(|a, b| b.0.total_cmp(&a.0));
+    boxes.into_iter().map(|(_, b)| b).collect()
+}
+
+/// One run in progress: progress counting, timings and cancellation.
+struct Run<'a, B: Backend> {
+    g: &'a Generator<B>,
+    opts: &'a GenerateOptions,
+    plan: &'a Plan,
+    on_event: &'a mut dyn FnMut(Event),
+    cancel: &'a AtomicBool,
+    done: usize,
+    timings: Timings,
+}
+
+impl<B: Backend> Run<'_, B> {
+    fn tick(&mut self, future: Option<usize>, phase: Phase) -> ControlFlow<()> {
+        self.done += 1;
+        (self.on_event)(Event::Step { future, phase, done: self.done, total: self.plan.total_units });
+        if self.cancel.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    /// Samples with `denoiser`, reporting each step as `phase`.
+    #[allow(clippy::too_many_arguments)]
+    fn sample<M: Denoiser<B, 4>>(
+        &mut self,
+        phase: Phase,
+        future: Option<usize>,
+        sampler: &Sampler,
+        denoiser: &M,
+        x_start: Tensor<B, 4>,
+        cond: &M::Cond,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor<B, 4>, PipelineError> {
+        let started = Instant::now();
+        let result = sampler
+            .sample_with_progress(denoiser, x_start, cond, rng, |_: &Progress<'_, B, 4>| self.tick(future, phase));
+        self.timings.add(phase, started.elapsed().as_secs_f64());
+        result.map_err(|Cancelled { .. }| PipelineError::Cancelled)
+    }
+
+    fn latent_noise(&self, n: usize, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
+        let (h, w) = self.g.models.frame_size();
+        let f = self.g.models.tier.config().autoencoder.factor();
+        gaussian::<B, 4, _>([n, crate::model::LATENT_CHANNELS, h / f, w / f], rng, &self.g.device)
+    }
+
+    fn sampler(&self, steps: usize, guidance: Guidance) -> Result<Sampler, PipelineError> {
+        Ok(Sampler::new(Ddim::new(&self.g.schedule, Prediction::Epsilon, steps, self.opts.eta)?, guidance))
+    }
+
+    /// The frame-0 latent `[1, z, h, w]`.
+    fn first_frame(
+        &mut self,
+        conditions: Conditions,
+        boxes: Vec<[f32; 4]>,
+        seed: u64,
+    ) -> Result<Tensor<B, 4>, PipelineError> {
+        let device = &self.g.device;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = self.latent_noise(1, &mut rng);
+        let [_, _, h, w] = x.dims();
+        let cond = ImageCond {
+            labels: Some(Labels::new(&[Some(conditions)], device)),
+            boxes: Some(Boxes::new(&[Some(boxes)], self.g.models.image_ldm.box_slots(), h, w, device)),
+        };
+        let sampler = self.sampler(self.opts.steps, Guidance::new(self.opts.label_guidance, 1.0))?;
+        self.sample(Phase::FirstFrame, None, &sampler, &ImageDenoiser(&self.g.models.image_ldm), x, &cond, &mut rng)
+    }
+
+    /// Context `(m ∘ z, m)` for `frames` positions, with `known[i]` at position `i`.
+    fn context(&self, frames: usize, known: &[(usize, Tensor<B, 4>)]) -> Tensor<B, 4> {
+        let [_, c, h, w] = known[0].1.dims();
+        let device = &self.g.device;
+        let mut z = vec![Tensor::<B, 4>::zeros([1, c, h, w], device); frames];
+        let mut m = vec![Tensor::<B, 4>::zeros([1, 1, h, w], device); frames];
+        for (i, latent) in known {
+            z[*i] = latent.clone();
+            m[*i] = Tensor::ones([1, 1, h, w], device);
+        }
+        Tensor::cat(vec![Tensor::cat(z, 0), Tensor::cat(m, 0)], 1)
+    }
+
+    /// One prediction window: `context` latents at its first positions, `T` latents out
+    /// (the context positions replaced by the context itself).
+    fn predict_window(
+        &mut self,
+        future: usize,
+        context: &[Tensor<B, 4>],
+        conditions: Conditions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
+        let t = self.g.models.window();
+        let known: Vec<_> = context.iter().cloned().enumerate().collect();
+        let cond = VideoCond {
+            frames: t,
+            labels: Some(Labels::new(&vec![Some(conditions); t], &self.g.device)),
+            context: Some(self.context(t, &known)),
+            fps_stage: None,
+        };
+        let x = self.latent_noise(t, rng);
+        let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
+        let sampler = self.sampler(self.opts.steps, guidance)?;
+        let out = self.sample(
+            Phase::Prediction,
+            Some(future),
+            &sampler,
+            &VideoDenoiser(&self.g.models.video_ldm),
+            x,
+            &cond,
+            rng,
+        )?;
+        let mut frames: Vec<_> = out.chunk(t, 0);
+        for (i, z) in known {
+            frames[i] = z;
+        }
+        Ok(frames)
+    }
+
+    /// Key latents `a, b, c` two intervals apart → the 9 latents of 10 Hz between them.
+    fn interpolate(
+        &mut self,
+        future: usize,
+        keys: [&Tensor<B, 4>; 3],
+        conditions: Conditions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
+        let f = INTERPOLATION_FACTOR;
+        let t = 2 * f + 1;
+        let known: Vec<_> = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
+        let device = &self.g.device;
+        let cond = VideoCond {
+            frames: t,
+            labels: Some(Labels::new(&vec![Some(conditions); t], device)),
+            context: Some(self.context(t, &known)),
+            fps_stage: Some(Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64; t], [t]), device)),
+        };
+        let x = self.latent_noise(t, rng);
+        // Label guidance only: the known key frames pin the clip down already.
+        let sampler = self.sampler(self.opts.steps, Guidance::new(self.opts.label_guidance, 1.0))?;
+        let model = self.g.models.interpolator.as_ref().expect("plan() checked the interpolator");
+        let out = self.sample(Phase::Interpolation, Some(future), &sampler, &VideoDenoiser(model), x, &cond, rng)?;
+        let mut frames: Vec<_> = out.chunk(t, 0);
+        for (i, z) in known {
+            frames[i] = z;
+        }
+        Ok(frames)
+    }
+
+    /// Latents `[1, z, h, w]` each → decoded (and upsampled) images.
+    fn render(
+        &mut self,
+        latents: &[Tensor<B, 4>],
+        decoder: DecoderMode,
+        upsample: UpsampleMode,
+        future: Option<usize>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<RgbImage>, PipelineError> {
+        let m = &self.g.models;
+        let n = latents.len();
+        let started = Instant::now();
+        let z = Tensor::cat(latents.to_vec(), 0) / m.latent_scale;
+        let low = match (decoder, &m.temporal_decoder) {
+            (DecoderMode::Temporal, Some(td)) => td.forward(z, n),
+            _ => m.autoencoder.decoder.forward(z, 1),
+        };
+        let low = low.clamp(-1.0, 1.0);
+        self.timings.add(Phase::Decoding, started.elapsed().as_secs_f64());
+        if self.tick(future, Phase::Decoding).is_break() {
+            return Err(PipelineError::Cancelled);
+        }
+        let up = match (upsample, &m.upsampler) {
+            (UpsampleMode::Off, _) | (_, None) => low,
+            (mode, Some(up)) => {
+                let frames = if mode == UpsampleMode::Video && m.upsampler_video { n } else { 1 };
+                let cond = up.upsample_condition(low);
+                let level = self.opts.upsample_level;
+                let noise = gaussian::<B, 4, _>(cond.dims(), rng, &self.g.device);
+                let cond = self.g.augmentation.add_noise(cond, noise, &vec![level; n]);
+                let cond = UpsampleCond { frames, low: cond, level: Tensor::full([n], level as f32, &self.g.device) };
+                let x = gaussian::<B, 4, _>(cond.low.dims(), rng, &self.g.device);
+                let sampler = self.sampler(self.opts.upsample_steps, Guidance::NONE)?;
+                self.sample(Phase::Upsampling, future, &sampler, &UpsampleDenoiser(up), x, &cond, rng)?
+            }
+        };
+        Ok(tensor_to_images(up))
+    }
+
+    /// One future: windows of key latents, streamed chunk by chunk into `sink`.
+    fn future(
+        &mut self,
+        k: usize,
+        seed: u64,
+        conditions: Conditions,
+        z0: &Tensor<B, 4>,
+        frame0: &RgbImage,
+        sink: &mut dyn FrameSink,
+    ) -> Result<(), PipelineError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let frames = self.plan.frames_per_future;
+        sink.frame(k, 0, frame0)?;
+        (self.on_event)(Event::Frame { future: k, index: 0, frames });
+        let mut out = Emitter { future: k, next: 1, frames, keys: vec![z0.clone()], key_index: 0 };
+        let total_keys = self.plan.key_frames;
+        let mut produced = 1;
+        let mut context = vec![z0.clone()];
+        while produced < total_keys {
+            let window = self.predict_window(k, &context, conditions, &mut rng)?;
+            let fresh: Vec<_> = window[context.len()..].iter().take(total_keys - produced).cloned().collect();
+            produced += fresh.len();
+            context = window[window.len() - self.opts.context_frames..].to_vec();
+            for z in fresh {
+                out.keys.push(z);
+                self.flush(&mut out, conditions, &mut rng, sink, false)?;
+            }
+        }
+        self.flush(&mut out, conditions, &mut rng, sink, true)
+    }
+
+    /// Turns buffered key latents into frames once a chunk is complete (or at the end).
+    fn flush(
+        &mut self,
+        out: &mut Emitter<B>,
+        conditions: Conditions,
+        rng: &mut ChaCha8Rng,
+        sink: &mut dyn FrameSink,
+        end: bool,
+    ) -> Result<(), PipelineError> {
+        let (decoder, upsample) = (self.opts.decoder, self.opts.upsample);
+        let chunk = if self.opts.interpolate { 3 } else { self.g.models.window() + 1 };
+        if out.keys.len() < chunk && !(end && out.keys.len() > 1) {
+            return Ok(());
+        }
+        let last_key = out.key_index + out.keys.len() - 1;
+        let latents = if self.opts.interpolate {
+            let keys = &out.keys;
+            // A final single interval repeats its last key frame and keeps half the chunk.
+            let c = keys.get(2).unwrap_or(&keys[1]);
+            let mut all = self.interpolate(out.future, [&keys[0], &keys[1], c], conditions, rng)?;
+            all.truncate((keys.len() - 1) * INTERPOLATION_FACTOR + 1);
+            all
+        } else {
+            out.keys.clone()
+        };
+        let images = self.render(&latents, decoder, upsample, Some(out.future), rng)?;
+        // The chunk's first frame is the previous chunk's last (or frame 0): written already.
+        for image in images.iter().skip(1) {
+            sink.frame(out.future, out.next, image)?;
+            (self.on_event)(Event::Frame { future: out.future, index: out.next, frames: out.frames });
+            out.next += 1;
+        }
+        out.key_index = last_key;
+        out.keys = vec![out.keys.last().expect("a chunk has keys").clone()];
+        Ok(())
+    }
+}
+
+/// Key latents waiting to become frames, and where the next frame goes.
+struct Emitter<B: Backend> {
+    future: usize,
+    /// Index of the next frame to write.
+    next: usize,
+    frames: usize,
+    /// Buffered key latents; the first was already written as a frame.
+    keys: Vec<Tensor<B, 4>>,
+    /// Key-frame index of `keys[0]`.
+    key_index: usize,
+}

@@ -1,0 +1,176 @@
+//! The trained models of one weights folder, loaded as its manifest describes them.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use serde::Serialize;
+
+use super::PipelineError;
+use crate::model::autoencoder::Decoder;
+use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, UNet, UNetConfig, Upsampler, UpsamplerConfig};
+use crate::weights::{Manifest, ModelEntry, Part, TemporalInit, WeightsError, load_parts};
+
+/// A weights file the run used, as recorded in `metadata.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WeightFile {
+    pub model: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// Everything the generator runs, on backend `B`.
+#[derive(Debug)]
+pub struct Models<B: Backend> {
+    pub tier: ModelTier,
+    /// Where they were loaded from (`None` for seeded test models).
+    pub dir: Option<PathBuf>,
+    pub autoencoder: Autoencoder<B>,
+    /// The video-fine-tuned decoder (absent if that stage was not trained).
+    pub temporal_decoder: Option<Decoder<B>>,
+    /// Latents are `posterior mean × latent_scale`.
+    pub latent_scale: f32,
+    pub image_ldm: UNet<B>,
+    pub video_ldm: UNet<B>,
+    pub interpolator: Option<UNet<B>>,
+    pub upsampler: Option<Upsampler<B>>,
+    /// Whether the upsampler carries video-fine-tuned temporal layers.
+    pub upsampler_video: bool,
+    /// Files and hashes, for metadata and replay.
+    pub files: Vec<WeightFile>,
+}
+
+impl<B: Backend> Models<B> {
+    /// Loads the models of `dir` (a folder with `manifest.ron`), checking every file's
+    /// size and SHA-256 against the manifest first.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, PipelineError> {
+        let manifest = match Manifest::read(dir) {
+            Ok(m) => m,
+            Err(WeightsError::MissingFile { .. }) => {
+                return Err(PipelineError::NoWeights { dir: dir.to_path_buf() });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        manifest.verify(dir)?;
+        let mpath = Manifest::path(dir);
+        let tier = manifest.tier;
+        let require = |name: &'static str, stage: &'static str| {
+            manifest.model(name).ok_or_else(|| PipelineError::MissingModel {
+                dir: dir.to_path_buf(),
+                model: name,
+                stage,
+                tier: tier.dir_name(),
+                hint: String::new(),
+            })
+        };
+        let file =
+            |e: &ModelEntry, part: Part| -> Result<Option<PathBuf>, PipelineError> { Ok(e.file_path(dir, part)?) };
+        let spatial = |e: &ModelEntry| -> Result<PathBuf, PipelineError> {
+            file(e, Part::Spatial)?
+                .ok_or_else(|| PipelineError::Weights(WeightsError::MissingFile { path: mpath.clone() }))
+        };
+        let mut files = Vec::new();
+        let mut record = |e: &ModelEntry| {
+            for f in &e.files {
+                files.push(WeightFile { model: e.name.clone(), path: f.path.clone(), sha256: f.sha256.clone() });
+            }
+        };
+
+        let ae_entry = require("autoencoder", "autoencoder")?;
+        let ae_cfg: AutoencoderConfig = ae_entry.config(&mpath)?;
+        let autoencoder = load_parts(ae_cfg.init::<B>(device), &spatial(ae_entry)?, None, TemporalInit::Require)?;
+        let latent_scale = ae_entry.latent_scale.unwrap_or(1.0);
+        record(ae_entry);
+
+        let temporal_decoder = match manifest.model("temporal_decoder") {
+            Some(e) => {
+                let cfg: AutoencoderConfig = e.config(&mpath)?;
+                let decoder = cfg.init::<B>(device).decoder;
+                let temporal = file(e, Part::Temporal)?;
+                record(e);
+                Some(load_parts(decoder, &spatial(e)?, temporal.as_deref(), TemporalInit::Require)?)
+            }
+            None => None,
+        };
+
+        let image_entry = require("image_ldm", "image-ldm")?;
+        let image_cfg: UNetConfig = image_entry.config(&mpath)?;
+        let image_ldm = load_parts(image_cfg.init::<B>(device), &spatial(image_entry)?, None, TemporalInit::Require)?;
+        record(image_entry);
+
+        let load_video = |e: &ModelEntry| -> Result<UNet<B>, PipelineError> {
+            let cfg: UNetConfig = e.config(&mpath)?;
+            let temporal = file(e, Part::Temporal)?;
+            Ok(load_parts(cfg.init::<B>(device), &spatial(e)?, temporal.as_deref(), TemporalInit::Require)?)
+        };
+        let video_entry = require("video_ldm", "video-ldm")?;
+        let video_ldm = load_video(video_entry)?;
+        record(video_entry);
+        let interpolator = match manifest.model("interpolator") {
+            Some(e) => {
+                record(e);
+                Some(load_video(e)?)
+            }
+            None => None,
+        };
+
+        let (upsampler, upsampler_video) = match manifest.model("upsampler") {
+            Some(e) => {
+                let mut cfg: UpsamplerConfig = e.config(&mpath)?;
+                let temporal = file(e, Part::Temporal)?;
+                if temporal.is_none() {
+                    cfg.unet = cfg.unet.image_config();
+                }
+                record(e);
+                let model =
+                    load_parts(cfg.init::<B>(device), &spatial(e)?, temporal.as_deref(), TemporalInit::Require)?;
+                (Some(model), temporal.is_some())
+            }
+            None => (None, false),
+        };
+
+        Ok(Models {
+            tier,
+            dir: Some(dir.to_path_buf()),
+            autoencoder,
+            temporal_decoder,
+            latent_scale,
+            image_ldm,
+            video_ldm,
+            interpolator,
+            upsampler,
+            upsampler_video,
+            files,
+        })
+    }
+
+    /// Every model of `tier` with seeded random weights (tests and benches of the
+    /// pipeline's plumbing; the pictures are noise).
+    pub fn seeded(tier: ModelTier, seed: u64, device: &B::Device) -> Self {
+        use crate::train::init::seeded_init;
+        let cfg = tier.config();
+        let td = cfg.autoencoder.clone().with_temporal_decoder(true);
+        Models {
+            tier,
+            dir: None,
+            autoencoder: seeded_init(cfg.autoencoder.init(device), seed),
+            temporal_decoder: Some(seeded_init(td.init::<B>(device).decoder, seed ^ 1)),
+            latent_scale: 1.0,
+            image_ldm: seeded_init(cfg.image_ldm.init(device), seed ^ 2),
+            video_ldm: seeded_init(cfg.video_ldm.init(device), seed ^ 3),
+            interpolator: Some(seeded_init(cfg.interpolator.init(device), seed ^ 4)),
+            upsampler: Some(seeded_init(cfg.upsampler.init(device), seed ^ 5)),
+            upsampler_video: true,
+            files: Vec::new(),
+        }
+    }
+
+    /// Key-frame size `(height, width)`.
+    pub fn frame_size(&self) -> (usize, usize) {
+        self.tier.config().frame_size
+    }
+
+    /// Frames per prediction window `T`.
+    pub fn window(&self) -> usize {
+        self.tier.config().window
+    }
+}
