@@ -311,7 +311,9 @@ impl<B: Backend> Generator<B> {
         let boxes = normalised_boxes(&requested);
         let z0 = run.first_frame(scenario.conditions, boxes, seeds.frame0)?;
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seeds.frame0 ^ 0x0950));
-        let frame0 = run.render(&[z0.clone()], DecoderMode::PerFrame, UpsampleMode::PerFrame, None, &mut rng)?;
+        // Frame 0 is a single image: image decoder, spatial upsampler.
+        let up0 = if opts.upsample == UpsampleMode::Off { UpsampleMode::Off } else { UpsampleMode::PerFrame };
+        let frame0 = run.render(&[z0.clone()], DecoderMode::PerFrame, up0, None, &mut rng)?;
         let frame0 = frame0.into_iter().next().expect("one latent gives one frame");
         sink.frame0(&frame0)?;
         (run.on_event)(Event::FirstFrame);

@@ -1,0 +1,321 @@
+//! `generate` and `replay` end to end on micro models trained for a few steps (the
+//! pictures are meaningless; the files, sizes, labels, determinism and errors are not).
+//! `tests/shipped_weights.rs` runs the same chain on the shipped tiny weights.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::Flex;
+use image::RgbImage;
+use latentdrive::export::{BddDataset, CocoDataset, kitti};
+use latentdrive::model::ModelTier;
+use latentdrive::pipeline::{Event, FrameSink, GenerateOptions, Generator, Models, PipelineError, UpsampleMode};
+use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_latentdrive"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("latentdrive-gen-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+/// A micro weights folder with every stage trained for two steps (built once per run).
+fn micro_weights() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = tmp("weights");
+        let never = AtomicBool::new(false);
+        for stage in Stage::ALL {
+            let opts = TrainOptions {
+                stage,
+                tier: ModelTier::Micro,
+                loop_config: LoopConfig {
+                    steps: 2,
+                    lr: 1e-3,
+                    warmup_steps: 1,
+                    grad_clip: 1.0,
+                    ema_decay: 0.5,
+                    checkpoint_every: 2,
+                    eval_every: 2,
+                    init_seed: 3,
+                },
+                batch: 1,
+                seed: 9,
+                run_dir: root.join("runs").join(stage.run_name()),
+                weights_dir: root.join("w"),
+                resume: false,
+            };
+            train_stage(&opts, &never, |_| {}).expect("micro stage trains");
+        }
+        root.join("w")
+    })
+}
+
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn png(path: &Path) -> RgbImage {
+    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_rgb8()
+}
+
+fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+    a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f64 - y as f64).abs()).sum::<f64>() / a.as_raw().len() as f64
+}
+
+#[test]
+fn generate_writes_a_complete_run_that_replays_bit_identically() {
+    let weights = micro_weights().to_str().unwrap().to_string();
+    let (a, b) = (tmp("a"), tmp("b"));
+    let args = |out: &Path| {
+        let out = out.to_str().unwrap().to_string();
+        vec![
+            "generate".to_string(),
+            "scenarios/night_merge.ron".into(),
+            "--out".into(),
+            out,
+            "--weights".into(),
+            weights.clone(),
+            "--futures".into(),
+            "2".into(),
+            "--seconds".into(),
+            "2".into(),
+            "--steps".into(),
+            "3".into(),
+            "--upsample-steps".into(),
+            "2".into(),
+        ]
+    };
+    for out in [&a, &b] {
+        let argv = args(out);
+        let o = run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let dir = a.join("night_merge");
+    // 2 s at 2.5 Hz: 6 key frames → 5 intervals × 4 + 1 = 21 frames at 10 Hz, 64×128 (micro ×4).
+    for f in ["scenario.ron", "metadata.json", "frame0.png", "contact_sheet.png", "labels/coco.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let frame0 = png(&dir.join("frame0.png"));
+    assert_eq!(frame0.dimensions(), (128, 64));
+    for k in 0..2 {
+        let fd = dir.join(format!("future_{k:02}"));
+        assert!(fd.join("preview.gif").is_file());
+        let frames = files_under(&fd.join("frames"));
+        assert_eq!(frames.len(), 21, "future {k}");
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f, Path::new(&format!("{i:06}.png")));
+            assert_eq!(png(&fd.join("frames").join(f)).dimensions(), (128, 64));
+        }
+        // Frame 0 is shared by every future.
+        assert_eq!(
+            std::fs::read(fd.join("frames/000000.png")).unwrap(),
+            std::fs::read(dir.join("frame0.png")).unwrap()
+        );
+    }
+    // The futures differ (different noise per future).
+    let last = |k: usize| png(&dir.join(format!("future_{k:02}/frames/000020.png")));
+    assert!(mean_abs_diff(&last(0), &last(1)) > 0.0);
+
+    // Labels: frame 0 carries the two requested cars; the future frames are unlabeled.
+    let coco = CocoDataset::read(&dir.join("labels/coco.json")).unwrap();
+    assert_eq!(coco.images.len(), 1);
+    assert_eq!(coco.images[0].file_name, "frame0.png");
+    assert!(!coco.annotations.is_empty() && coco.annotations.len() <= 2, "{:?}", coco.annotations);
+    let bdd = BddDataset::read(&dir.join("labels/bdd100k.json")).unwrap();
+    assert_eq!(bdd.frames.len(), 1);
+    let rows = kitti::read_tracking(&dir.join("labels/kitti_tracking.txt")).unwrap();
+    assert!(rows.iter().all(|r| r.frame == 0));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["seeds"]["futures"].as_array().unwrap().len(), 2);
+    // autoencoder 1, temporal decoder 2, image LDM 1, video LDM and interpolator 2 each (spatial = the
+    // image LDM's), upsampler 2.
+    assert_eq!(meta["weights"].as_array().unwrap().len(), 10, "every weights file with its hash");
+    assert!(meta["latentdrive_version"].is_string() && meta["timings_s"]["total"].as_f64().unwrap() > 0.0);
+
+    // Twice the same command: the same bytes (metadata differs only in timings).
+    let (fa, fb) = (files_under(&dir), files_under(&b.join("night_merge")));
+    assert_eq!(fa, fb);
+    for f in fa.iter().filter(|f| f.as_os_str() != "metadata.json") {
+        assert!(std::fs::read(dir.join(f)).unwrap() == std::fs::read(b.join("night_merge").join(f)).unwrap(), "{f:?}");
+    }
+
+    let o = run(&["replay", dir.to_str().unwrap()]);
+    assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
+    // A changed frame is reported, and replay exits 1.
+    std::fs::write(dir.join("future_01/frames/000003.png"), b"not a png").unwrap();
+    let o = run(&["replay", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("future_01/frames/000003.png"), "{}", text(&o));
+}
+
+#[test]
+fn generate_errors_are_clear_and_exit_2() {
+    let weights = micro_weights().to_str().unwrap();
+    let out = tmp("errors");
+    let o =
+        run(&["generate", "scenarios/day_empty.ron", "--out", out.to_str().unwrap(), "--weights", "/nonexistent/w"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no weights in /nonexistent/w") && text(&o).contains("train all"), "{}", text(&o));
+
+    // More boxes than the micro image model has slots (4).
+    std::fs::create_dir_all(&out).unwrap();
+    let many = out.join("many.ron");
+    let boxes = (0..5).map(|i| format!("(class: Car, road: (lane: 0, ahead_m: {}.0))", 10 + 8 * i)).collect::<Vec<_>>();
+    std::fs::write(
+        &many,
+        format!(
+            "Scenario(name: \"many\", seed: 1, conditions: (time_of_day: Day, crowdedness: 0), boxes: [{}])",
+            boxes.join(", ")
+        ),
+    )
+    .unwrap();
+    let o = run(&["generate", many.to_str().unwrap(), "--out", out.to_str().unwrap(), "--weights", weights]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("5 boxes requested") && text(&o).contains("at most 4"), "{}", text(&o));
+
+    // An output root that cannot be created.
+    let file = out.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = run(&[
+        "generate",
+        "scenarios/day_empty.ron",
+        "--out",
+        file.join("sub").to_str().unwrap(),
+        "--weights",
+        weights,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot create output folder"), "{}", text(&o));
+
+    // A bad scenario file: file, line and field, nothing generated.
+    let bad = out.join("bad.ron");
+    std::fs::write(&bad, "Scenario(name: \"b\", seed: 1, conditions: (time_of_day: Dusk, crowdedness: 1))").unwrap();
+    let o = run(&["generate", bad.to_str().unwrap(), "--out", out.to_str().unwrap(), "--weights", weights]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("bad.ron:1:"), "{}", text(&o));
+}
+
+/// Records what reaches the sink, in order.
+#[derive(Default)]
+struct Recorder {
+    frame0: Option<RgbImage>,
+    frames: Vec<(usize, usize)>,
+    done: Vec<(usize, usize)>,
+}
+
+impl FrameSink for Recorder {
+    fn frame0(&mut self, image: &RgbImage) -> Result<(), PipelineError> {
+        self.frame0 = Some(image.clone());
+        Ok(())
+    }
+    fn frame(&mut self, future: usize, index: usize, _: &RgbImage) -> Result<(), PipelineError> {
+        self.frames.push((future, index));
+        Ok(())
+    }
+    fn future_done(&mut self, future: usize, frames: usize) -> Result<(), PipelineError> {
+        self.done.push((future, frames));
+        Ok(())
+    }
+}
+
+fn scenario() -> latentdrive::scenario::Scenario {
+    latentdrive::scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/day_overtake.ron")).unwrap()
+}
+
+#[test]
+fn frames_stream_in_order_and_generation_can_be_cancelled() {
+    let generator =
+        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default());
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (2, 3.2, 2, 1);
+    opts.upsample = UpsampleMode::Off;
+    let plan = generator.plan(&s, &opts).unwrap();
+    // 3.2 s: 9 key frames, 8 intervals → 33 frames at 10 Hz, key-frame size (16×32).
+    assert_eq!((plan.key_frames, plan.frames_per_future, plan.frame_size), (9, 33, (16, 32)));
+    let never = AtomicBool::new(false);
+    let mut sink = Recorder::default();
+    let mut events = Vec::new();
+    let summary = generator.run(&s, &opts, &mut sink, &mut |e| events.push(e), &never).unwrap();
+    assert_eq!(sink.frame0.as_ref().map(|f| f.dimensions()), Some((32, 16)));
+    let want: Vec<(usize, usize)> = (0..2).flat_map(|k| (0..33).map(move |i| (k, i))).collect();
+    assert_eq!(sink.frames, want, "every frame once, in order, future by future");
+    assert_eq!(sink.done, [(0, 33), (1, 33)]);
+    // Progress counts up to the plan's total.
+    let steps: Vec<usize> =
+        events.iter().filter_map(|e| if let Event::Step { done, .. } = e { Some(*done) } else { None }).collect();
+    assert_eq!(steps, (1..=plan.total_units).collect::<Vec<_>>());
+    assert_eq!(summary.seeds.futures.len(), 2);
+
+    // Cancelling after the first frame of future 0 stops the run with `Cancelled`.
+    let cancel = AtomicBool::new(false);
+    let mut sink = Recorder::default();
+    let result = generator.run(
+        &s,
+        &opts,
+        &mut sink,
+        &mut |e| {
+            if let Event::Frame { index: 1, .. } = e {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        },
+        &cancel,
+    );
+    assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
+    assert!(sink.frames.len() < 33);
+}
+
+#[test]
+fn seeds_and_frames_are_reproducible_and_futures_differ() {
+    let generator =
+        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default());
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.upsample_steps, opts.interpolate) = (2, 1.2, 2, 1, false);
+    struct Keep(Vec<Vec<RgbImage>>);
+    impl FrameSink for Keep {
+        fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
+            Ok(())
+        }
+        fn frame(&mut self, future: usize, _: usize, image: &RgbImage) -> Result<(), PipelineError> {
+            self.0[future].push(image.clone());
+            Ok(())
+        }
+    }
+    let never = AtomicBool::new(false);
+    let mut first = Keep(vec![vec![]; 2]);
+    let mut second = Keep(vec![vec![]; 2]);
+    generator.run(&s, &opts, &mut first, &mut |_| {}, &never).unwrap();
+    generator.run(&s, &opts, &mut second, &mut |_| {}, &never).unwrap();
+    assert!(first.0 == second.0, "same scenario and seed, same frames");
+    assert_eq!(first.0[0][0], first.0[1][0], "frame 0 is shared");
+    let last = first.0[0].len() - 1;
+    assert!(mean_abs_diff(&first.0[0][last], &first.0[1][last]) > 0.5, "futures differ");
+}
