@@ -290,6 +290,21 @@ impl<B: Backend> Generator<B> {
         if interpolate { intervals.div_ceil(2) } else { intervals.div_ceil(self.models.window()) }
     }
 
+    /// Frame 0 alone (image LDM, image decoder, spatial upsampler unless upsampling is
+    /// off): what an editor shows first. Identical to the frame 0 of [`Self::run`].
+    pub fn first_frame(
+        &self,
+        scenario: &Scenario,
+        opts: &GenerateOptions,
+        on_event: &mut dyn FnMut(Event),
+        cancel: &AtomicBool,
+    ) -> Result<RgbImage, PipelineError> {
+        let plan = self.plan(scenario, opts)?;
+        let seeds = Seeds::derive(scenario.seed, opts.futures);
+        let mut run = Run { g: self, opts, plan: &plan, on_event, cancel, done: 0, timings: Timings::default() };
+        run.frame0(scenario, seeds.frame0).map(|(_, image)| image)
+    }
+
     /// Runs the whole chain for `scenario`, streaming frames into `sink`.
     /// `cancel` is polled after every sampling step.
     pub fn run(
@@ -305,16 +320,7 @@ impl<B: Backend> Generator<B> {
         let start = Instant::now();
         let mut run = Run { g: self, opts, plan: &plan, on_event, cancel, done: 0, timings: Timings::default() };
 
-        // Frame 0: the requested boxes under the scenario's labels.
-        let (h, w) = self.models.frame_size();
-        let requested = requested_labels(scenario, w as u32, h as u32)?;
-        let boxes = normalised_boxes(&requested);
-        let z0 = run.first_frame(scenario.conditions, boxes, seeds.frame0)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(seeds.frame0 ^ 0x0950));
-        // Frame 0 is a single image: image decoder, spatial upsampler.
-        let up0 = if opts.upsample == UpsampleMode::Off { UpsampleMode::Off } else { UpsampleMode::PerFrame };
-        let frame0 = run.render(&[z0.clone()], DecoderMode::PerFrame, up0, None, &mut rng)?;
-        let frame0 = frame0.into_iter().next().expect("one latent gives one frame");
+        let (z0, frame0) = run.frame0(scenario, seeds.frame0)?;
         sink.frame0(&frame0)?;
         (run.on_event)(Event::FirstFrame);
 
@@ -373,6 +379,18 @@ struct Run<'a, B: Backend> {
 }
 
 impl<B: Backend> Run<'_, B> {
+    /// Frame 0's latent and image: the requested boxes under the scenario's labels.
+    fn frame0(&mut self, scenario: &Scenario, seed: u64) -> Result<(Tensor<B, 4>, RgbImage), PipelineError> {
+        let (h, w) = self.g.models.frame_size();
+        let requested = requested_labels(scenario, w as u32, h as u32)?;
+        let z0 = self.first_frame(scenario.conditions, normalised_boxes(&requested), seed)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0950));
+        // A single image: image decoder, spatial upsampler.
+        let up = if self.opts.upsample == UpsampleMode::Off { UpsampleMode::Off } else { UpsampleMode::PerFrame };
+        let image = self.render(&[z0.clone()], DecoderMode::PerFrame, up, None, &mut rng)?;
+        Ok((z0, image.into_iter().next().expect("one latent gives one frame")))
+    }
+
     fn tick(&mut self, future: Option<usize>, phase: Phase) -> ControlFlow<()> {
         self.done += 1;
         (self.on_event)(Event::Step { future, phase, done: self.done, total: self.plan.total_units });
@@ -495,8 +513,8 @@ impl<B: Backend> Run<'_, B> {
             fps_stage: Some(Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64; t], [t]), device)),
         };
         let x = self.latent_noise(t, rng);
-        // Label guidance only: the known key frames pin the clip down already.
-        let sampler = self.sampler(self.opts.steps, Guidance::new(self.opts.label_guidance, 1.0))?;
+        // No guidance (one evaluation per step): the known key frames pin the clip down.
+        let sampler = self.sampler(self.opts.steps, Guidance::NONE)?;
         let model = self.g.models.interpolator.as_ref().expect("plan() checked the interpolator");
         let out = self.sample(Phase::Interpolation, Some(future), &sampler, &VideoDenoiser(model), x, &cond, rng)?;
         let mut frames: Vec<_> = out.chunk(t, 0);
