@@ -160,6 +160,9 @@ struct TrainArgs {
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: generate_cmd::DeviceArg,
     /// Wall-time budget per stage in minutes: when it runs out the stage stops as on
     /// Ctrl-C (checkpoint and EMA weights written; continue later with --resume).
     #[arg(long)]
@@ -383,14 +386,31 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
     }
     let bar = progress_bar(a.steps, stage.run_name());
     let mut held_out = String::new();
-    let report = train::train_stage(&opts, &CANCEL, |event| match event {
+    let on_event = |event| match event {
         train::Event::Step { step, loss, lr, .. } => {
             bar.set_position(step);
             bar.set_message(format!("loss {loss:.4} lr {lr:.1e} {held_out}"));
         }
         train::Event::HeldOut { loss, .. } => held_out = format!("held-out {loss:.4}"),
         train::Event::Checkpoint { .. } => {}
-    });
+    };
+    let report = match a.device {
+        generate_cmd::DeviceArg::Cpu => train::train_stage(&opts, &CANCEL, on_event),
+        #[cfg(feature = "cuda")]
+        generate_cmd::DeviceArg::Cuda => train::train_stage_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            &opts,
+            &Default::default(),
+            &CANCEL,
+            on_event,
+        ),
+        #[cfg(not(feature = "cuda"))]
+        generate_cmd::DeviceArg::Cuda => {
+            return Err(InputError(
+                "this binary was built without CUDA: build with `cargo build --release --features cuda`".into(),
+            )
+            .into());
+        }
+    };
     stage_done.store(true, Ordering::Relaxed);
     let report = report?;
     bar.finish_and_clear();

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
@@ -106,16 +107,23 @@ pub struct StageReport {
 /// Classifier-free guidance needs the model to see dropped conditions this often.
 const LABEL_DROP_P: f64 = 0.1;
 
-type B = Autodiff<Flex>;
-type IB = Flex;
-
-/// Runs one stage on the CPU (`Autodiff<Flex>`).
+/// Runs one stage on the CPU (`Autodiff<Flex>`; bit-identical reruns and resumes).
 pub fn train_stage(
     opts: &TrainOptions,
     cancel: &AtomicBool,
     on_event: impl FnMut(Event),
 ) -> Result<StageReport, TrainError> {
-    let device = Default::default();
+    train_stage_on::<Autodiff<Flex>>(opts, &Default::default(), cancel, on_event)
+}
+
+/// Runs one stage on any autodiff backend and device (e.g. `Autodiff<Cuda>`).
+pub fn train_stage_on<B: AutodiffBackend>(
+    opts: &TrainOptions,
+    device: &B::Device,
+    cancel: &AtomicBool,
+    on_event: impl FnMut(Event),
+) -> Result<StageReport, TrainError> {
+    let device = device.clone();
     let cfg = opts.tier.config();
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
     match opts.stage {
@@ -177,7 +185,7 @@ pub fn train_stage(
                 FileEntry::describe(&opts.weights_dir, &spatial, Part::Spatial)?,
                 FileEntry::describe(&opts.weights_dir, &temporal, Part::Temporal)?,
             ];
-            record(opts, &config, files, &summary, |_| {})?;
+            record::<B::InnerBackend, _>(opts, &config, files, &summary, |_| {})?;
             Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)) })
         }
         Stage::Upsampler => {
@@ -255,7 +263,7 @@ fn upsampler_task(opts: &TrainOptions, phase: UpsamplerPhase, image_weights: Opt
 pub const KEYFRAME_FPS: f32 = 2.5;
 
 /// `1 / std` of the posterior means of the held-out frames (LDM's scale factor).
-fn latent_scale(ae: &Autoencoder<IB>, frames: &FrameSource, device: &burn::backend::flex::FlexDevice) -> f32 {
+fn latent_scale<IB: Backend>(ae: &Autoencoder<IB>, frames: &FrameSource, device: &IB::Device) -> f32 {
     use burn::tensor::ElementConversion;
     let x = frames.held_out::<IB>(16, device);
     let (mean, _) = ae.encoder.forward(x);
@@ -264,9 +272,9 @@ fn latent_scale(ae: &Autoencoder<IB>, frames: &FrameSource, device: &burn::backe
 }
 
 /// The trained autoencoder of this weights folder and its latent scale.
-fn load_autoencoder(
+fn load_autoencoder<IB: Backend>(
     opts: &TrainOptions,
-    device: &burn::backend::flex::FlexDevice,
+    device: &IB::Device,
 ) -> Result<(Autoencoder<IB>, f32), TrainError> {
     let manifest = Manifest::read(&opts.weights_dir)?;
     let entry =
@@ -291,7 +299,7 @@ fn missing_stage(opts: &TrainOptions, stage: Stage) -> TrainError {
 
 /// Saves a video stage whose spatial layers were frozen: the manifest entry points at
 /// the spatial file it was built on, and only the temporal parameters are written anew.
-fn save_temporal<M: Module<IB>, C: Serialize>(
+fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
     opts: &TrainOptions,
     model: &M,
     spatial: &Path,
@@ -306,12 +314,12 @@ fn save_temporal<M: Module<IB>, C: Serialize>(
         FileEntry::describe(&opts.weights_dir, spatial_name, Part::Spatial)?,
         FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
     ];
-    record(opts, config, files, summary, |_| {})?;
+    record::<IB, _>(opts, config, files, summary, |_| {})?;
     Ok(temporal)
 }
 
 /// Saves a single-file stage's EMA weights and records it in the manifest.
-fn save_stage<M: Module<IB>, C: Serialize>(
+fn save_stage<IB: Backend, M: Module<IB>, C: Serialize>(
     opts: &TrainOptions,
     config: &C,
     model: &M,
@@ -322,12 +330,13 @@ fn save_stage<M: Module<IB>, C: Serialize>(
     let name = format!("{}.safetensors", opts.stage.model_name());
     let path = opts.weights_dir.join(&name);
     save_parts(model, &path, None)?;
-    record(opts, config, vec![FileEntry::describe(&opts.weights_dir, &name, Part::Spatial)?], summary, extra)?;
+    let files = vec![FileEntry::describe(&opts.weights_dir, &name, Part::Spatial)?];
+    record::<IB, _>(opts, config, files, summary, extra)?;
     Ok(path)
 }
 
 /// Replaces the stage's manifest entry (creating the manifest if needed).
-fn record<C: Serialize>(
+fn record<IB: Backend, C: Serialize>(
     opts: &TrainOptions,
     config: &C,
     files: Vec<FileEntry>,
@@ -339,7 +348,8 @@ fn record<C: Serialize>(
         steps: summary.last_step,
         wall_time_s: summary.seconds,
         hardware: format!(
-            "CPU ({} threads available), burn Flex",
+            "burn {} backend, {} CPU threads available",
+            std::any::type_name::<IB>().rsplit("::").next().unwrap_or("?").split('<').next().unwrap_or("?"),
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ),
         data: format!(
