@@ -20,7 +20,7 @@ use crate::data::tensor_to_images;
 use crate::diffusion::{
     BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
 };
-use crate::model::{Boxes, Labels};
+use crate::model::{Boxes, Labels, UNet};
 use crate::scenario::{Conditions, Scenario};
 use crate::world::{FrameLabels, Renderer, World, mix};
 
@@ -458,35 +458,31 @@ impl<B: Backend> Run<'_, B> {
         Tensor::cat(vec![Tensor::cat(z, 0), Tensor::cat(m, 0)], 1)
     }
 
-    /// One prediction window: `context` latents at its first positions, `T` latents out
-    /// (the context positions replaced by the context itself).
-    fn predict_window(
+    /// Samples a clip of `t` latents with `model`, the `known` latents given as context
+    /// at their positions and put back in place in the result.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_clip(
         &mut self,
+        phase: Phase,
         future: usize,
-        context: &[Tensor<B, 4>],
+        model: &UNet<B>,
+        t: usize,
+        known: Vec<(usize, Tensor<B, 4>)>,
         conditions: Conditions,
+        fps_stage: Option<i64>,
+        guidance: Guidance,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
-        let t = self.g.models.window();
-        let known: Vec<_> = context.iter().cloned().enumerate().collect();
+        let device = &self.g.device;
         let cond = VideoCond {
             frames: t,
-            labels: Some(Labels::new(&vec![Some(conditions); t], &self.g.device)),
+            labels: Some(Labels::new(&vec![Some(conditions); t], device)),
             context: Some(self.context(t, &known)),
-            fps_stage: None,
+            fps_stage: fps_stage.map(|s| Tensor::<B, 1, Int>::from_data(TensorData::new(vec![s; t], [t]), device)),
         };
         let x = self.latent_noise(t, rng);
-        let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
         let sampler = self.sampler(self.opts.steps, guidance)?;
-        let out = self.sample(
-            Phase::Prediction,
-            Some(future),
-            &sampler,
-            &VideoDenoiser(&self.g.models.video_ldm),
-            x,
-            &cond,
-            rng,
-        )?;
+        let out = self.sample(phase, Some(future), &sampler, &VideoDenoiser(model), x, &cond, rng)?;
         let mut frames: Vec<_> = out.chunk(t, 0);
         for (i, z) in known {
             frames[i] = z;
@@ -494,7 +490,24 @@ impl<B: Backend> Run<'_, B> {
         Ok(frames)
     }
 
-    /// Key latents `a, b, c` two intervals apart → the 9 latents of 10 Hz between them.
+    /// One prediction window: `context` latents at its first positions, `T` latents out.
+    fn predict_window(
+        &mut self,
+        future: usize,
+        context: &[Tensor<B, 4>],
+        conditions: Conditions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
+        let g = self.g;
+        let known = context.iter().cloned().enumerate().collect();
+        let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
+        let t = g.models.window();
+        self.sample_clip(Phase::Prediction, future, &g.models.video_ldm, t, known, conditions, None, guidance, rng)
+    }
+
+    /// Key latents `a, b, c` two intervals apart → the 9 latents of 10 Hz between them
+    /// (fps flag 0). No guidance (one evaluation per step): the known key frames pin the
+    /// clip down.
     fn interpolate(
         &mut self,
         future: usize,
@@ -502,26 +515,21 @@ impl<B: Backend> Run<'_, B> {
         conditions: Conditions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
+        let g = self.g;
         let f = INTERPOLATION_FACTOR;
-        let t = 2 * f + 1;
-        let known: Vec<_> = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
-        let device = &self.g.device;
-        let cond = VideoCond {
-            frames: t,
-            labels: Some(Labels::new(&vec![Some(conditions); t], device)),
-            context: Some(self.context(t, &known)),
-            fps_stage: Some(Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64; t], [t]), device)),
-        };
-        let x = self.latent_noise(t, rng);
-        // No guidance (one evaluation per step): the known key frames pin the clip down.
-        let sampler = self.sampler(self.opts.steps, Guidance::NONE)?;
-        let model = self.g.models.interpolator.as_ref().expect("plan() checked the interpolator");
-        let out = self.sample(Phase::Interpolation, Some(future), &sampler, &VideoDenoiser(model), x, &cond, rng)?;
-        let mut frames: Vec<_> = out.chunk(t, 0);
-        for (i, z) in known {
-            frames[i] = z;
-        }
-        Ok(frames)
+        let known = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
+        let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
+        self.sample_clip(
+            Phase::Interpolation,
+            future,
+            model,
+            2 * f + 1,
+            known,
+            conditions,
+            Some(0),
+            Guidance::NONE,
+            rng,
+        )
     }
 
     /// Latents `[1, z, h, w]` each → decoded (and upsampled) images.
