@@ -160,6 +160,10 @@ struct TrainArgs {
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Train on an on-disk dataset written by `synth` instead of rendering frames (its frames
+    /// must be at least the stage's size; video stages need whole-frame strides to their rates).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -366,6 +370,7 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         weights_dir: a.weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),
         run_dir,
         resume,
+        data: a.data.clone(),
     };
     // Ctrl-C: finish the current step, checkpoint, stop.
     static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -412,7 +417,10 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         }
     };
     stage_done.store(true, Ordering::Relaxed);
-    let report = report?;
+    let report = report.map_err(|e| match e {
+        train::TrainError::Data(m) => anyhow::Error::from(InputError(format!("training data: {m}"))),
+        other => other.into(),
+    })?;
     bar.finish_and_clear();
     let s = &report.summary;
     println!(

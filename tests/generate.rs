@@ -57,6 +57,7 @@ fn micro_weights() -> &'static Path {
                 run_dir: root.join("runs").join(stage.run_name()),
                 weights_dir: root.join("w"),
                 resume: false,
+                data: None,
             };
             train_stage(&opts, &never, |_| {}).expect("micro stage trains");
         }

@@ -41,6 +41,7 @@ fn every_stage_builds_on_the_previous_ones() {
             run_dir: root.join(stage.run_name()),
             weights_dir: weights.clone(),
             resume: false,
+            data: None,
         };
         let report = train_stage(&opts, &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, 3);
@@ -82,4 +83,49 @@ fn every_stage_builds_on_the_previous_ones() {
     let cfg = ModelTier::Micro.config().upsampler;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// `--data`: stages read an on-disk `synth` dataset instead of rendering; a dataset that
+/// cannot feed a stage is refused before training with the reason.
+#[test]
+fn stages_train_from_an_on_disk_dataset() {
+    use latentdrive::data::{SynthOptions, write_dataset};
+    let root = std::env::temp_dir().join(format!("latentdrive-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // 64×32 frames: twice the micro key-frame size, scaled down when read.
+    let synth = SynthOptions { clips: 3, frames: 6, fps: 10.0, width: 64, height: 32, first_seed: 100 };
+    write_dataset(&data, &synth, |_| {}).unwrap();
+    let never = AtomicBool::new(false);
+    let opts = |stage: Stage| TrainOptions {
+        stage,
+        tier: ModelTier::Micro,
+        loop_config: LoopConfig {
+            steps: 2,
+            lr: 1e-3,
+            warmup_steps: 1,
+            grad_clip: 1.0,
+            ema_decay: 0.5,
+            checkpoint_every: 2,
+            eval_every: 2,
+            init_seed: 1,
+        },
+        batch: 2,
+        seed: 5,
+        run_dir: root.join(stage.run_name()),
+        weights_dir: root.join("weights"),
+        resume: false,
+        data: Some(data.clone()),
+    };
+    let report = train_stage(&opts(Stage::Autoencoder), &never, |_| {}).unwrap();
+    assert_eq!(report.summary.last_step, 2);
+    assert!(report.summary.held_out.last().is_some_and(|(_, l)| l.is_finite()));
+    // The temporal decoder cuts 4 frames at 2.5 Hz: stride 4 needs 13 frames, the clips have 6.
+    let err = train_stage(&opts(Stage::TemporalDecoder), &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("clips of 4 frames at 2.5 Hz") && err.contains("6 frames at 10 Hz"), "{err}");
+    // The upsampler needs frames 4× the key frames (64×128); these are 64×32.
+    let err = train_stage(&opts(Stage::Upsampler), &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("frames are 64×32"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -32,6 +32,9 @@ pub enum TrainError {
     },
     #[error("checkpoint record: {0}")]
     Record(String),
+    /// An on-disk dataset (`--data`) that cannot feed this stage.
+    #[error("training data: {0}")]
+    Data(String),
     #[error(
         "loss became {loss} at step {step}; stopped without saving it. The last good checkpoint is in {} (resume from it with a lower --lr)",
         checkpoint.display()

@@ -94,6 +94,8 @@ pub struct TrainOptions {
     /// Where the finished weights and manifest go (`weights/<tier>`).
     pub weights_dir: PathBuf,
     pub resume: bool,
+    /// Train on this on-disk dataset (`synth` output) instead of rendering frames.
+    pub data: Option<PathBuf>,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -128,8 +130,9 @@ pub fn train_stage_on<B: AutodiffBackend>(
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
     match opts.stage {
         Stage::Autoencoder => {
-            let task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed)
+            let mut task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed)
                 .with_crop(cfg.autoencoder_crop);
+            task.frames = frame_source(opts, cfg.frame_size, &[])?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
@@ -145,7 +148,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 autoencoder,
                 latent_scale,
                 schedule: NoiseSchedule::ldm(),
-                frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
+                frames: frame_source(opts, cfg.frame_size, &[])?,
                 batch: opts.batch,
                 drop_p: LABEL_DROP_P,
             };
@@ -165,7 +168,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 discriminator: cfg.discriminator.clone(),
                 autoencoder_weights,
                 encoder: autoencoder.encoder,
-                frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
+                frames: frame_source(opts, cfg.frame_size, &[(cfg.window, KEYFRAME_FPS)])?,
                 window: cfg.window,
                 clips: opts.batch,
                 // Reconstruction first, adversary after a warm-up (LDM's disc_start).
@@ -189,7 +192,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
             Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)) })
         }
         Stage::Upsampler => {
-            let task = upsampler_task(opts, UpsamplerPhase::Image, None);
+            let task = upsampler_task(opts, UpsamplerPhase::Image, None)?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
@@ -199,7 +202,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
         }
         Stage::UpsamplerVideo => {
             let spatial = stage_file(opts, Stage::Upsampler, Part::Spatial)?;
-            let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()));
+            let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()))?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
@@ -221,7 +224,17 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 autoencoder,
                 latent_scale,
                 schedule: NoiseSchedule::ldm(),
-                frames: FrameSource::new(cfg.frame_size.0, cfg.frame_size.1, opts.seed),
+                // Prediction clips at 2.5 Hz; interpolation clips at 10 and 40 Hz (fps flag 0, 1).
+                frames: frame_source(
+                    opts,
+                    cfg.frame_size,
+                    &match kind {
+                        VideoTask::Prediction => vec![(cfg.window, KEYFRAME_FPS)],
+                        VideoTask::Interpolation => {
+                            vec![(cfg.window + 1, 4.0 * KEYFRAME_FPS), (cfg.window + 1, 16.0 * KEYFRAME_FPS)]
+                        }
+                    },
+                )?,
                 window: cfg.window,
                 fps: KEYFRAME_FPS,
                 clips: opts.batch,
@@ -238,10 +251,18 @@ pub fn train_stage_on<B: AutodiffBackend>(
 }
 
 /// The upsampler's training task for `opts` (high-resolution frames are 4× the key frames).
-fn upsampler_task(opts: &TrainOptions, phase: UpsamplerPhase, image_weights: Option<PathBuf>) -> UpsamplerTask {
+fn upsampler_task(
+    opts: &TrainOptions,
+    phase: UpsamplerPhase,
+    image_weights: Option<PathBuf>,
+) -> Result<UpsamplerTask, TrainError> {
     let cfg = opts.tier.config();
     let frame_size = (4 * cfg.frame_size.0, 4 * cfg.frame_size.1);
-    UpsamplerTask {
+    let clips = match phase {
+        UpsamplerPhase::Image => vec![],
+        UpsamplerPhase::Video => vec![(cfg.window, 4.0 * KEYFRAME_FPS)],
+    };
+    Ok(UpsamplerTask {
         phase,
         config: cfg.upsampler.clone(),
         image_weights,
@@ -250,12 +271,22 @@ fn upsampler_task(opts: &TrainOptions, phase: UpsamplerPhase, image_weights: Opt
         augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
             .expect("constant schedule parameters are valid"),
         max_level: 350,
-        frames: FrameSource::new(frame_size.0, frame_size.1, opts.seed),
+        frames: frame_source(opts, frame_size, &clips)?,
         // Patches: the network is fully convolutional (see model/upsampler.rs).
         patch: cfg.upsampler_patch,
         frame_size,
         window: cfg.window,
         batch: opts.batch,
+    })
+}
+
+/// The frames a stage trains on at `size`: rendered by the world, or read from
+/// `opts.data`, checked for the `(frames, fps)` clips the stage cuts.
+fn frame_source(opts: &TrainOptions, size: (usize, usize), clips: &[(usize, f32)]) -> Result<FrameSource, TrainError> {
+    let source = FrameSource::new(size.0, size.1, opts.seed);
+    match &opts.data {
+        Some(dir) => source.with_dataset(dir, clips),
+        None => Ok(source),
     }
 }
 

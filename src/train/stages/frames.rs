@@ -4,19 +4,105 @@ use std::cell::RefCell;
 
 use burn::tensor::Tensor;
 
-use crate::data::{EVAL_SEED_BASE, image_to_tensor, random_conditions};
+use std::path::{Path, PathBuf};
+
+use crate::data::{DatasetIndex, EVAL_SEED_BASE, IndexEntry, image_to_tensor, random_conditions};
 use crate::scenario::Conditions;
+use crate::train::TrainError;
 use crate::world::{FrameLabels, Renderer, World, mix};
 
-/// Single frames from the procedural world, a pure function of (run seed, step, index).
+/// Frames and clips for training, a pure function of (run seed, step, index): rendered
+/// by the procedural world, or read from an on-disk dataset (`synth` output).
 pub struct FrameSource {
     renderer: RefCell<Renderer>,
     seed: u64,
+    size: (usize, usize),
+    dataset: Option<Dataset>,
+}
+
+/// An on-disk dataset: every tenth clip (and at least one) is held out.
+struct Dataset {
+    dir: PathBuf,
+    index: DatasetIndex,
+    train: Vec<usize>,
+    held_out: Vec<usize>,
 }
 
 impl FrameSource {
     pub fn new(height: usize, width: usize, seed: u64) -> Self {
-        FrameSource { renderer: RefCell::new(Renderer::new(width as u32, height as u32)), seed }
+        FrameSource {
+            renderer: RefCell::new(Renderer::new(width as u32, height as u32)),
+            seed,
+            size: (height, width),
+            dataset: None,
+        }
+    }
+
+    /// Reads frames from the dataset in `dir` (written by `synth`) instead of rendering
+    /// them. Its frames must be at least `height × width` with the same aspect ratio
+    /// (larger ones are scaled down), and every `(frames, fps)` clip in `clips` must be
+    /// cut from its clips by whole-frame strides.
+    pub fn with_dataset(mut self, dir: &Path, clips: &[(usize, f32)]) -> Result<Self, TrainError> {
+        let index = DatasetIndex::read(dir).map_err(|e| TrainError::Data(e.to_string()))?;
+        let bad = |why: String| Err(TrainError::Data(format!("{}: {why}", dir.display())));
+        let (h, w) = self.size;
+        let (dw, dh) = (index.width as usize, index.height as usize);
+        if dw < w || dh < h || dw * h != dh * w {
+            return bad(format!("frames are {dw}×{dh}; this stage needs {w}×{h} or a larger multiple of it"));
+        }
+        if index.clips.len() < 2 {
+            return bad("needs at least 2 clips (one is held out)".into());
+        }
+        for &(frames, fps) in clips {
+            if frames > 1 && clip_stride(&index, frames, fps).is_none() {
+                return bad(format!(
+                    "this stage needs clips of {frames} frames at {fps} Hz; the dataset has {} frames at {} Hz                      per clip (its rate must be a whole multiple of {fps} Hz with enough frames)",
+                    index.frames_per_clip, index.fps
+                ));
+            }
+        }
+        let (held_out, train) = (0..index.clips.len()).partition(|k| k % 10 == 9 || *k == index.clips.len() - 1);
+        self.dataset = Some(Dataset { dir: dir.to_path_buf(), index, train, held_out });
+        Ok(self)
+    }
+
+    /// The dataset clip and frame that stand for world `seed` (held-out clips for
+    /// seeds from the evaluation range).
+    fn dataset_pick(d: &Dataset, seed: u64) -> &IndexEntry {
+        let k = if seed >= EVAL_SEED_BASE {
+            d.held_out[((seed - EVAL_SEED_BASE) % d.held_out.len() as u64) as usize]
+        } else {
+            d.train[(mix(seed) % d.train.len() as u64) as usize]
+        };
+        &d.index.clips[k]
+    }
+
+    /// Frame `i` of a dataset clip at this source's size, and its labels.
+    fn dataset_frame<B: burn::tensor::backend::Backend>(
+        &self,
+        d: &Dataset,
+        entry: &IndexEntry,
+        i: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 3>, Vec<[f32; 4]>) {
+        let (h, w) = self.size;
+        let path = &d.index.frame_paths(&d.dir, entry)[i];
+        // Files were checked when the dataset was written; a frame that vanished since is
+        // replaced by a blank one rather than stopping a long run.
+        let img = match image::open(path) {
+            Ok(img) => img.into_rgb8(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "unreadable dataset frame ({e}); using a blank frame");
+                image::RgbImage::new(w as u32, h as u32)
+            }
+        };
+        let img = if img.dimensions() == (w as u32, h as u32) {
+            img
+        } else {
+            image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle)
+        };
+        let boxes = DatasetIndex::labels(&d.dir, entry).ok().and_then(|l| l.get(i).map(visible_boxes));
+        (image_to_tensor(&img, device), boxes.unwrap_or_default())
     }
 
     /// The run seed the training worlds are drawn from.
@@ -41,6 +127,12 @@ impl FrameSource {
         seed: u64,
         device: &B::Device,
     ) -> (Tensor<B, 3>, Conditions, Vec<[f32; 4]>) {
+        if let Some(d) = &self.dataset {
+            let entry = Self::dataset_pick(d, seed);
+            let i = (mix(seed ^ 0x7133) % d.index.frames_per_clip as u64) as usize;
+            let (frame, boxes) = self.dataset_frame(d, entry, i, device);
+            return (frame, entry.conditions(), boxes);
+        }
         let conditions = random_conditions(seed);
         // A world without requested boxes always builds.
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
@@ -58,6 +150,15 @@ impl FrameSource {
         fps: f32,
         device: &B::Device,
     ) -> (Tensor<B, 4>, Conditions) {
+        if let Some(d) = &self.dataset {
+            let entry = Self::dataset_pick(d, seed);
+            // `with_dataset` checked that the stride exists.
+            let stride = clip_stride(&d.index, frames, fps).unwrap_or(1);
+            let span = (frames - 1) * stride;
+            let start = (mix(seed ^ 0x7133) % (d.index.frames_per_clip - span) as u64) as usize;
+            let clip = (0..frames).map(|k| self.dataset_frame(d, entry, start + k * stride, device).0).collect();
+            return (Tensor::stack(clip, 0), entry.conditions());
+        }
         let conditions = random_conditions(seed);
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         let start = (mix(seed ^ 0x7133) % 240) as f32 / 40.0;
@@ -90,6 +191,15 @@ impl FrameSource {
     pub fn held_out<B: burn::tensor::backend::Backend>(&self, n: usize, device: &B::Device) -> Tensor<B, 4> {
         Tensor::stack(Self::held_out_seeds(n).into_iter().map(|s| self.frame(s, device)).collect(), 0)
     }
+}
+
+/// Frames to skip between clip frames for `frames` frames at `fps` from a dataset:
+/// its rate over `fps`, if whole and the clip fits.
+fn clip_stride(index: &DatasetIndex, frames: usize, fps: f32) -> Option<usize> {
+    let ratio = index.fps / fps;
+    let stride = ratio.round();
+    let ok = stride >= 1.0 && (ratio - stride).abs() < 1e-3;
+    ok.then_some(stride as usize).filter(|s| frames == 0 || (frames - 1) * s < index.frames_per_clip)
 }
 
 /// Normalised `[x1, y1, x2, y2]` of the visible cars of a frame, largest first.
