@@ -214,19 +214,24 @@ fn generate_all<B: Backend>(
         if out.exists() {
             std::fs::remove_dir_all(&out).with_context(|| format!("cannot replace {}", out.display()))?;
         }
-        let bar = progress_bar(plan.total_units as u64, &s.name);
+        // One bar for frame 0 and one per future, each with its current stage.
+        let bars = indicatif::MultiProgress::new();
+        let frame0 = bars.add(progress_bar(plan.first_frame_units as u64, &format!("{} frame 0", s.name)));
         let futures = request.options.futures;
+        let future_bars: Vec<_> = (0..futures)
+            .map(|k| bars.add(progress_bar(plan.future_units as u64, &format!("future {}/{futures}", k + 1))))
+            .collect();
         let mut on_event = |e: Event| {
-            if let Event::Step { future, phase, done, .. } = e {
-                bar.set_position(done as u64);
-                bar.set_message(match future {
-                    Some(k) => format!("future {}/{futures} {}", k + 1, phase.name()),
-                    None => phase.name().to_string(),
-                });
+            if let Event::Step { future, phase, .. } = e {
+                let bar = future.map_or(&frame0, |k| &future_bars[k]);
+                bar.inc(1);
+                bar.set_message(phase.name());
             }
         };
         let summary = pipeline::generate_to_dir(generator, &request, &out, device_name, &mut on_event, &CANCEL);
-        bar.finish_and_clear();
+        for bar in std::iter::once(&frame0).chain(&future_bars) {
+            bar.finish_and_clear();
+        }
         let summary = match summary {
             Err(PipelineError::Cancelled) => {
                 eprintln!("cancelled: {} is incomplete (no metadata.json)", out.display());

@@ -153,7 +153,10 @@ pub struct Plan {
     pub frame_size: (usize, usize),
     /// Prediction windows per future.
     pub windows: usize,
-    /// Progress units of the whole run (what `Event::Step::total` counts to).
+    /// Progress units of frame 0 and of each future; their sum over the run is
+    /// `total_units` (what `Event::Step::total` counts to).
+    pub first_frame_units: usize,
+    pub future_units: usize,
     pub total_units: usize,
 }
 
@@ -280,8 +283,19 @@ impl<B: Backend> Generator<B> {
         let chunks = self.chunks(key_frames, opts.interpolate);
         let upsample_units = if opts.upsample == UpsampleMode::Off { 0 } else { opts.upsample_steps };
         let per_chunk = usize::from(opts.interpolate) * opts.steps + 1 + upsample_units;
-        let total_units = opts.steps + 1 + upsample_units + opts.futures * (windows * opts.steps + chunks * per_chunk);
-        Ok(Plan { key_frames, frames_per_future, fps, frame_size, windows, total_units })
+        let first_frame_units = opts.steps + 1 + upsample_units;
+        let future_units = windows * opts.steps + chunks * per_chunk;
+        let total_units = first_frame_units + opts.futures * future_units;
+        Ok(Plan {
+            key_frames,
+            frames_per_future,
+            fps,
+            frame_size,
+            windows,
+            first_frame_units,
+            future_units,
+            total_units,
+        })
     }
 
     /// Chunks of key frames that pass through decoding together.
