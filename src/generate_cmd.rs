@@ -208,8 +208,7 @@ fn generate_all<B: Backend>(
         }
         let generator = &loaded.as_ref().expect("loaded above").1;
         let request = RunRequest { scenario: s.clone(), options: options(a, s), scenario_file: Some(path.clone()) };
-        let plan =
-            generator.plan(s, &request.options).map_err(|e| classify(e)).with_context(|| path.display().to_string())?;
+        let plan = generator.plan(s, &request.options).map_err(classify).with_context(|| path.display().to_string())?;
         let out = a.out.join(&s.name);
         if out.exists() {
             std::fs::remove_dir_all(&out).with_context(|| format!("cannot replace {}", out.display()))?;

@@ -33,6 +33,25 @@ fn planar(img: &RgbImage) -> Vec<f32> {
     out
 }
 
+/// Frames `[n, 3, h, w]` in [-1, 1] (clamped) → `n` RGB images (the inverse of
+/// [`image_to_tensor`] up to rounding).
+pub fn tensor_to_images<B: Backend>(frames: Tensor<B, 4>) -> Vec<RgbImage> {
+    let [n, c, h, w] = frames.dims();
+    assert_eq!(c, 3, "tensor_to_images needs RGB frames, got {c} channels");
+    let data = frames.clamp(-1.0, 1.0).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    let plane = h * w;
+    (0..n)
+        .map(|k| {
+            let base = k * 3 * plane;
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = base + y as usize * w + x as usize;
+                let px = |ch: usize| ((data[i + ch * plane] + 1.0) * 127.5).round() as u8;
+                image::Rgb([px(0), px(1), px(2)])
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,23 +71,4 @@ mod tests {
         let data = clip_to_tensor::<Flex>(&clips[0], &Default::default()).into_data();
         assert!(data.as_slice::<f32>().unwrap().iter().all(|x| (-1.0..=1.0).contains(x)));
     }
-}
-
-/// Frames `[n, 3, h, w]` in [-1, 1] (clamped) → `n` RGB images (the inverse of
-/// [`image_to_tensor`] up to rounding).
-pub fn tensor_to_images<B: Backend>(frames: Tensor<B, 4>) -> Vec<RgbImage> {
-    let [n, c, h, w] = frames.dims();
-    assert_eq!(c, 3, "tensor_to_images needs RGB frames, got {c} channels");
-    let data = frames.clamp(-1.0, 1.0).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-    let plane = h * w;
-    (0..n)
-        .map(|k| {
-            let base = k * 3 * plane;
-            RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let i = base + y as usize * w + x as usize;
-                let px = |ch: usize| ((data[i + ch * plane] + 1.0) * 127.5).round() as u8;
-                image::Rgb([px(0), px(1), px(2)])
-            })
-        })
-        .collect()
 }

@@ -401,7 +401,7 @@ impl<B: Backend> Run<'_, B> {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0950));
         // A single image: image decoder, spatial upsampler.
         let up = if self.opts.upsample == UpsampleMode::Off { UpsampleMode::Off } else { UpsampleMode::PerFrame };
-        let image = self.render(&[z0.clone()], DecoderMode::PerFrame, up, None, &mut rng)?;
+        let image = self.render(std::slice::from_ref(&z0), DecoderMode::PerFrame, up, None, &mut rng)?;
         Ok((z0, image.into_iter().next().expect("one latent gives one frame")))
     }
 
