@@ -3,7 +3,7 @@
 //! upsampler vs bilinear, frame 0 against the world's render of the same scenario,
 //! several futures of one scenario, and the training facts from the manifest and logs.
 //!
-//! `cargo run --release --no-default-features --example model_card -- weights/tiny runs/train/tiny`
+//! `cargo run --release --no-default-features --example model_card -- weights/tiny runs/train/tiny [NOTES.md]`
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -293,6 +293,11 @@ fn main() -> Result<()> {
         dir = dir.display(),
         runs = runs.display(),
     );
+    // Optional hand-written notes (how the run was scheduled, what to expect), appended.
+    let text = match args.get(2) {
+        Some(notes) => format!("{text}\n{}", std::fs::read_to_string(notes).with_context(|| notes.clone())?),
+        None => text,
+    };
     std::fs::write(dir.join("MODEL_CARD.md"), &text)?;
     println!("{text}");
     Ok(())
