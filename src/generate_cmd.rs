@@ -15,9 +15,10 @@ use latentdrive::scenario::{self, Scenario};
 
 use crate::{InputError, progress_bar};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum DeviceArg {
     /// burn's Flex CPU backend (bit-identical reruns).
+    #[default]
     Cpu,
     /// burn-cuda (needs a binary built with `--features cuda`).
     Cuda,

@@ -3,9 +3,12 @@
 //! Data flows one way (see `docs/architecture.md`):
 //! `scenario` → `world` (procedural renderer, labels) → `data` (clips) → `export` (files).
 
+pub mod app;
 pub mod data;
 pub mod diffusion;
 pub mod export;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod model;
 pub mod pipeline;
 pub mod scenario;

@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Parser, Debug)]
 #[command(name = "latentdrive", version, about, propagate_version = true)]
 struct Cli {
+    /// Without a subcommand the desktop app starts (`gui`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +72,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
     },
+    /// The desktop app: compose a scene, generate futures, play, save, replay and export.
+    Gui(GuiArgs),
     /// Generate multi-future rollouts from scenario files into run folders (frames,
     /// previews, contact sheet, labels, metadata).
     Generate(generate_cmd::GenerateArgs),
@@ -84,6 +87,46 @@ enum Command {
         #[command(flatten)]
         args: TrainArgs,
     },
+}
+
+/// Options of `gui`.
+#[derive(Args, Debug, Default)]
+struct GuiArgs {
+    /// A scenario file to open.
+    file: Option<PathBuf>,
+    /// Weights folder [default: the scenario's, else weights/<tier>].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: generate_cmd::DeviceArg,
+    /// Where runs are written [default: runs/gui].
+    #[arg(long)]
+    runs: Option<PathBuf>,
+    /// Perform the actions of a driver script (RON list; see `app::drive`), e.g. for
+    /// headless tests and screenshots.
+    #[arg(long)]
+    drive: Option<PathBuf>,
+}
+
+#[cfg(feature = "gui")]
+fn gui(a: GuiArgs) -> Result<ExitCode> {
+    let device = match a.device {
+        generate_cmd::DeviceArg::Cpu => latentdrive::app::Device::Cpu,
+        generate_cmd::DeviceArg::Cuda => latentdrive::app::Device::Cuda,
+    };
+    let opts = latentdrive::gui::GuiOptions { file: a.file, drive: a.drive, weights: a.weights, device, runs_dir: a.runs };
+    latentdrive::gui::run(opts).map_err(anyhow::Error::msg)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "gui"))]
+fn gui(_: GuiArgs) -> Result<ExitCode> {
+    Err(InputError(
+        "this binary was built without the desktop app: build with the default features (`cargo build --release`), \
+         or run a subcommand (see --help)"
+            .into(),
+    )
+    .into())
 }
 
 /// Stages `train` runs today.
@@ -223,7 +266,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else { return gui(GuiArgs::default()) };
+    match command {
+        Command::Gui(args) => gui(args),
         Command::Validate { inputs } => validate(&inputs),
         Command::Train { stage, args } => train(stage, args),
         Command::Generate(args) => generate_cmd::generate(args),

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::Flex;
@@ -12,7 +11,6 @@ use image::RgbImage;
 use latentdrive::export::{BddDataset, CocoDataset, kitti};
 use latentdrive::model::ModelTier;
 use latentdrive::pipeline::{Event, FrameSink, GenerateOptions, Generator, Models, PipelineError, UpsampleMode};
-use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latentdrive"))
@@ -26,43 +24,11 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("latentdrive-gen-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
-}
+mod common;
+use common::micro_weights;
 
-/// A micro weights folder with every stage trained for two steps (built once per run).
-fn micro_weights() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = tmp("weights");
-        let never = AtomicBool::new(false);
-        for stage in Stage::ALL {
-            let opts = TrainOptions {
-                stage,
-                tier: ModelTier::Micro,
-                loop_config: LoopConfig {
-                    steps: 2,
-                    lr: 1e-3,
-                    warmup_steps: 1,
-                    grad_clip: 1.0,
-                    ema_decay: 0.5,
-                    checkpoint_every: 2,
-                    eval_every: 2,
-                    init_seed: 3,
-                },
-                batch: 1,
-                seed: 9,
-                run_dir: root.join("runs").join(stage.run_name()),
-                weights_dir: root.join("w"),
-                resume: false,
-                data: None,
-            };
-            train_stage(&opts, &never, |_| {}).expect("micro stage trains");
-        }
-        root.join("w")
-    })
+fn tmp(tag: &str) -> PathBuf {
+    common::tmp(&format!("gen-{tag}"))
 }
 
 fn files_under(root: &Path) -> Vec<PathBuf> {

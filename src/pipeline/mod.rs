@@ -17,7 +17,7 @@ pub use generator::{
     requested_labels,
 };
 pub use models::{Models, WeightFile};
-pub use output::{ReplayReport, RunRequest, generate_to_dir, replay};
+pub use output::{ReplayReport, RunRequest, export_run, frame_path, generate_to_dir, replay};
 
 /// Where generated frames go as they are produced.
 pub trait FrameSink {

@@ -133,6 +133,41 @@ fn future_dir(out: &Path, k: usize) -> PathBuf {
     out.join(format!("future_{k:02}"))
 }
 
+/// Where frame `index` of future `future` lies in the run folder `run`.
+pub fn frame_path(run: &Path, future: usize, index: usize) -> PathBuf {
+    future_dir(run, future).join("frames").join(frame_file_name(index as u32))
+}
+
+/// Copies the finished run folder `run` to `dest` (which must not exist), through a
+/// temporary sibling folder renamed at the end: an interrupted export leaves no
+/// half-written `dest`. Returns the number of files copied.
+pub fn export_run(run: &Path, dest: &Path) -> Result<usize, PipelineError> {
+    read_metadata(run)?;
+    if dest.exists() {
+        return Err(PipelineError::io(dest, "already exists; choose a new folder"));
+    }
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+    let tmp = dest.with_file_name(format!(".{name}.partial"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+    }
+    let files = files_under(run)?;
+    let copy = || -> Result<(), PipelineError> {
+        for rel in &files {
+            let to = tmp.join(rel);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| PipelineError::io(parent, e))?;
+            }
+            std::fs::copy(run.join(rel), &to).map_err(|e| PipelineError::io(&to, e))?;
+        }
+        std::fs::rename(&tmp, dest).map_err(|e| PipelineError::io(dest, e))
+    };
+    copy().inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&tmp);
+    })?;
+    Ok(files.len())
+}
+
 /// The commit this binary was built from, if the source tree is a git checkout.
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -160,7 +195,7 @@ impl RunWriter {
     }
 
     fn frame_path(&self, future: usize, index: usize) -> PathBuf {
-        future_dir(&self.out, future).join("frames").join(frame_file_name(index as u32))
+        frame_path(&self.out, future, index)
     }
 
     /// Futures as rows, time points as columns, 4 px gaps.
