@@ -42,6 +42,8 @@ pub enum Step {
     WaitIdle { timeout_s: f32 },
     /// Let the app draw this many frames.
     Frames(u32),
+    /// Let the app run for this many seconds (e.g. to catch a generation mid-way).
+    Sleep(f32),
     Replay(PathBuf),
     Export(PathBuf),
     /// Save a screenshot of the window (PNG).
@@ -140,7 +142,7 @@ pub fn apply(studio: &mut Studio, step: &Step) -> bool {
         Step::Cancel => studio.cancel(),
         Step::Replay(p) => studio.replay(p),
         Step::Export(p) => studio.export(p),
-        Step::WaitIdle { .. } | Step::Frames(_) | Step::Screenshot(_) | Step::State(_) | Step::Quit => return false,
+        Step::WaitIdle { .. } | Step::Frames(_) | Step::Sleep(_) | Step::Screenshot(_) | Step::State(_) | Step::Quit => return false,
     }
     true
 }

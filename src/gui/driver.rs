@@ -37,6 +37,7 @@ struct Driver {
 enum Wait {
     Idle { until: Instant },
     Frames(u32),
+    Until(Instant),
     File { path: PathBuf, until: Instant },
 }
 
@@ -68,6 +69,7 @@ fn step(
                 *n = n.saturating_sub(1);
                 *n == 0
             }
+            Wait::Until(t) => Instant::now() >= *t,
             Wait::File { path, until } => {
                 if path.exists() {
                     true
@@ -94,6 +96,7 @@ fn step(
             driver.wait = Some(Wait::Idle { until: Instant::now() + Duration::from_secs_f32(timeout_s.max(0.0)) });
         }
         Step::Frames(n) => driver.wait = Some(Wait::Frames(n.max(1))),
+        Step::Sleep(s) => driver.wait = Some(Wait::Until(Instant::now() + Duration::from_secs_f32(s.max(0.0)))),
         Step::Screenshot(path) => {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);

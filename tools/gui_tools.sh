@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The desktop app under Xvfb (software rendering), driven by a script in tools/gui/:
+#   tools/gui_tools.sh screenshots   → docs/gui/{composer,generating,futures}.png
+#   tools/gui_tools.sh fps           → UI frames/s while a generation runs (runs/gui-fps/state.json)
+# Needs: apt-get install xvfb mesa-vulkan-drivers libvulkan1 libxkbcommon-x11-0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:?usage: tools/gui_tools.sh screenshots|fps}"
+cargo build --release --quiet
+run() { xvfb-run -a -s "-screen 0 1280x800x24" target/release/latentdrive gui --drive "tools/gui/$1.ron"; }
+case "$what" in
+  screenshots)
+    mkdir -p docs/gui
+    run screenshots
+    ls -l docs/gui ;;
+  fps)
+    run fps
+    python3 - <<'PY'
+import json
+s = json.load(open("runs/gui-fps/state.json"))["ui"]
+print(f"UI while generating: mean {s['busy_mean_fps']:.1f} frames/s, 5th percentile {s['busy_p5_fps']:.1f} frames/s over {s['busy_frames']} frames")
+PY
+    ;;
+  *) echo "unknown: $what" >&2; exit 2 ;;
+esac
