@@ -6,6 +6,7 @@
 pub mod app;
 pub mod data;
 pub mod diffusion;
+pub mod eval;
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;

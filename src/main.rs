@@ -1,6 +1,7 @@
 //! The `latentdrive` command line: parses arguments and calls one library function
 //! per subcommand. Exit codes: 0 success, 2 bad input (scenario, arguments), 1 other failures.
 
+mod eval_cmd;
 mod generate_cmd;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use latentdrive::data::{self, SynthOptions};
+use latentdrive::eval;
 use latentdrive::export::{self, ReferenceOptions};
 use latentdrive::model::ModelTier;
 use latentdrive::scenario::{self, ScenarioError};
@@ -79,7 +81,10 @@ enum Command {
     Generate(generate_cmd::GenerateArgs),
     /// Regenerate a run folder from its metadata.json and check every file is bit-identical.
     Replay(generate_cmd::ReplayArgs),
-    /// Train a model stage on clips streamed from the procedural world (CPU).
+    /// Evaluate a weights folder on held-out procedural scenes: layout fidelity, condition
+    /// accuracy, Fréchet distances, flicker, diversity, drift and ablations, into a report folder.
+    Eval(eval_cmd::EvalArgs),
+    /// Train a model stage (or an evaluator) on clips streamed from the procedural world (CPU).
     Train {
         /// Which stage (`all`: every stage the weights folder lacks, in order).
         #[arg(value_enum)]
@@ -148,6 +153,10 @@ enum StageArg {
     Upsampler,
     /// Upsampler temporal layers on clips of patches (video fine-tuning).
     UpsamplerVideo,
+    /// Evaluator: CenterNet-style car detector on world renders [weights: weights/eval/<tier>].
+    Detector,
+    /// Evaluator: day/night + crowdedness classifier on world renders [weights: weights/eval/<tier>].
+    Classifier,
 }
 
 /// Model tiers.
@@ -197,7 +206,7 @@ struct TrainArgs {
     /// Checkpoints, log.csv and loss.png [default: runs/train/<tier>/<stage>].
     #[arg(long)]
     run_dir: Option<PathBuf>,
-    /// Weights folder to write [default: weights/<tier>].
+    /// Weights folder to write [default: weights/<tier>; evaluators: weights/eval/<tier>].
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Continue from the run folder's checkpoint.
@@ -210,6 +219,10 @@ struct TrainArgs {
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
+    /// Data-parallel replicas: each step's batch is split over N copies of the model, one per
+    /// device (CUDA: GPUs 0..N) and thread (CPU: one core each), gradients averaged.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    data_parallel: u16,
     /// Wall-time budget per stage in minutes: when it runs out the stage stops as on
     /// Ctrl-C (checkpoint and EMA weights written; continue later with --resume).
     #[arg(long)]
@@ -273,6 +286,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train { stage, args } => train(stage, args),
         Command::Generate(args) => generate_cmd::generate(args),
         Command::Replay(args) => generate_cmd::replay(args),
+        Command::Eval(args) => eval_cmd::eval(args),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;
             if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
@@ -343,6 +357,8 @@ fn train(stage: StageArg, args: TrainArgs) -> Result<ExitCode> {
             }
             missing
         }
+        StageArg::Detector => return train_evaluator(eval::Evaluator::Detector, tier, &args),
+        StageArg::Classifier => return train_evaluator(eval::Evaluator::Classifier, tier, &args),
         other => vec![stage_of(other)],
     };
     if args.run_dir.is_some() && stages.len() > 1 {
@@ -377,10 +393,90 @@ fn stage_of(stage: StageArg) -> train::Stage {
         StageArg::Interpolator => train::Stage::Interpolator,
         StageArg::Upsampler => train::Stage::Upsampler,
         StageArg::UpsamplerVideo => train::Stage::UpsamplerVideo,
+        StageArg::Detector | StageArg::Classifier => unreachable!("evaluators are trained by train_evaluator"),
     }
 }
 
 fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) -> Result<train::FitSummary> {
+    let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
+    let opts = train::TrainOptions {
+        stage,
+        tier,
+        loop_config: loop_config(a)?,
+        batch: a.batch,
+        seed: a.seed,
+        weights_dir: a.weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),
+        run_dir,
+        resume,
+        data: a.data.clone(),
+    };
+    let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| match a.device {
+        generate_cmd::DeviceArg::Cpu => Ok(train::train_stage(&opts, cancel, on_event)),
+        #[cfg(feature = "cuda")]
+        generate_cmd::DeviceArg::Cuda => Ok(train::train_stage_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            &opts,
+            &Default::default(),
+            cancel,
+            on_event,
+        )),
+        #[cfg(not(feature = "cuda"))]
+        generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
+    })?;
+    let report = report.map_err(|e| match e {
+        train::TrainError::Data(m) => anyhow::Error::from(InputError(format!("training data: {m}"))),
+        other => other.into(),
+    })?;
+    print_fit(stage.run_name(), &report.summary, &opts.run_dir);
+    if let Some(w) = &report.weights {
+        println!("EMA weights: {} (manifest updated)", w.display());
+    }
+    Ok(report.summary)
+}
+
+/// `train detector|classifier`: an evaluator through the same loop, into the evaluators folder.
+fn train_evaluator(evaluator: eval::Evaluator, tier: ModelTier, a: &TrainArgs) -> Result<ExitCode> {
+    if a.data.is_some() {
+        return Err(InputError("--data: evaluators train on world renders only".into()).into());
+    }
+    let opts = eval::EvaluatorTrainOptions {
+        evaluator,
+        tier,
+        loop_config: loop_config(a)?,
+        batch: a.batch,
+        seed: a.seed,
+        run_dir: a.run_dir.clone().unwrap_or_else(|| eval::default_evaluator_run_dir(tier, evaluator)),
+        weights_dir: a.weights.clone().unwrap_or_else(|| eval::default_evaluators_dir(tier)),
+        resume: a.resume,
+    };
+    let report = with_training_loop(evaluator.name(), a, &opts.run_dir, a.resume, |cancel, on_event| match a.device {
+        generate_cmd::DeviceArg::Cpu => Ok(eval::train_evaluator(&opts, cancel, on_event)),
+        #[cfg(feature = "cuda")]
+        generate_cmd::DeviceArg::Cuda => Ok(eval::train_evaluator_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            &opts,
+            &Default::default(),
+            cancel,
+            on_event,
+        )),
+        #[cfg(not(feature = "cuda"))]
+        generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
+    })??;
+    print_fit(evaluator.name(), &report.summary, &opts.run_dir);
+    if let Some(acc) = &report.accuracy {
+        println!("{} (EMA weights)", acc);
+    }
+    if let Some(w) = &report.weights {
+        println!("EMA weights: {} (manifest updated)", w.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_missing() -> anyhow::Error {
+    InputError("this binary was built without CUDA: build with `cargo build --release --features cuda`".into()).into()
+}
+
+/// The loop settings of `train`'s flags, checked.
+fn loop_config(a: &TrainArgs) -> Result<train::LoopConfig> {
     if a.batch == 0 || a.steps == 0 || a.checkpoint_every == 0 || a.eval_every == 0 {
         return Err(
             InputError("--steps, --batch, --checkpoint-every and --eval-every must be at least 1".into()).into()
@@ -393,30 +489,31 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
     if !(positive(a.lr) && positive(a.grad_clip as f64) && (0.0..1.0).contains(&a.ema)) {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
-    let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
+    Ok(train::LoopConfig {
+        steps: a.steps,
+        lr: a.lr,
+        warmup_steps: a.warmup,
+        grad_clip: a.grad_clip,
+        ema_decay: a.ema,
+        checkpoint_every: a.checkpoint_every,
+        eval_every: a.eval_every,
+        init_seed: a.seed,
+        data_parallel: usize::from(a.data_parallel),
+    })
+}
+
+/// Runs `job` (one call of the shared loop) with Ctrl-C, the `--minutes` budget and a
+/// progress bar wired to its events.
+fn with_training_loop<R>(
+    name: &str,
+    a: &TrainArgs,
+    run_dir: &Path,
+    resume: bool,
+    job: impl FnOnce(&AtomicBool, &mut dyn FnMut(train::Event)) -> Result<R>,
+) -> Result<R> {
     if resume && !run_dir.join("checkpoint/state.json").exists() {
         return Err(InputError(format!("--resume: no checkpoint in {}", run_dir.display())).into());
     }
-    let opts = train::TrainOptions {
-        stage,
-        tier,
-        loop_config: train::LoopConfig {
-            steps: a.steps,
-            lr: a.lr,
-            warmup_steps: a.warmup,
-            grad_clip: a.grad_clip,
-            ema_decay: a.ema,
-            checkpoint_every: a.checkpoint_every,
-            eval_every: a.eval_every,
-            init_seed: a.seed,
-        },
-        batch: a.batch,
-        seed: a.seed,
-        weights_dir: a.weights.clone().unwrap_or_else(|| PathBuf::from("weights").join(tier.dir_name())),
-        run_dir,
-        resume,
-        data: a.data.clone(),
-    };
     // Ctrl-C: finish the current step, checkpoint, stop.
     static CANCEL: AtomicBool = AtomicBool::new(false);
     let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
@@ -434,9 +531,9 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
             }
         });
     }
-    let bar = progress_bar(a.steps, stage.run_name());
+    let bar = progress_bar(a.steps, name);
     let mut held_out = String::new();
-    let on_event = |event| match event {
+    let mut on_event = |event| match event {
         train::Event::Step { step, loss, lr, .. } => {
             bar.set_position(step);
             bar.set_message(format!("loss {loss:.4} lr {lr:.1e} {held_out}"));
@@ -444,47 +541,26 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         train::Event::HeldOut { loss, .. } => held_out = format!("held-out {loss:.4}"),
         train::Event::Checkpoint { .. } => {}
     };
-    let report = match a.device {
-        generate_cmd::DeviceArg::Cpu => train::train_stage(&opts, &CANCEL, on_event),
-        #[cfg(feature = "cuda")]
-        generate_cmd::DeviceArg::Cuda => train::train_stage_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            &opts,
-            &Default::default(),
-            &CANCEL,
-            on_event,
-        ),
-        #[cfg(not(feature = "cuda"))]
-        generate_cmd::DeviceArg::Cuda => {
-            return Err(InputError(
-                "this binary was built without CUDA: build with `cargo build --release --features cuda`".into(),
-            )
-            .into());
-        }
-    };
+    let result = job(&CANCEL, &mut on_event);
     stage_done.store(true, Ordering::Relaxed);
-    let report = report.map_err(|e| match e {
-        train::TrainError::Data(m) => anyhow::Error::from(InputError(format!("training data: {m}"))),
-        other => other.into(),
-    })?;
     bar.finish_and_clear();
-    let s = &report.summary;
+    result
+}
+
+fn print_fit(name: &str, s: &train::FitSummary, run_dir: &Path) {
     println!(
         "{} steps {}..{} in {:.1} s ({:.2} it/s){}; log {}",
-        stage.run_name(),
+        name,
         s.first_step,
         s.last_step,
         s.seconds,
         (s.last_step - s.first_step) as f64 / s.seconds.max(1e-9),
         if s.interrupted { ", interrupted (checkpoint saved; continue with --resume)" } else { "" },
-        opts.run_dir.join("log.csv").display()
+        run_dir.join("log.csv").display()
     );
     if let Some((step, loss)) = s.held_out.last() {
         println!("held-out loss {loss:.4} at step {step}");
     }
-    if let Some(w) = &report.weights {
-        println!("EMA weights: {} (manifest updated)", w.display());
-    }
-    Ok(report.summary)
 }
 
 fn validate(inputs: &[PathBuf]) -> Result<ExitCode> {

@@ -2,12 +2,18 @@
 # The desktop app under Xvfb (software rendering), driven by a script in tools/gui/:
 #   tools/gui_tools.sh screenshots   → docs/gui/{composer,generating,futures}.png
 #   tools/gui_tools.sh fps           → UI frames/s while a generation runs (runs/gui-fps/state.json)
+#   PROFILE=dev tools/gui_tools.sh … → the same with the dev build
 # Needs: apt-get install xvfb mesa-vulkan-drivers libvulkan1 libxkbcommon-x11-0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:?usage: tools/gui_tools.sh screenshots|fps}"
-cargo build --release --quiet
-run() { xvfb-run -a -s "-screen 0 1280x800x24" target/release/latentdrive gui --drive "tools/gui/$1.ron"; }
+# PROFILE=dev uses the dev build (`cargo test` builds it anyway; dependencies are optimised in it).
+case "${PROFILE:-release}" in
+  release) cargo build --release --quiet; bin=target/release/latentdrive ;;
+  dev) cargo build --quiet; bin=target/debug/latentdrive ;;
+  *) echo "PROFILE must be release or dev" >&2; exit 2 ;;
+esac
+run() { xvfb-run -a -s "-screen 0 1280x800x24" "$bin" gui --drive "tools/gui/$1.ron"; }
 case "$what" in
   screenshots)
     mkdir -p docs/gui

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use latentdrive::data::{EVAL_SEED_BASE, tensor_to_images};
-use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
+use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Sampler, gaussian};
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
 use latentdrive::pipeline::{GenerateOptions, Generator, Models, RunRequest, UpsampleMode, generate_to_dir};
 use latentdrive::train::FrameSource;
@@ -162,7 +162,7 @@ fn main() -> Result<()> {
         eprintln!("upsampler…");
         let hi_frames = FrameSource::new(4 * h, 4 * w, 0);
         let aug = NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)?;
-        let sampler = Sampler::new(Ddim::new(&NoiseSchedule::ldm(), Prediction::Epsilon, 10, 0.0)?, Guidance::NONE);
+        let sampler = Sampler::new(Ddim::new(&NoiseSchedule::ldm(), up.prediction, 10, 0.0)?, Guidance::NONE);
         let (mut p_up, mut p_bi) = (vec![], vec![]);
         let mut crops = vec![];
         for i in 0..4u64 {
@@ -248,6 +248,9 @@ fn main() -> Result<()> {
 
     // Training facts.
     let manifest = Manifest::read(&dir)?;
+    // A stage whose training log is gone (another machine, a wiped run folder) keeps its
+    // row from the card already in `dir`, which was made from that log.
+    let previous_card = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap_or_default();
     writeln!(card, "| stage | steps | wall time | held-out loss (first → last) | hardware |")?;
     writeln!(card, "|---|---|---|---|---|")?;
     for (model, run) in [
@@ -261,6 +264,13 @@ fn main() -> Result<()> {
     ] {
         let Some(entry) = manifest.model(model) else { continue };
         let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();
+        if log.is_empty()
+            && let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | ")))
+        {
+            eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
+            writeln!(card, "{row}")?;
+            continue;
+        }
         let held: Vec<(u64, f32)> = log.iter().filter_map(|r| r.held_out.map(|h| (r.step, h))).collect();
         let held = match (held.first(), held.last()) {
             (Some(a), Some(b)) => format!("{:.4} (step {}) → {:.4} (step {})", a.1, a.0, b.1, b.0),

@@ -12,11 +12,14 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::Initializer;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::unet::{UNet, UNetConfig, UNetInput};
+use crate::diffusion::Prediction;
 
 #[derive(Config, Debug)]
 pub struct UpsamplerConfig {
@@ -28,20 +31,47 @@ pub struct UpsamplerConfig {
     /// (its `in_channels`, `out_channels` and `extra_in_channels` must be `3·r²`).
     #[config(default = 1)]
     pub unshuffle: usize,
+    /// What the network predicts. v (not ε) for the shipped tiers: in pixel space an ε
+    /// model's x̂_0 = (x_t − √(1−ᾱ)ε̂)/√ᾱ multiplies its error by up to 15 at the noisiest
+    /// steps, and measured, a tiny ε upsampler with held-out ε-MSE 0.06 still sampled
+    /// noise (7.9 dB); with v the error of x̂_0 is never larger than the error of v̂.
+    #[config(default = "Prediction::Epsilon")]
+    pub prediction: Prediction,
 }
 
 #[derive(Module, Debug)]
 pub struct Upsampler<B: Backend> {
     pub unet: UNet<B>,
+    /// A linear 1×1 path from the UNet's input (noisy blocks and condition blocks) to its
+    /// output, added to the prediction. With space-to-depth a block holds `3·r²` values
+    /// (48 for r = 4) while the tiny UNet's widest full-resolution features have 32
+    /// channels, so without this path the prediction cannot carry every pixel of its
+    /// input: measured, the tiny upsampler without it plateaued at ε-MSE 0.52 at every
+    /// timestep, even at t = 999 where ε ≈ x_t and a copy would be exact. Zero at
+    /// initialisation, so a new upsampler is its UNet.
+    pub bypass: Conv2d<B>,
     /// Spatial factor.
     pub factor: usize,
     /// Space-to-depth block size.
     pub unshuffle: usize,
+    /// What the network predicts (see [`UpsamplerConfig::prediction`]).
+    #[module(skip)]
+    pub prediction: Prediction,
 }
 
 impl UpsamplerConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Upsampler<B> {
-        Upsampler { unet: self.unet.init(device), factor: self.factor, unshuffle: self.unshuffle }
+        let u = &self.unet;
+        let bypass = Conv2dConfig::new([u.in_channels + u.extra_in_channels, u.out_channels], [1, 1])
+            .with_initializer(Initializer::Zeros)
+            .init(device);
+        Upsampler {
+            unet: self.unet.init(device),
+            bypass,
+            factor: self.factor,
+            unshuffle: self.unshuffle,
+            prediction: self.prediction,
+        }
     }
 }
 
@@ -68,11 +98,13 @@ impl<B: Backend> Upsampler<B> {
         frames: usize,
     ) -> Tensor<B, 4> {
         let r = self.unshuffle;
-        let mut input = UNetInput::new(space_to_depth(x_t, r), timesteps, frames);
-        input.extra = Some(space_to_depth(cond, r));
+        let (x_t, cond) = (space_to_depth(x_t, r), space_to_depth(cond, r));
+        let bypass = self.bypass.forward(Tensor::cat(vec![x_t.clone(), cond.clone()], 1));
+        let mut input = UNetInput::new(x_t, timesteps, frames);
+        input.extra = Some(cond);
         input.noise_level = Some(level);
         input.image_only = frames == 1;
-        depth_to_space(self.unet.forward(input), r)
+        depth_to_space(self.unet.forward(input) + bypass, r)
     }
 }
 

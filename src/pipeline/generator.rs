@@ -436,8 +436,13 @@ impl<B: Backend> Run<'_, B> {
         gaussian::<B, 4, _>([n, crate::model::LATENT_CHANNELS, h / f, w / f], rng, &self.g.device)
     }
 
+    /// DDIM for the latent denoisers (ε-prediction).
     fn sampler(&self, steps: usize, guidance: Guidance) -> Result<Sampler, PipelineError> {
-        Ok(Sampler::new(Ddim::new(&self.g.schedule, Prediction::Epsilon, steps, self.opts.eta)?, guidance))
+        self.sampler_for(Prediction::Epsilon, steps, guidance)
+    }
+
+    fn sampler_for(&self, prediction: Prediction, steps: usize, guidance: Guidance) -> Result<Sampler, PipelineError> {
+        Ok(Sampler::new(Ddim::new(&self.g.schedule, prediction, steps, self.opts.eta)?, guidance))
     }
 
     /// The frame-0 latent `[1, z, h, w]`.
@@ -578,7 +583,7 @@ impl<B: Backend> Run<'_, B> {
                 let cond = self.g.augmentation.add_noise(cond, noise, &vec![level; n]);
                 let cond = UpsampleCond { frames, low: cond, level: Tensor::full([n], level as f32, &self.g.device) };
                 let x = gaussian::<B, 4, _>(cond.low.dims(), rng, &self.g.device);
-                let sampler = self.sampler(self.opts.upsample_steps, Guidance::NONE)?;
+                let sampler = self.sampler_for(up.prediction, self.opts.upsample_steps, Guidance::NONE)?;
                 self.sample(Phase::Upsampling, future, &sampler, &UpsampleDenoiser(up), x, &cond, rng)?
             }
         };

@@ -99,6 +99,14 @@ pub struct LoopConfig {
     pub eval_every: u64,
     /// Seed of the initial weights (`train::init`): a fresh run's start is a function of it.
     pub init_seed: u64,
+    /// Model replicas the batch of each step is split over, one per device and thread
+    /// (`train::parallel`); 1 trains without data parallelism.
+    #[serde(default = "one")]
+    pub data_parallel: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl LoopConfig {
@@ -147,7 +155,7 @@ pub struct Fitted<M, E> {
 
 /// Runs `task` until `cfg.steps` (or `cancel`), checkpointing into `run_dir`.
 /// Returns the EMA model and the summary.
-pub fn fit<B: AutodiffBackend, T: Task<B>>(
+pub fn fit<B: AutodiffBackend, T: Task<B> + Sync>(
     task: &T,
     cfg: &LoopConfig,
     run_dir: &Path,
@@ -174,6 +182,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         tracing::info!(step, "resumed from checkpoint");
     }
     let first_step = step;
+    let devices = super::parallel::devices::<B>(device, cfg.data_parallel);
     let log_path = run_dir.join("log.csv");
     let mut log = open_log(&log_path, resume)?;
     let t0 = Instant::now();
@@ -184,13 +193,17 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
             interrupted = true;
             break;
         }
-        let loss = task.loss(&model, step, device);
-        let value: f32 = loss.clone().into_scalar().elem();
+        let (value, grads) = if devices.len() > 1 {
+            super::parallel::step_grads(task, &model, step, &devices)?
+        } else {
+            let loss = task.loss(&model, step, device);
+            let value: f32 = loss.clone().into_scalar().elem();
+            (value, GradientsParams::from_grads(loss.backward(), &model))
+        };
         if !value.is_finite() {
             // The last checkpoint stays as it was: nothing of this step is kept.
             return Err(TrainError::NonFinite { step, loss: value, checkpoint: run_dir.join(CHECKPOINT_DIR) });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = cfg.lr_at(step);
         model = optim.step(lr, model, grads);
         ema.update(&model, step);

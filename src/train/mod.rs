@@ -8,6 +8,7 @@
 mod ema;
 mod fit;
 pub mod init;
+pub mod parallel;
 pub mod plot;
 mod run;
 mod stages;

@@ -44,6 +44,7 @@ fn loop_config(steps: u64) -> LoopConfig {
         checkpoint_every: 100,
         eval_every: 2,
         init_seed: 3,
+        data_parallel: 1,
     }
 }
 
@@ -101,4 +102,73 @@ fn a_non_finite_loss_stops_the_run_and_names_the_checkpoint() {
     let msg = err.to_string();
     assert!(msg.contains("loss became NaN at step 1") && msg.contains("checkpoint"), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A task whose loss has no random draws, so one batch split over replicas must give the
+/// gradients of the whole batch: a linear map of each frame's mean colour towards 0.5.
+struct MeanColour {
+    frames: FrameSource,
+}
+
+impl Task<AB> for MeanColour {
+    type Model = burn::nn::Linear<AB>;
+
+    fn init(&self, device: &burn::tensor::Device<AB>, seed: u64) -> Result<Self::Model, TrainError> {
+        Ok(init::seeded_init(burn::nn::LinearConfig::new(3, 2).init(device), seed))
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        3
+    }
+
+    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, _: Batch, device: &burn::tensor::Device<AB>) -> Tensor<AB, 1> {
+        let x = Tensor::stack::<4>(seeds.iter().map(|&s| self.frames.frame::<AB>(s, device)).collect(), 0);
+        let x = x.mean_dim(3).mean_dim(2).reshape([seeds.len(), 3]);
+        (model.forward(x) - 0.5).powi_scalar(2).mean()
+    }
+}
+
+#[test]
+fn data_parallel_gradients_are_the_whole_batch_gradients() {
+    let dev: burn::tensor::Device<AB> = Default::default();
+    let task = MeanColour { frames: FrameSource::new(16, 32, 5) };
+    let model = task.init(&dev, 1).unwrap();
+    let whole = task.loss(&model, 0, &dev);
+    let whole_value: f32 = whole.clone().into_scalar();
+    let whole_grads = burn::optim::GradientsParams::from_grads(whole.backward(), &model);
+    // Three samples over two replicas: shards of 2 and 1, weighted 2/3 and 1/3.
+    let devices = parallel::devices::<AB>(&dev, 2);
+    let (value, grads) = parallel::step_grads(&task, &model, 0, &devices).unwrap();
+    assert!((value - whole_value).abs() <= 1e-6 * whole_value.abs().max(1.0), "{value} vs {whole_value}");
+    let grad = |g: &burn::optim::GradientsParams| -> Vec<f32> {
+        let w: Tensor<Flex, 2> = g.get(model.weight.id).unwrap();
+        w.into_data().to_vec().unwrap()
+    };
+    let (a, b) = (grad(&whole_grads), grad(&grads));
+    assert!(a.iter().any(|&x| x != 0.0), "the test must have gradients to compare");
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6 * x.abs().max(1e-3), "gradient {y} vs whole batch {x}");
+    }
+}
+
+#[test]
+fn data_parallel_training_is_deterministic_and_resumes_exactly() {
+    let dev = Default::default();
+    let never = AtomicBool::new(false);
+    let cfg = |steps| LoopConfig { data_parallel: 2, ..loop_config(steps) };
+    let (a, b, c) = (run_dir("dp-a"), run_dir("dp-b"), run_dir("dp-c"));
+    let Fitted { model: first, .. } = fit::<AB, _>(&task(), &cfg(2), &a, false, &dev, &never, |_| {}).unwrap();
+    let Fitted { model: again, .. } = fit::<AB, _>(&task(), &cfg(2), &b, false, &dev, &never, |_| {}).unwrap();
+    assert!(weights(&first) == weights(&again), "two data-parallel runs differ");
+    assert!(weights(&first) != weights(&task_init()), "training changed the weights");
+    fit::<AB, _>(&task(), &cfg(1), &c, false, &dev, &never, |_| {}).unwrap();
+    let Fitted { model: resumed, .. } = fit::<AB, _>(&task(), &cfg(2), &c, true, &dev, &never, |_| {}).unwrap();
+    assert!(weights(&first) == weights(&resumed), "weights differ after resume");
+    for d in [a, b, c] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

@@ -34,6 +34,7 @@ pub fn micro_weights() -> &'static Path {
                     checkpoint_every: 2,
                     eval_every: 2,
                     init_seed: 3,
+                    data_parallel: 1,
                 },
                 batch: 1,
                 seed: 9,

@@ -1,6 +1,6 @@
 //! Worlds as training samples: frames, clips and their labels, keyed by seed.
 
-use std::cell::RefCell;
+use std::sync::{Mutex, TryLockError};
 
 use burn::tensor::Tensor;
 
@@ -14,7 +14,8 @@ use crate::world::{FrameLabels, Renderer, World, mix};
 /// Frames and clips for training, a pure function of (run seed, step, index): rendered
 /// by the procedural world, or read from an on-disk dataset (`synth` output).
 pub struct FrameSource {
-    renderer: RefCell<Renderer>,
+    /// Reused render buffers (data-parallel replicas share the source, see `with_renderer`).
+    renderer: Mutex<Renderer>,
     seed: u64,
     size: (usize, usize),
     dataset: Option<Dataset>,
@@ -31,7 +32,7 @@ struct Dataset {
 impl FrameSource {
     pub fn new(height: usize, width: usize, seed: u64) -> Self {
         FrameSource {
-            renderer: RefCell::new(Renderer::new(width as u32, height as u32)),
+            renderer: Mutex::new(Renderer::new(width as u32, height as u32)),
             seed,
             size: (height, width),
             dataset: None,
@@ -137,7 +138,7 @@ impl FrameSource {
         // A world without requested boxes always builds.
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         world.advance_to((mix(seed ^ 0x7133) % 240) as f32 / 40.0);
-        let (img, labels) = self.renderer.borrow_mut().render(&world, 0);
+        let (img, labels) = self.with_renderer(|r| r.render(&world, 0));
         (image_to_tensor(&img, device), conditions, visible_boxes(&labels))
     }
 
@@ -162,14 +163,28 @@ impl FrameSource {
         let conditions = random_conditions(seed);
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         let start = (mix(seed ^ 0x7133) % 240) as f32 / 40.0;
-        let mut renderer = self.renderer.borrow_mut();
-        let clip = (0..frames)
-            .map(|i| {
-                world.advance_to(start + i as f32 / fps);
-                image_to_tensor(&renderer.render(&world, i as u32).0, device)
-            })
-            .collect();
+        let clip = self.with_renderer(|renderer| {
+            (0..frames)
+                .map(|i| {
+                    world.advance_to(start + i as f32 / fps);
+                    image_to_tensor(&renderer.render(&world, i as u32).0, device)
+                })
+                .collect()
+        });
         (Tensor::stack(clip, 0), conditions)
+    }
+
+    /// Runs `f` with the shared renderer, or with a fresh one while another thread holds it
+    /// (renders do not depend on the buffers' history, so both give the same pixels).
+    fn with_renderer<R>(&self, f: impl FnOnce(&mut Renderer) -> R) -> R {
+        match self.renderer.try_lock() {
+            Ok(mut renderer) => f(&mut renderer),
+            Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                let (h, w) = self.size;
+                f(&mut Renderer::new(w as u32, h as u32))
+            }
+        }
     }
 
     /// World seeds of the `n` samples of `step`.

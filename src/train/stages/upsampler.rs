@@ -77,12 +77,13 @@ impl UpsamplerTask {
         let cond_noise = gaussian::<B, 4, _>(cond.dims(), &mut rng, device);
         let cond = self.augmentation.add_noise(cond, cond_noise, &levels);
         let noise = gaussian::<B, 4, _>(x0.dims(), &mut rng, device);
-        let x_t = self.schedule.add_noise(x0, noise.clone(), &steps);
+        let x_t = self.schedule.add_noise(x0.clone(), noise.clone(), &steps);
+        let target = self.schedule.training_target(x0, noise, &steps, self.config.prediction);
         let as_floats = |v: &[usize]| {
             Tensor::<B, 1>::from_floats(v.iter().map(|&x| x as f32).collect::<Vec<_>>().as_slice(), device)
         };
         let pred = model.forward(x_t, as_floats(&steps), cond, as_floats(&levels), t);
-        crate::diffusion::mse(pred, noise)
+        crate::diffusion::mse(pred, target)
     }
 }
 
@@ -103,7 +104,12 @@ impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
                     None,
                     crate::weights::TemporalInit::Keep,
                 )?;
-                Ok(crate::model::Upsampler { unet: model.unet.freeze_spatial(), ..model })
+                // The bypass is a spatial layer: frozen with the rest of them.
+                Ok(crate::model::Upsampler {
+                    unet: model.unet.freeze_spatial(),
+                    bypass: burn::module::Module::no_grad(model.bypass),
+                    ..model
+                })
             }
             (UpsamplerPhase::Video, None) => {
                 Err(TrainError::Record("the video phase needs the image phase's weights".into()))

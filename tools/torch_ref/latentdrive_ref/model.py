@@ -11,7 +11,7 @@ from torch import nn
 
 from .conditioning import NULL_CROWDEDNESS, NULL_TIME_OF_DAY, BoxEncoder, FpsEmbedding, LabelEmbedding, box_layout
 from .config import UNetConfig, UpsamplerConfig
-from .layers import Norm, ResBlock, SpatialTransformer, TimestepEmbedding, conv3x3
+from .layers import Norm, ResBlock, SpatialTransformer, TimestepEmbedding, conv1x1, conv3x3
 from .temporal import ContextEncoder, TemporalAttention, TemporalMix
 
 __all__ = ["UNet", "Upsampler", "box_layout", "build"]
@@ -241,6 +241,9 @@ class Upsampler(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.unet = UNet(cfg.unet)
+        u = cfg.unet
+        # Linear 1×1 path from the input blocks to the output (see `Upsampler::bypass`).
+        self.bypass = conv1x1(u.in_channels + u.extra_in_channels, u.out_channels)
         self.factor = cfg.factor
         self.unshuffle = cfg.unshuffle
 
@@ -252,15 +255,17 @@ class Upsampler(nn.Module):
     def forward(self, x_t, timesteps, cond, level, frames: int) -> torch.Tensor:
         """`x_t`, `cond`: `[b·t, 3, H, W]`, `timesteps`, `level`: `[b·t]` → `[b·t, 3, H, W]`."""
         r = self.unshuffle
+        x_t, cond = space_to_depth(x_t, r), space_to_depth(cond, r)
+        bypass = self.bypass(torch.cat([x_t, cond], dim=1))
         out = self.unet(
-            space_to_depth(x_t, r),
+            x_t,
             timesteps,
             frames=frames,
-            extra=space_to_depth(cond, r),
+            extra=cond,
             noise_level=level,
             image_only=frames == 1,
         )
-        return depth_to_space(out, r)
+        return depth_to_space(out + bypass, r)
 
 
 def build(cfg):

@@ -1,0 +1,243 @@
+//! Fréchet distance between two feature sets, each summarised by a Gaussian (the FID /
+//! FVD statistic, Heusel et al. 2017, computed on our own evaluators' features):
+//!
+//! `d² = |μ₁ − μ₂|² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½`.
+//!
+//! The usual `sqrtm(Σ₁ Σ₂)` takes the square root of a non-symmetric matrix and turns
+//! complex or NaN when the sets are small or nearly singular. `Σ₁^½ Σ₂ Σ₁^½` is
+//! similar to `Σ₁ Σ₂` (same eigenvalues) but symmetric positive semi-definite, so both
+//! square roots come from symmetric eigendecompositions, whose eigenvalues are real;
+//! rounding can push tiny ones below zero, and those are clamped to 0.
+//! Everything is computed in f64.
+
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+
+use super::error::{MetricError, check_finite};
+use super::features::Features;
+
+/// Mean and covariance of a feature set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gaussian {
+    mean: DVector<f64>,
+    cov: DMatrix<f64>,
+}
+
+impl Gaussian {
+    /// Sample mean and unbiased covariance (divided by `n − 1`, as numpy's `cov`).
+    /// Needs more samples than dimensions: with `n ≤ d` the covariance is singular and
+    /// the distance is dominated by estimation error, so it is refused.
+    pub fn fit(features: &Features, what: &'static str) -> Result<Self, MetricError> {
+        let (n, d) = (features.len(), features.dims());
+        if n == 0 {
+            return Err(MetricError::Empty { what });
+        }
+        if n <= d {
+            return Err(MetricError::TooFewSamples { what, samples: n, dims: d });
+        }
+        let x = DMatrix::from_row_iterator(n, d, features.rows().flatten().map(|&v| v as f64));
+        let mean = x.row_mean().transpose();
+        let centred = DMatrix::from_fn(n, d, |i, j| x[(i, j)] - mean[j]);
+        let cov = centred.tr_mul(&centred) / (n - 1) as f64;
+        Ok(Gaussian { mean, cov })
+    }
+
+    /// A Gaussian given by its mean and row-major `d × d` covariance (symmetric,
+    /// positive semi-definite; the symmetric part is used).
+    pub fn new(mean: &[f64], cov: &[f64], what: &'static str) -> Result<Self, MetricError> {
+        let d = mean.len();
+        if d == 0 {
+            return Err(MetricError::Empty { what });
+        }
+        if cov.len() != d * d {
+            return Err(MetricError::Mismatch {
+                what: "covariance entries vs squared mean width",
+                left: cov.len(),
+                right: d * d,
+            });
+        }
+        check_finite(mean.iter().chain(cov).map(|&v| v as f32), what)?;
+        let cov = DMatrix::from_row_slice(d, d, cov);
+        let cov = (&cov + cov.transpose()) * 0.5;
+        Ok(Gaussian { mean: DVector::from_column_slice(mean), cov })
+    }
+
+    pub fn dims(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Squared Fréchet distance `d²` to `other` (FID reports this square).
+    pub fn frechet_distance(&self, other: &Gaussian) -> Result<f64, MetricError> {
+        if self.dims() != other.dims() {
+            return Err(MetricError::Mismatch {
+                what: "feature widths of the two sets",
+                left: self.dims(),
+                right: other.dims(),
+            });
+        }
+        let mean_term = (&self.mean - &other.mean).norm_squared();
+        let root = psd_sqrt(&self.cov)?;
+        let inner = &root * &other.cov * &root;
+        let inner = (&inner + inner.transpose()) * 0.5;
+        let eigen = symmetric_eigen(inner)?;
+        let cross: f64 = eigen.eigenvalues.iter().map(|&l| l.max(0.0).sqrt()).sum();
+        let d2 = mean_term + self.cov.trace() + other.cov.trace() - 2.0 * cross;
+        // Identical sets give a tiny negative number through rounding; the distance is ≥ 0.
+        Ok(d2.max(0.0))
+    }
+}
+
+/// Squared Fréchet distance between the Gaussians fitted to two feature sets.
+pub fn frechet_distance(a: &Features, b: &Features) -> Result<f64, MetricError> {
+    if a.dims() != b.dims() {
+        return Err(MetricError::Mismatch { what: "feature widths of the two sets", left: a.dims(), right: b.dims() });
+    }
+    Gaussian::fit(a, "first set")?.frechet_distance(&Gaussian::fit(b, "second set")?)
+}
+
+/// Square root of a symmetric positive semi-definite matrix: `V √max(Λ, 0) Vᵀ`.
+fn psd_sqrt(m: &DMatrix<f64>) -> Result<DMatrix<f64>, MetricError> {
+    let eigen = symmetric_eigen(m.clone())?;
+    let roots = eigen.eigenvalues.map(|l| l.max(0.0).sqrt());
+    let v = &eigen.eigenvectors;
+    Ok(v * DMatrix::from_diagonal(&roots) * v.transpose())
+}
+
+fn symmetric_eigen(m: DMatrix<f64>) -> Result<SymmetricEigen<f64, nalgebra::Dyn>, MetricError> {
+    // nalgebra's defaults (machine epsilon, no iteration cap) with a cap, so a
+    // pathological input ends in an error instead of spinning.
+    SymmetricEigen::try_new(m, f64::EPSILON, 10_000).ok_or(MetricError::Eigen { what: "covariance" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// `n` correlated samples of width `d`: standard normals mixed by a fixed random matrix.
+    fn samples(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mix: Vec<f32> = (0..d * d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+        (0..n)
+            .map(|_| {
+                let z: Vec<f32> = (0..d).map(|_| normal(&mut rng)).collect();
+                (0..d).map(|i| (0..d).map(|j| mix[i * d + j] * z[j]).sum::<f32>() + i as f32).collect()
+            })
+            .collect()
+    }
+
+    fn normal(rng: &mut ChaCha8Rng) -> f32 {
+        // Box–Muller: enough for test data.
+        let (u, v) = (rng.random::<f32>().max(1e-7), rng.random::<f32>());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
+    fn set(rows: &[Vec<f32>]) -> Features {
+        Features::from_rows(rows, "test").unwrap()
+    }
+
+    #[test]
+    fn identical_sets_are_at_distance_zero() {
+        let x = set(&samples(300, 8, 1));
+        let g = Gaussian::fit(&x, "x").unwrap();
+        let d2 = frechet_distance(&x, &x).unwrap();
+        assert!(d2 <= 1e-6 * g.cov.trace(), "d² = {d2}");
+    }
+
+    #[test]
+    fn one_dimension_matches_the_closed_form() {
+        // N(1, 2²) vs N(3, 3²): (1 − 3)² + (2 − 3)² = 5.
+        let a = Gaussian::new(&[1.0], &[4.0], "a").unwrap();
+        let b = Gaussian::new(&[3.0], &[9.0], "b").unwrap();
+        assert!((a.frechet_distance(&b).unwrap() - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn diagonal_gaussians_match_the_closed_form() {
+        // d² = Σ (μ₁ᵢ − μ₂ᵢ)² + Σ (σ₁ᵢ − σ₂ᵢ)².
+        let (m1, s1) = ([0.0, 1.0, -2.0], [1.0, 0.5, 3.0]);
+        let (m2, s2) = ([0.5, 1.0, 0.0], [2.0, 0.5, 1.0]);
+        let diag = |s: &[f64; 3]| {
+            let mut c = vec![0.0; 9];
+            (0..3).for_each(|i| c[i * 4] = s[i] * s[i]);
+            c
+        };
+        let a = Gaussian::new(&m1, &diag(&s1), "a").unwrap();
+        let b = Gaussian::new(&m2, &diag(&s2), "b").unwrap();
+        let expected: f64 = (0..3).map(|i| (m1[i] - m2[i]).powi(2) + (s1[i] - s2[i]).powi(2)).sum();
+        assert!((a.frechet_distance(&b).unwrap() - expected).abs() < 1e-12, "expected {expected}");
+    }
+
+    #[test]
+    fn non_commuting_covariances_match_the_two_dimensional_closed_form() {
+        // For 2×2 PSD M, tr √M = √(tr M + 2√det M); Σ₁^½Σ₂Σ₁^½ has tr = tr(Σ₁Σ₂) and
+        // det = det Σ₁ det Σ₂, so d² needs no matrix root at all.
+        let c1 = [2.0, 0.8, 0.8, 1.0];
+        let c2 = [1.0, -0.5, -0.5, 3.0];
+        let a = Gaussian::new(&[0.0, 0.0], &c1, "a").unwrap();
+        let b = Gaussian::new(&[1.0, -1.0], &c2, "b").unwrap();
+        let tr_prod = c1[0] * c2[0] + c1[1] * c2[2] + c1[2] * c2[1] + c1[3] * c2[3];
+        let det = |c: &[f64; 4]| c[0] * c[3] - c[1] * c[2];
+        let cross = (tr_prod + 2.0 * (det(&c1) * det(&c2)).sqrt()).sqrt();
+        let expected = 2.0 + (c1[0] + c1[3]) + (c2[0] + c2[3]) - 2.0 * cross;
+        let (ab, ba) = (a.frechet_distance(&b).unwrap(), b.frechet_distance(&a).unwrap());
+        assert!((ab - expected).abs() < 1e-12, "{ab} vs {expected}");
+        assert!((ab - ba).abs() < 1e-12);
+    }
+
+    #[test]
+    fn shifted_and_scaled_samples_give_the_closed_form() {
+        // y = k·x + c has mean k·μ + c and covariance k²Σ exactly (sample statistics), so
+        // d² = |(k − 1)μ + c|² + (k − 1)² tr Σ.
+        let rows = samples(200, 4, 2);
+        let (k, c) = (2.0f32, [0.5f32, -1.0, 0.0, 2.0]);
+        let moved: Vec<Vec<f32>> = rows.iter().map(|r| r.iter().zip(c).map(|(v, c)| k * v + c).collect()).collect();
+        let g = Gaussian::fit(&set(&rows), "x").unwrap();
+        let shift: f64 = (0..4).map(|i| ((k as f64 - 1.0) * g.mean[i] + c[i] as f64).powi(2)).sum();
+        let expected = shift + (k as f64 - 1.0).powi(2) * g.cov.trace();
+        let d2 = frechet_distance(&set(&rows), &set(&moved)).unwrap();
+        assert!((d2 - expected).abs() < 1e-4 * expected, "{d2} vs {expected}");
+    }
+
+    #[test]
+    fn more_noise_means_a_larger_distance() {
+        let rows = samples(400, 6, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let noisy = |scale: f32, rng: &mut ChaCha8Rng| -> Features {
+            set(&rows.iter().map(|r| r.iter().map(|v| v + scale * normal(rng)).collect()).collect::<Vec<_>>())
+        };
+        let clean = set(&rows);
+        let d: Vec<f64> =
+            [0.1, 0.5, 2.0].iter().map(|&s| frechet_distance(&clean, &noisy(s, &mut rng)).unwrap()).collect();
+        assert!(0.0 < d[0] && d[0] < d[1] && d[1] < d[2], "{d:?}");
+    }
+
+    #[test]
+    fn singular_covariances_stay_finite() {
+        // A point mass (zero covariance) against N(μ, Σ): |μ|² + tr Σ.
+        let a = Gaussian::new(&[0.0, 0.0], &[0.0; 4], "a").unwrap();
+        let b = Gaussian::new(&[3.0, 4.0], &[1.0, 1.0, 1.0, 1.0], "b").unwrap();
+        for d2 in [a.frechet_distance(&b).unwrap(), b.frechet_distance(&a).unwrap()] {
+            assert!((d2 - 27.0).abs() < 1e-9, "{d2}");
+        }
+    }
+
+    #[test]
+    fn degenerate_sets_are_clear_errors() {
+        let x = set(&samples(10, 4, 4));
+        let few = set(&samples(4, 4, 5));
+        let err = frechet_distance(&x, &few).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "second set: 4 samples of 4-dimensional features; a full-rank covariance needs at least 5 samples"
+        );
+        let empty = Features::new(vec![], 4, "gen").unwrap();
+        assert_eq!(frechet_distance(&empty, &x), Err(MetricError::Empty { what: "first set" }));
+        let narrow = set(&samples(10, 3, 6));
+        assert_eq!(frechet_distance(&x, &narrow).unwrap_err().to_string(), "feature widths of the two sets: 4 vs 3");
+        assert_eq!(
+            Gaussian::new(&[0.0, 0.0], &[1.0], "ref").unwrap_err().to_string(),
+            "covariance entries vs squared mean width: 1 vs 4",
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Every metric of one generation setting, from its frames and the world's reference
+//! frames of the same scenes, read through the evaluators.
+
+use burn::tensor::{Tensor, backend::Backend};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::data::image_to_tensor;
+use crate::scenario::Conditions;
+use crate::world::Box2d;
+
+use super::classifier::ConditionClassifier;
+use super::conditions::condition_accuracy;
+use super::detection::{AP50_IOU, Detection, ImageDetections, evaluate_detections};
+use super::detector::Detector;
+use super::diversity::mean_pairwise_distance;
+use super::error::MetricError;
+use super::features::Features;
+use super::frechet::frechet_distance;
+use super::projection::Projection;
+use super::scenes::EvalScene;
+use super::tasks::DETECTIONS_PER_IMAGE;
+use super::temporal::{StaticMask, TRACK_IOU, static_flicker, track_continuity};
+
+/// Frames per evaluator forward pass.
+const CHUNK: usize = 8;
+
+/// Detections below this score are not tracked (track continuity): about where the
+/// tiny detector's precision and recall cross on held-out renders.
+pub const TRACK_SCORE: f32 = 0.3;
+
+/// A pixel is static when no reference frame moves it by more than this (0..=255):
+/// JPEG-free renders are exact, so this only absorbs the sky gradient's dithering.
+pub const STATIC_TOLERANCE: u8 = 6;
+
+/// Frames of one setting: `frames[scene][future][i]` at key-frame size, frame 0 first.
+pub type SceneFrames = Vec<Vec<Vec<RgbImage>>>;
+
+/// The two evaluator networks, borrowed.
+pub struct Judges<'a, B: Backend> {
+    pub detector: &'a Detector<B>,
+    pub classifier: &'a ConditionClassifier<B>,
+    pub device: &'a B::Device,
+}
+
+/// What the evaluators read off a set of videos.
+pub struct Readout {
+    /// Classifier features of every frame, scene-major then future then frame.
+    pub frame_features: Vec<Vec<f32>>,
+    /// One feature per (scene, future) video: see [`clip_feature`].
+    pub clip_features: Vec<Vec<f32>>,
+    /// Predicted conditions of every frame (same order as `frame_features`).
+    pub conditions: Vec<Conditions>,
+    /// Detections of every frame, `[scene][future][frame]`.
+    pub detections: Vec<Vec<Vec<Vec<Detection>>>>,
+}
+
+impl<B: Backend> Judges<'_, B> {
+    /// Runs both evaluators over every frame.
+    pub fn read(&self, frames: &SceneFrames) -> Readout {
+        let mut out = Readout { frame_features: vec![], clip_features: vec![], conditions: vec![], detections: vec![] };
+        for scene in frames {
+            let mut scene_detections = Vec::with_capacity(scene.len());
+            for video in scene {
+                let mut video_features = Vec::with_capacity(video.len());
+                let mut video_detections = Vec::with_capacity(video.len());
+                for chunk in video.chunks(CHUNK) {
+                    let images = Tensor::stack(chunk.iter().map(|f| image_to_tensor::<B>(f, self.device)).collect(), 0);
+                    let c = self.classifier.forward(images.clone());
+                    out.conditions.extend(c.conditions());
+                    let [n, d] = c.features.dims();
+                    let flat = c.features.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+                    video_features.extend((0..n).map(|i| flat[i * d..(i + 1) * d].to_vec()));
+                    video_detections.extend(self.detector.detect(images, DETECTIONS_PER_IMAGE));
+                }
+                out.clip_features.push(clip_feature(&video_features));
+                out.frame_features.extend(video_features);
+                scene_detections.push(video_detections);
+            }
+            out.detections.push(scene_detections);
+        }
+        out
+    }
+}
+
+/// A video's feature: the mean of its frame features (appearance) followed by the mean
+/// absolute change between consecutive frame features (motion), `2d` values. A cheap
+/// stand-in for an FVD clip encoder: shuffled or flickering frames move the second half.
+pub fn clip_feature(frames: &[Vec<f32>]) -> Vec<f32> {
+    let d = frames.first().map_or(0, Vec::len);
+    let n = frames.len().max(1) as f32;
+    let mut out = vec![0.0; 2 * d];
+    for f in frames {
+        for (o, v) in out[..d].iter_mut().zip(f) {
+            *o += v / n;
+        }
+    }
+    let pairs = frames.len().saturating_sub(1).max(1) as f32;
+    for w in frames.windows(2) {
+        for ((o, a), b) in out[d..].iter_mut().zip(&w[0]).zip(&w[1]) {
+            *o += (b - a).abs() / pairs;
+        }
+    }
+    out
+}
+
+/// The world's side of a comparison: reference frames, their readout and the
+/// principal subspaces the Fréchet distances are measured in.
+pub struct Reference {
+    pub frames: SceneFrames,
+    pub readout: Readout,
+    pub frame_projection: Result<Projection, MetricError>,
+    pub clip_projection: Result<Projection, MetricError>,
+}
+
+impl Reference {
+    pub fn new<B: Backend>(judges: &Judges<B>, frames: SceneFrames, components: (usize, usize)) -> Result<Self, MetricError> {
+        let readout = judges.read(&frames);
+        let frame_projection =
+            Projection::fit(&Features::from_rows(&readout.frame_features, "reference frames")?, components.0);
+        let clip_projection =
+            Projection::fit(&Features::from_rows(&readout.clip_features, "reference clips")?, components.1);
+        Ok(Reference { frames, readout, frame_projection, clip_projection })
+    }
+}
+
+/// Every metric of one setting; a metric that cannot be computed is `None` and its
+/// reason is in `unavailable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettingMetrics {
+    /// Detector AP50 on frame 0 against the requested boxes.
+    pub layout_ap50: Option<f32>,
+    /// Mean IoU of the requested boxes matched at IoU ≥ 0.5.
+    pub layout_mean_iou: Option<f32>,
+    pub layout_recall: Option<f32>,
+    /// Classifier accuracy on every frame against the requested conditions.
+    pub day_night: Option<f32>,
+    pub crowdedness_exact: Option<f32>,
+    pub crowdedness_within_one: Option<f32>,
+    /// Squared Fréchet distance of frame features to the reference (principal subspace).
+    pub frechet_frames: Option<f64>,
+    /// Squared Fréchet distance of clip features to the reference (principal subspace).
+    pub frechet_clips: Option<f64>,
+    /// Mean absolute frame-to-frame change on the reference's static pixels (0..1).
+    pub flicker_static: Option<f32>,
+    /// Fraction of pixels that are static in the reference (where flicker is measured).
+    pub static_fraction: Option<f32>,
+    /// Fraction of detector track steps that continue into the next frame.
+    pub track_continuity: Option<f32>,
+    /// Mean pairwise distance of the clip features of one scene's futures.
+    pub diversity: Option<f64>,
+    /// Wall time spent generating this setting's frames.
+    pub generation_s: f64,
+    pub unavailable: Vec<String>,
+}
+
+impl SettingMetrics {
+    fn note<T>(&mut self, what: &str, r: Result<T, MetricError>) -> Option<T> {
+        r.map_err(|e| self.unavailable.push(format!("{what}: {e}"))).ok()
+    }
+}
+
+/// Measures `frames` (generated, or the reference itself when `frames` is `None`)
+/// against `reference`.
+pub fn measure<B: Backend>(
+    judges: &Judges<B>,
+    scenes: &[EvalScene],
+    reference: &Reference,
+    generated: Option<&SceneFrames>,
+) -> SettingMetrics {
+    let own;
+    let (frames, readout) = match generated {
+        Some(g) => {
+            own = judges.read(g);
+            (g, &own)
+        }
+        None => (&reference.frames, &reference.readout),
+    };
+    let mut m = SettingMetrics::default();
+
+    // Layout fidelity: frame 0 (shared by every future) against the requested boxes.
+    let images: Vec<ImageDetections> = scenes
+        .iter()
+        .zip(&readout.detections)
+        .map(|(s, d)| ImageDetections { detections: d[0][0].clone(), ground_truth: s.requested.clone() })
+        .collect();
+    if let Some(s) = m.note("layout", evaluate_detections(&images, AP50_IOU)) {
+        (m.layout_ap50, m.layout_mean_iou, m.layout_recall) = (Some(s.ap), s.mean_iou, Some(s.recall));
+    }
+
+    // Conditions: every frame should show the requested ones.
+    let requested: Vec<Conditions> = scenes
+        .iter()
+        .zip(frames)
+        .flat_map(|(s, videos)| std::iter::repeat_n(s.conditions, videos.iter().map(Vec::len).sum()))
+        .collect();
+    if let Some(a) = m.note("conditions", condition_accuracy(&requested, &readout.conditions)) {
+        (m.day_night, m.crowdedness_exact, m.crowdedness_within_one) =
+            (Some(a.time_of_day), Some(a.crowdedness_exact), Some(a.crowdedness_within_one));
+    }
+
+    // Fréchet distances in the reference's principal subspaces.
+    if generated.is_some() {
+        let fd = |projection: &Result<Projection, MetricError>, generated: &[Vec<f32>], reference: &[Vec<f32>]| {
+            let p = projection.as_ref().map_err(Clone::clone)?;
+            let g = p.apply(&Features::from_rows(generated, "generated")?, "generated")?;
+            let r = p.apply(&Features::from_rows(reference, "reference")?, "reference")?;
+            frechet_distance(&g, &r)
+        };
+        let r = &reference.readout;
+        m.frechet_frames =
+            m.note("Fréchet (frames)", fd(&reference.frame_projection, &readout.frame_features, &r.frame_features));
+        m.frechet_clips =
+            m.note("Fréchet (clips)", fd(&reference.clip_projection, &readout.clip_features, &r.clip_features));
+    }
+
+    // Flicker on the pixels the world keeps still, and detector tracks.
+    let (mut flicker, mut static_px, mut links, mut chances) = (vec![], vec![], 0, 0);
+    let mut first_error = None;
+    for (s, (videos, refs)) in frames.iter().zip(&reference.frames).enumerate() {
+        for (f, (video, reference)) in videos.iter().zip(refs).enumerate() {
+            if let Some(mask) = StaticMask::unchanged(reference, STATIC_TOLERANCE) {
+                let share = mask.pixels.iter().filter(|&&p| p).count() as f32 / mask.pixels.len().max(1) as f32;
+                static_px.push(share);
+                match static_flicker(video, &mask) {
+                    Ok(v) => flicker.push(v),
+                    Err(e) => first_error = first_error.or(Some(e)),
+                }
+            }
+            let boxes: Vec<Vec<Box2d>> = readout.detections[s][f]
+                .iter()
+                .map(|d| d.iter().filter(|d| d.score >= TRACK_SCORE).map(|d| d.box2d).collect())
+                .collect();
+            match track_continuity(&boxes, TRACK_IOU) {
+                Ok(c) => (links, chances) = (links + c.links, chances + c.opportunities),
+                Err(MetricError::NothingToTrack) => {}
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+    }
+    let mean = |v: &[f32]| (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32);
+    m.flicker_static = mean(&flicker);
+    m.static_fraction = mean(&static_px);
+    if m.flicker_static.is_none() {
+        m.unavailable.push(format!(
+            "flicker: {}",
+            first_error.clone().map_or_else(|| "no static pixel in any reference video".into(), |e| e.to_string())
+        ));
+    }
+    m.track_continuity = (chances > 0).then(|| links as f32 / chances as f32);
+    if m.track_continuity.is_none() {
+        m.unavailable.push(format!("track continuity: {}", MetricError::NothingToTrack));
+    }
+
+    // Diversity: futures of one scene, averaged over scenes.
+    let mut k = 0;
+    let mut div = vec![];
+    for videos in frames {
+        let rows = &readout.clip_features[k..k + videos.len()];
+        k += videos.len();
+        if let Ok(set) = Features::from_rows(rows, "futures")
+            && let Ok(d) = mean_pairwise_distance(&set)
+        {
+            div.push(d);
+        }
+    }
+    m.diversity = (!div.is_empty()).then(|| div.iter().sum::<f64>() / div.len() as f64);
+    if m.diversity.is_none() {
+        m.unavailable.push("diversity: needs at least 2 futures per scene".into());
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{ClassifierConfig, DetectorConfig};
+    use burn::backend::Flex;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Reference frames of 4 micro scenes × 2 futures × 4 frames, and judges to read them.
+    fn fixture() -> (Vec<EvalScene>, SceneFrames) {
+        let size = (32, 64);
+        let scenes: Vec<EvalScene> = (0..4).map(|i| EvalScene::new(i, size, 8)).collect();
+        let frames = scenes.iter().map(|s| (0..2).map(|k| s.reference(k, 4, 2.5, size)).collect()).collect();
+        (scenes, frames)
+    }
+
+    fn map_videos(frames: &SceneFrames, f: &mut dyn FnMut(&[RgbImage]) -> Vec<RgbImage>) -> SceneFrames {
+        frames.iter().map(|scene| scene.iter().map(|v| f(v)).collect()).collect()
+    }
+
+    #[test]
+    fn the_reference_itself_is_ideal_and_degradations_worsen_each_metric() {
+        let dev = Default::default();
+        let detector = DetectorConfig::micro().init::<Flex>(&dev);
+        let classifier = ClassifierConfig::micro().init::<Flex>(&dev);
+        let judges = Judges { detector: &detector, classifier: &classifier, device: &dev };
+        let (scenes, frames) = fixture();
+        let reference = Reference::new(&judges, frames.clone(), (4, 2)).unwrap();
+        let ideal = measure(&judges, &scenes, &reference, None);
+        let same = measure(&judges, &scenes, &reference, Some(&frames));
+        // Identical sets: Fréchet 0, and every other metric equals the reference's own.
+        assert!(same.frechet_frames.unwrap() < 1e-6 && same.frechet_clips.unwrap() < 1e-6, "{same:?}");
+        assert_eq!((same.day_night, same.flicker_static, same.diversity), (ideal.day_night, ideal.flicker_static, ideal.diversity));
+
+        // Noise on every frame: more flicker on static pixels, frames further away.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let noisy = map_videos(&frames, &mut |v| {
+            v.iter()
+                .map(|f| {
+                    let mut f = f.clone();
+                    f.pixels_mut().for_each(|p| p.0.iter_mut().for_each(|c| *c = c.saturating_add(rng.random_range(0..60))));
+                    f
+                })
+                .collect()
+        });
+        let noisy = measure(&judges, &scenes, &reference, Some(&noisy));
+        assert!(noisy.flicker_static.unwrap() > 5.0 * same.flicker_static.unwrap().max(1e-3), "{noisy:?}");
+        assert!(noisy.frechet_frames.unwrap() > 1e-3, "{noisy:?}");
+
+        // Shuffled frames: the same frames (frame Fréchet unchanged), wrong order (clip Fréchet grows).
+        let shuffled = map_videos(&frames, &mut |v| vec![v[0].clone(), v[3].clone(), v[1].clone(), v[2].clone()]);
+        let shuffled = measure(&judges, &scenes, &reference, Some(&shuffled));
+        assert!(shuffled.frechet_frames.unwrap() < 1e-6);
+        assert!(shuffled.frechet_clips.unwrap() > 1e-6, "{shuffled:?}");
+
+        // Futures that do not differ: no diversity.
+        let collapsed: SceneFrames = frames.iter().map(|scene| vec![scene[0].clone(), scene[0].clone()]).collect();
+        assert_eq!(measure(&judges, &scenes, &reference, Some(&collapsed)).diversity, Some(0.0));
+    }
+
+    #[test]
+    fn clip_features_hold_appearance_and_motion() {
+        let still = clip_feature(&[vec![1.0, 2.0], vec![1.0, 2.0], vec![1.0, 2.0]]);
+        assert_eq!(still, vec![1.0, 2.0, 0.0, 0.0]);
+        let moving = clip_feature(&[vec![0.0, 2.0], vec![2.0, 2.0]]);
+        assert_eq!(moving, vec![1.0, 2.0, 2.0, 0.0]);
+        assert!(clip_feature(&[]).is_empty());
+    }
+}

@@ -1,0 +1,264 @@
+//! The report folder of `eval`: `report.md` (tables for people), `metrics.json` (every
+//! number, for tools), line plots and a sample sheet; every file written atomically.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::measure::{STATIC_TOLERANCE, SettingMetrics, TRACK_SCORE};
+use super::plot::{Series, write_line_plot};
+use super::run::{EvalError, EvalResults};
+use super::tasks::MIN_CAR_PX;
+use crate::export::{save_png_atomic, write_atomic};
+
+/// Writes the report of `results` into `dir` (created); `command` is quoted at the top.
+/// Returns the files written.
+pub fn write_report(results: &EvalResults, dir: &Path, command: &str) -> Result<Vec<PathBuf>, EvalError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| EvalError::Report { path: dir.to_path_buf(), message: format!("cannot create: {e}") })?;
+    let mut written = Vec::new();
+    let json = serde_json::to_vec_pretty(results)
+        .map_err(|e| EvalError::Report { path: dir.join("metrics.json"), message: e.to_string() })?;
+    write_atomic(&dir.join("metrics.json"), &json)?;
+    written.push(dir.join("metrics.json"));
+
+    let mut plots = Vec::new();
+    for table in &results.ablations {
+        let numeric: Vec<_> = table.rows.iter().filter_map(|r| r.value.map(|v| (v, &r.metrics))).collect();
+        if numeric.len() < 2 {
+            continue;
+        }
+        let series = |name: &str, f: &dyn Fn(&SettingMetrics) -> Option<f64>| Series {
+            name: name.to_string(),
+            points: numeric.iter().filter_map(|(v, m)| f(m).map(|y| (*v, y))).collect(),
+        };
+        let png = dir.join(format!("ablation_{}_frechet.png", table.parameter));
+        let fd = [
+            series("Fréchet, frames", &|m| m.frechet_frames),
+            series("Fréchet, clips", &|m| m.frechet_clips),
+        ];
+        if write_line_plot(&png, &format!("{}: Fréchet distance", table.name), &table.parameter, "d²", &fd)? {
+            plots.push((table.name.clone() + ": Fréchet distances", png));
+        }
+        let png = dir.join(format!("ablation_{}_scores.png", table.parameter));
+        let scores = [
+            series("layout AP50", &|m| m.layout_ap50.map(f64::from)),
+            series("day/night acc.", &|m| m.day_night.map(f64::from)),
+            series("crowdedness ±1 acc.", &|m| m.crowdedness_within_one.map(f64::from)),
+            series("track continuity", &|m| m.track_continuity.map(f64::from)),
+        ];
+        if write_line_plot(&png, &format!("{}: scores", table.name), &table.parameter, "0..1", &scores)? {
+            plots.push((table.name.clone() + ": scores", png));
+        }
+    }
+    if let Some(d) = &results.drift {
+        let png = dir.join("drift.png");
+        let s = [Series {
+            name: "Fréchet, frames".into(),
+            points: d.segments.iter().filter_map(|s| s.frechet_frames.map(|f| (s.start_s as f64, f))).collect(),
+        }];
+        if write_line_plot(&png, "Long-horizon drift", "segment start (s)", "d²", &s)? {
+            plots.push(("Long-horizon drift".into(), png));
+        }
+    }
+    if results.samples.width() > 0 {
+        let png = dir.join("samples.png");
+        save_png_atomic(&png, &results.samples)?;
+        plots.push(("Samples".into(), png));
+    }
+    written.extend(plots.iter().map(|(_, p)| p.clone()));
+
+    let md = markdown(results, command, &plots);
+    write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    written.push(dir.join("report.md"));
+    Ok(written)
+}
+
+fn f3(v: Option<f32>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"))
+}
+
+fn g3(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
+}
+
+/// The metric rows of the main table: name, how to read it, value.
+fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
+    vec![
+        ("layout AP50 (frame 0 vs requested boxes) ↑", f3(m.layout_ap50)),
+        ("layout mean IoU of matched boxes ↑", f3(m.layout_mean_iou)),
+        ("layout recall at IoU 0.5 ↑", f3(m.layout_recall)),
+        ("day/night accuracy ↑", f3(m.day_night)),
+        ("crowdedness accuracy, exact ↑", f3(m.crowdedness_exact)),
+        ("crowdedness accuracy, ±1 ↑", f3(m.crowdedness_within_one)),
+        ("Fréchet distance², frames ↓", g3(m.frechet_frames)),
+        ("Fréchet distance², clips ↓", g3(m.frechet_clips)),
+        ("flicker on static pixels (0..1) ↓", f3(m.flicker_static)),
+        ("static pixels of the reference (share)", f3(m.static_fraction)),
+        ("detector track continuity ↑", f3(m.track_continuity)),
+        ("multi-future diversity (clip features)", g3(m.diversity)),
+    ]
+}
+
+fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> String {
+    let o = &r.options;
+    let g = &o.generate;
+    let mut s = String::new();
+    let _ = writeln!(s, "# latentdrive evaluation report\n");
+    let _ = writeln!(s, "Command:\n\n```\n{command}\n```\n");
+    let _ = writeln!(
+        s,
+        "latentdrive {}; weights `{}`; evaluators `{}`; wall time {:.0} s.\n",
+        r.latentdrive_version,
+        r.weights.display(),
+        r.evaluators_dir.display(),
+        r.wall_time_s
+    );
+    let _ = writeln!(s, "## Setup\n");
+    let _ = writeln!(
+        s,
+        "- {} held-out scenes: procedural worlds with seeds {}..{} (evaluation range, ≥ 2^40; no training step \
+         and no evaluator accuracy world uses them), conditions drawn from the seed, their visible cars after a \
+         2 s warm-up requested as image boxes ({} boxes of at least {MIN_CAR_PX} px in all).",
+        o.scenes,
+        r.first_scene_seed,
+        r.first_scene_seed + o.scenes as u64 - 1,
+        r.requested_boxes
+    );
+    let _ = writeln!(
+        s,
+        "- Each scene: {} futures of {} s ({} frames at {} Hz), DDIM {} steps (η {}), label guidance {}, context \
+         guidance {}, {} context frame(s), interpolation {}, decoder {:?}, upsampling {:?}.",
+        g.futures,
+        g.seconds,
+        r.frames_per_future,
+        r.fps,
+        g.steps,
+        g.eta,
+        g.label_guidance,
+        g.context_guidance,
+        g.context_frames,
+        if g.interpolate { "on" } else { "off" },
+        g.decoder,
+        g.upsample
+    );
+    let _ = writeln!(
+        s,
+        "- Reference: the world's own renders of the same scenes, one behaviour seed per future, same frames and rate.\n\
+         - Everything is judged at key-frame size {}×{} (upsampled frames are scaled back down).\n\
+         - Fréchet distances are squared (as FID reports them), on classifier features projected on the top {} \
+         (frames) and {} (clips) principal components of the reference set: a full covariance of all the \
+         classifier's features needs more samples than a CPU run has. Clip features are the mean frame feature and the mean \
+         absolute change between consecutive frame features (appearance and motion); no clip encoder was trained.\n\
+         - Flicker: mean absolute frame-to-frame change on the pixels that stay within {STATIC_TOLERANCE}/255 in \
+         the reference video. Track continuity: detections with score ≥ {TRACK_SCORE} linked frame to frame at \
+         IoU ≥ 0.5.\n",
+        r.frame_size.1, r.frame_size.0, o.components.0, o.components.1
+    );
+
+    let e = &r.evaluators;
+    let _ = writeln!(s, "## Evaluators (their own accuracy on {} held-out renders)\n", e.worlds);
+    let _ = writeln!(s, "| evaluator | metric | value |\n|---|---|---|");
+    let _ = writeln!(s, "| car detector | AP50 ({} cars ≥ {MIN_CAR_PX} px) | {} |", e.detector_cars, f3(e.detector_ap50));
+    let _ = writeln!(s, "| car detector | mean IoU of matches | {} |", f3(e.detector_mean_iou));
+    let _ = writeln!(s, "| car detector | recall at IoU 0.5 | {} |", f3(e.detector_recall));
+    let _ = writeln!(s, "| condition classifier | day/night accuracy | {} |", f3(e.day_night));
+    let _ = writeln!(s, "| condition classifier | crowdedness exact | {} |", f3(e.crowdedness_exact));
+    let _ = writeln!(s, "| condition classifier | crowdedness ±1 | {} |\n", f3(e.crowdedness_within_one));
+    let _ = writeln!(s, "- detector: {}\n- classifier: {}\n", e.detector_training, e.classifier_training);
+
+    let _ = writeln!(s, "## Generated vs the world's renders\n");
+    let _ = writeln!(
+        s,
+        "The right column measures the world's own renders like a generator: for the layout, condition and \
+         temporal metrics it is the ceiling the evaluators allow; Fréchet distances are 0 there by definition.\n"
+    );
+    let _ = writeln!(s, "| metric | generated | world renders |\n|---|---|---|");
+    for ((name, generated), (_, reference)) in metric_rows(&r.generated).into_iter().zip(metric_rows(&r.reference)) {
+        let reference = if name.starts_with("Fréchet") { "0 (itself)".into() } else { reference };
+        let _ = writeln!(s, "| {name} | {generated} | {reference} |");
+    }
+    let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", r.generated.generation_s);
+
+    if let Some(d) = &r.drift {
+        let _ = writeln!(s, "## Long-horizon drift\n");
+        let _ = writeln!(
+            s,
+            "One future of {} s per scene against the world's own rollout of the same length, Fréchet distance² of \
+             frame features per {} s segment (one subspace for all segments). Kept short to fit a CPU run: the \
+             issue's 5-minute rollout is the same command with `--drift-seconds 300 --drift-segment 60`.\n",
+            d.seconds, d.segment_s
+        );
+        let _ = writeln!(s, "| segment (s) | frames (all scenes) | Fréchet² |\n|---|---|---|");
+        for seg in &d.segments {
+            let v = seg.frechet_frames.map_or_else(|| seg.note.clone().unwrap_or_default(), |v| g3(Some(v)));
+            let _ = writeln!(s, "| {:.1}–{:.1} | {} | {} |", seg.start_s, seg.end_s, seg.frames, v);
+        }
+        let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", d.generation_s);
+    }
+
+    if !r.ablations.is_empty() {
+        let _ = writeln!(s, "## Ablations\n");
+        let _ = writeln!(s, "Same scenes, futures and reference as above; one setting changed per row.\n");
+    }
+    for t in &r.ablations {
+        let _ = writeln!(s, "### {}\n", t.name);
+        let _ = writeln!(
+            s,
+            "| setting | AP50 | mIoU | day/night | crowd exact | crowd ±1 | FD² frames | FD² clips | flicker | \
+             continuity | diversity | time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for row in &t.rows {
+            let m = &row.metrics;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                row.label,
+                f3(m.layout_ap50),
+                f3(m.layout_mean_iou),
+                f3(m.day_night),
+                f3(m.crowdedness_exact),
+                f3(m.crowdedness_within_one),
+                g3(m.frechet_frames),
+                g3(m.frechet_clips),
+                f3(m.flicker_static),
+                f3(m.track_continuity),
+                g3(m.diversity),
+                m.generation_s
+            );
+        }
+        let _ = writeln!(s);
+    }
+
+    if !plots.is_empty() {
+        let _ = writeln!(s, "## Plots\n");
+        for (title, path) in plots {
+            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let _ = writeln!(s, "![{title}]({name})\n");
+        }
+        if plots.iter().any(|(t, _)| t == "Samples") {
+            let _ = writeln!(
+                s,
+                "Samples: one row per scene (first scenes); columns: world frame 0, generated frame 0, world last \
+                 frame, generated last frame (future 0).\n"
+            );
+        }
+    }
+
+    let mut notes: Vec<String> = r.generated.unavailable.iter().map(|n| format!("generated: {n}")).collect();
+    notes.extend(r.reference.unavailable.iter().map(|n| format!("world renders: {n}")));
+    for t in &r.ablations {
+        for row in &t.rows {
+            notes.extend(row.metrics.unavailable.iter().map(|n| format!("{} / {}: {n}", t.name, row.label)));
+        }
+    }
+    notes.sort();
+    notes.dedup();
+    if !notes.is_empty() {
+        let _ = writeln!(s, "## Not measurable\n");
+        for n in notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s);
+    }
+    s
+}

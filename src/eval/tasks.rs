@@ -1,0 +1,229 @@
+//! The evaluators as stages of the shared training loop (`train::fit`), and their own
+//! accuracy on held-out renders. Training worlds come from `FrameSource` (seeds below
+//! `data::EVAL_SEED_BASE`); accuracy is measured only on seeds from it upwards.
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+
+use crate::data::EVAL_SEED_BASE;
+use crate::scenario::Conditions;
+use crate::train::init::seeded_init;
+use crate::train::{Batch, FrameSource, Task, TrainError};
+use crate::world::Box2d;
+
+use super::centernet::{DetectorTargets, detector_loss};
+use super::classifier::{ClassifierConfig, ConditionClassifier};
+use super::conditions::{ConditionAccuracy, condition_accuracy};
+use super::detection::{AP50_IOU, DetectionScores, ImageDetections, evaluate_detections};
+use super::detector::{Detector, DetectorConfig};
+use super::error::MetricError;
+
+/// Cars whose box is narrower or lower than this many pixels (at the evaluator's
+/// resolution) are neither trained on nor counted: below one heatmap cell there is
+/// nothing to find (KITTI likewise ignores boxes under 25 px at its 375-px height).
+pub const MIN_CAR_PX: f32 = 4.0;
+
+/// Peaks decoded per image when measuring AP (more than any world has cars in view).
+pub const DETECTIONS_PER_IMAGE: usize = 32;
+
+/// Frames per forward pass when measuring held-out accuracy.
+const EVAL_CHUNK: usize = 8;
+
+/// A frame of world `seed` as `[3, h, w]`, its conditions and its findable cars in pixels.
+fn sample<B: Backend>(frames: &FrameSource, seed: u64, device: &B::Device) -> (Tensor<B, 3>, Conditions, Vec<Box2d>) {
+    let (frame, conditions, boxes) = frames.labelled_frame::<B>(seed, device);
+    let [_, h, w] = frame.dims();
+    let (h, w) = (h as f32, w as f32);
+    let boxes = boxes
+        .into_iter()
+        .map(|b| Box2d { x1: b[0] * w, y1: b[1] * h, x2: b[2] * w, y2: b[3] * h })
+        .filter(|b| b.width() >= MIN_CAR_PX && b.height() >= MIN_CAR_PX)
+        .collect();
+    (frame, conditions, boxes)
+}
+
+/// Trains the car detector on rendered frames and their visible cars.
+pub struct DetectorTask {
+    pub config: DetectorConfig,
+    pub frames: FrameSource,
+    pub batch: usize,
+}
+
+impl<B: AutodiffBackend> Task<B> for DetectorTask {
+    type Model = Detector<B>;
+
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
+        Ok(seeded_init(self.config.init(device), seed))
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    /// The detector draws nothing at random and has no dropout: both batches alike.
+    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, _: Batch, device: &B::Device) -> Tensor<B, 1> {
+        let (images, boxes): (Vec<_>, Vec<_>) =
+            seeds.iter().map(|&s| sample::<B>(&self.frames, s, device)).map(|(f, _, b)| (f, b)).unzip();
+        let images = Tensor::stack(images, 0);
+        let [_, _, h, w] = images.dims();
+        let targets = DetectorTargets::new(&boxes, (h, w), self.config.stride(), device);
+        detector_loss(&model.forward(images), &targets).total
+    }
+}
+
+/// Trains the day/night and crowdedness classifier on rendered frames.
+pub struct ClassifierTask {
+    pub config: ClassifierConfig,
+    pub frames: FrameSource,
+    pub batch: usize,
+}
+
+impl<B: AutodiffBackend> Task<B> for ClassifierTask {
+    type Model = ConditionClassifier<B>;
+
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
+        Ok(seeded_init(self.config.init(device), seed))
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, _: Batch, device: &B::Device) -> Tensor<B, 1> {
+        let (images, conditions): (Vec<_>, Vec<_>) =
+            seeds.iter().map(|&s| sample::<B>(&self.frames, s, device)).map(|(f, c, _)| (f, c)).unzip();
+        model.forward(Tensor::stack(images, 0)).loss(&conditions)
+    }
+}
+
+/// Refuses seeds of the training range: held-out accuracy must not see training worlds.
+fn check_held_out(seeds: &[u64]) -> Result<(), MetricError> {
+    match seeds.iter().find(|&&s| s < EVAL_SEED_BASE) {
+        Some(&seed) => Err(MetricError::TrainingSeed { seed }),
+        None => Ok(()),
+    }
+}
+
+/// The detector's AP50 and mean IoU on the renders of held-out worlds `seeds` against
+/// the world's labels (findable cars only, see [`MIN_CAR_PX`]).
+pub fn detector_accuracy<B: Backend>(
+    model: &Detector<B>,
+    frames: &FrameSource,
+    seeds: &[u64],
+    device: &B::Device,
+) -> Result<DetectionScores, MetricError> {
+    check_held_out(seeds)?;
+    let mut images = Vec::with_capacity(seeds.len());
+    for chunk in seeds.chunks(EVAL_CHUNK) {
+        let (frames, boxes): (Vec<_>, Vec<_>) =
+            chunk.iter().map(|&s| sample::<B>(frames, s, device)).map(|(f, _, b)| (f, b)).unzip();
+        let detections = model.detect(Tensor::stack(frames, 0), DETECTIONS_PER_IMAGE);
+        images.extend(
+            detections
+                .into_iter()
+                .zip(boxes)
+                .map(|(detections, ground_truth)| ImageDetections { detections, ground_truth }),
+        );
+    }
+    evaluate_detections(&images, AP50_IOU)
+}
+
+/// The classifier's condition accuracy on the renders of held-out worlds `seeds`.
+pub fn classifier_accuracy<B: Backend>(
+    model: &ConditionClassifier<B>,
+    frames: &FrameSource,
+    seeds: &[u64],
+    device: &B::Device,
+) -> Result<ConditionAccuracy, MetricError> {
+    check_held_out(seeds)?;
+    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    for chunk in seeds.chunks(EVAL_CHUNK) {
+        let (frames, conditions): (Vec<_>, Vec<_>) =
+            chunk.iter().map(|&s| sample::<B>(frames, s, device)).map(|(f, c, _)| (f, c)).unzip();
+        predicted.extend(model.predict(Tensor::stack(frames, 0)));
+        truth.extend(conditions);
+    }
+    condition_accuracy(&truth, &predicted)
+}
+
+/// Mean loss of `task` on held-out worlds `seeds` (for reports beside the accuracy).
+pub fn held_out_loss<B: AutodiffBackend, T: Task<B>>(
+    task: &T,
+    model: &T::Model,
+    seeds: &[u64],
+    device: &B::Device,
+) -> Result<f32, MetricError> {
+    check_held_out(seeds)?;
+    Ok(task.batch_loss(model, seeds, 0, Batch::HeldOut, device).into_scalar().elem())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use burn::backend::{Autodiff, Flex};
+
+    use super::*;
+    use crate::train::{LoopConfig, fit};
+
+    type AB = Autodiff<Flex>;
+
+    fn loop_config(steps: u64) -> LoopConfig {
+        LoopConfig {
+            steps,
+            lr: 5e-3,
+            warmup_steps: 2,
+            grad_clip: 5.0,
+            ema_decay: 0.5,
+            checkpoint_every: 1000,
+            eval_every: steps,
+            init_seed: 4,
+            data_parallel: 1,
+        }
+    }
+
+    fn run_dir(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("latentdrive-eval-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn the_detector_trains_in_the_shared_loop_and_reports_held_out_accuracy() {
+        let dev = Default::default();
+        let task = DetectorTask { config: DetectorConfig::micro(), frames: FrameSource::new(64, 128, 3), batch: 2 };
+        let held_out = FrameSource::held_out_seeds(4);
+        let initial =
+            held_out_loss::<AB, _>(&task, &Task::<AB>::init(&task, &dev, 4).unwrap(), &held_out, &dev).unwrap();
+        let dir = run_dir("detector");
+        let fitted = fit::<AB, _>(&task, &loop_config(30), &dir, false, &dev, &AtomicBool::new(false), |_| {}).unwrap();
+        let trained = held_out_loss::<AB, _>(&task, &fitted.model, &held_out, &dev).unwrap();
+        eprintln!("detector task: held-out loss {initial:.3} → {trained:.3} after 30 steps");
+        assert!(trained < 0.8 * initial, "held-out loss {initial} → {trained}");
+        let scores = detector_accuracy(&fitted.ema.model, &task.frames, &held_out, &dev).unwrap();
+        eprintln!("detector task: held-out {scores:?}");
+        assert!(scores.ground_truth > 0 && (0.0..=1.0).contains(&scores.ap), "{scores:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn held_out_accuracy_refuses_training_seeds() {
+        let dev = Default::default();
+        let frames = FrameSource::new(32, 64, 3);
+        let model = ClassifierConfig::micro().init::<Flex>(&dev);
+        let seeds = [EVAL_SEED_BASE, frames.train_seed(0, 0)];
+        let err = classifier_accuracy(&model, &frames, &seeds, &dev).unwrap_err();
+        assert_eq!(err, MetricError::TrainingSeed { seed: seeds[1] });
+        assert!(err.to_string().contains("training range"));
+        let ok = classifier_accuracy(&model, &frames, &FrameSource::held_out_seeds(3), &dev).unwrap();
+        assert_eq!(ok.samples, 3);
+    }
+}
