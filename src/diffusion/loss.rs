@@ -54,7 +54,8 @@ impl LossWeighting {
     /// One weight per sample for timesteps `t`, for a model trained with `prediction`.
     ///
     /// Min-SNR-γ wants the x_0-error weighted by `min(SNR, γ)`; an ε-loss already carries a
-    /// factor SNR and a v-loss a factor SNR + 1 relative to that, hence the divisions.
+    /// factor SNR and a v-loss a factor SNR + 1 relative to that, hence the divisions (an
+    /// x_0-loss is the x_0-error itself).
     pub fn weights(&self, schedule: &NoiseSchedule, t: &[usize], prediction: Prediction) -> Vec<f64> {
         match *self {
             LossWeighting::Uniform => vec![1.0; t.len()],
@@ -66,6 +67,7 @@ impl LossWeighting {
                     match prediction {
                         Prediction::Epsilon => capped / snr,
                         Prediction::V => capped / (snr + 1.0),
+                        Prediction::Sample => capped,
                     }
                 })
                 .collect(),

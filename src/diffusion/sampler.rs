@@ -209,9 +209,9 @@ mod tests {
             let eps = x_t.clone().sub_scalar(a.sqrt() * mu).mul_scalar((1.0 - a).sqrt() / var);
             match self.prediction {
                 Prediction::Epsilon => eps,
-                Prediction::V => {
+                prediction => {
                     let x0 = self.schedule.estimate(x_t, eps.clone(), &[t], Prediction::Epsilon).x0;
-                    self.schedule.training_target(x0, eps, &[t], Prediction::V)
+                    self.schedule.training_target(x0, eps, &[t], prediction)
                 }
             }
         }
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn ddim_with_exact_oracle_recovers_the_gaussian() {
         let (sigma, mu) = (1.0, 1.5);
-        for prediction in [Prediction::Epsilon, Prediction::V] {
+        for prediction in [Prediction::Epsilon, Prediction::V, Prediction::Sample] {
             let oracle = GaussianOracle::new(prediction, sigma, [mu; 3]);
             let s = sampler(prediction, 50, 0.0, Guidance::NONE);
             let mut rng = ChaCha8Rng::seed_from_u64(0);

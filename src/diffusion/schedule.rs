@@ -62,6 +62,10 @@ pub enum Prediction {
     Epsilon,
     /// The velocity `v = √ᾱ · ε − √(1 − ᾱ) · x_0` (Salimans & Ho 2022; SVD, Video LDM notes §5).
     V,
+    /// The clean sample x_0 itself (DDPM's "x_0-parameterisation"): the error of x̂_0 is the
+    /// model's error at every noise level. The pixel-space upsampler uses it, see
+    /// `model::UpsamplerConfig::prediction`.
+    Sample,
 }
 
 /// Everything a trained model's diffusion needs, as one record for the weights manifest.
@@ -192,6 +196,7 @@ impl NoiseSchedule {
                 let a = self.alpha_bars(t);
                 scale(noise, &sqrt_of(&a)) - scale(x0, &sqrt_of(&one_minus(&a)))
             }
+            Prediction::Sample => x0,
         }
     }
 
@@ -229,6 +234,12 @@ pub(crate) fn estimate_at<B: Backend, const D: usize>(
             let x0 = scale(x_t.clone(), &sqrt_a) - scale(output.clone(), &sqrt_1ma);
             let eps = scale(x_t, &sqrt_1ma) + scale(output, &sqrt_a);
             Estimate { x0, eps }
+        }
+        // ε = (x_t − √ᾱ x_0) / √(1−ᾱ).
+        Prediction::Sample => {
+            let inv_sqrt_1ma: Vec<f64> = sqrt_1ma.iter().map(|s| 1.0 / s).collect();
+            let eps = scale(x_t - scale(output.clone(), &sqrt_a), &inv_sqrt_1ma);
+            Estimate { x0: output, eps }
         }
     }
 }
@@ -340,13 +351,13 @@ mod tests {
     }
 
     #[test]
-    fn targets_and_estimates_round_trip_for_both_predictions() {
+    fn targets_and_estimates_round_trip_for_every_prediction() {
         let s = NoiseSchedule::ldm();
         let x0 = tensor(&[1.0, 2.0, -1.0, 0.5, 0.0, -2.0], [3, 1, 2]);
         let noise = tensor(&[0.3, -0.7, 1.1, 0.2, -1.5, 0.9], [3, 1, 2]);
         let t = [0, 500, 999];
         let x_t = s.add_noise(x0.clone(), noise.clone(), &t);
-        for prediction in [Prediction::Epsilon, Prediction::V] {
+        for prediction in [Prediction::Epsilon, Prediction::V, Prediction::Sample] {
             let target = s.training_target(x0.clone(), noise.clone(), &t, prediction);
             let est = s.estimate(x_t.clone(), target.clone(), &t, prediction);
             // x̂_0 at t = 999 divides by √ᾱ ≈ 0.07 for ε: f32 error grows by ~15×.

@@ -11,6 +11,7 @@ use crate::world::Box2d;
 
 use super::classifier::ConditionClassifier;
 use super::conditions::condition_accuracy;
+use super::crowd::{CountCrowdedness, car_count};
 use super::detection::{AP50_IOU, Detection, ImageDetections, evaluate_detections};
 use super::detector::Detector;
 use super::diversity::mean_pairwise_distance;
@@ -40,6 +41,8 @@ pub type SceneFrames = Vec<Vec<Vec<RgbImage>>>;
 pub struct Judges<'a, B: Backend> {
     pub detector: &'a Detector<B>,
     pub classifier: &'a ConditionClassifier<B>,
+    /// Crowdedness from the detector's car count (see `crowd`), where calibrated.
+    pub crowd: Option<&'a CountCrowdedness>,
     pub device: &'a B::Device,
 }
 
@@ -137,6 +140,9 @@ pub struct SettingMetrics {
     pub day_night: Option<f32>,
     pub crowdedness_exact: Option<f32>,
     pub crowdedness_within_one: Option<f32>,
+    /// Crowdedness read from the detected car count, exact and within one level.
+    pub crowdedness_count_exact: Option<f32>,
+    pub crowdedness_count_within_one: Option<f32>,
     /// Squared Fréchet distance of frame features to the reference (principal subspace).
     pub frechet_frames: Option<f64>,
     /// Squared Fréchet distance of clip features to the reference (principal subspace).
@@ -197,6 +203,20 @@ pub fn measure<B: Backend>(
     if let Some(a) = m.note("conditions", condition_accuracy(&requested, &readout.conditions)) {
         (m.day_night, m.crowdedness_exact, m.crowdedness_within_one) =
             (Some(a.time_of_day), Some(a.crowdedness_exact), Some(a.crowdedness_within_one));
+    }
+    if let Some(crowd) = judges.crowd {
+        let predicted: Vec<Conditions> = readout
+            .detections
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(&requested)
+            .map(|(d, r)| Conditions { crowdedness: crowd.level(car_count(d)), ..*r })
+            .collect();
+        if let Some(a) = m.note("crowdedness from car count", condition_accuracy(&requested, &predicted)) {
+            (m.crowdedness_count_exact, m.crowdedness_count_within_one) =
+                (Some(a.crowdedness_exact), Some(a.crowdedness_within_one));
+        }
     }
 
     // Fréchet distances in the reference's principal subspaces.
@@ -296,7 +316,7 @@ mod tests {
         let dev = Default::default();
         let detector = DetectorConfig::micro().init::<Flex>(&dev);
         let classifier = ClassifierConfig::micro().init::<Flex>(&dev);
-        let judges = Judges { detector: &detector, classifier: &classifier, device: &dev };
+        let judges = Judges { detector: &detector, classifier: &classifier, crowd: None, device: &dev };
         let (scenes, frames) = fixture();
         let reference = Reference::new(&judges, frames.clone(), (4, 2)).unwrap();
         let ideal = measure(&judges, &scenes, &reference, None);

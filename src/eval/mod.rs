@@ -23,6 +23,7 @@ pub mod backbone;
 pub mod centernet;
 pub mod classifier;
 pub mod conditions;
+pub mod crowd;
 pub mod detection;
 pub mod detector;
 pub mod diversity;

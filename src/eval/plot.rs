@@ -1,5 +1,6 @@
 //! Line plots of the report (ablation sweeps, drift per segment), drawn with plotters
-//! into PNGs written atomically.
+//! into PNGs written atomically. The compiled-in font is an ASCII subset: labels must
+//! stay ASCII ("Frechet d^2", "+-1"), other glyphs draw as boxes.
 
 use std::path::Path;
 use std::sync::Once;

@@ -33,17 +33,17 @@ pub fn write_report(results: &EvalResults, dir: &Path, command: &str) -> Result<
         };
         let png = dir.join(format!("ablation_{}_frechet.png", table.parameter));
         let fd = [
-            series("Fréchet, frames", &|m| m.frechet_frames),
-            series("Fréchet, clips", &|m| m.frechet_clips),
+            series("Frechet d^2, frames", &|m| m.frechet_frames),
+            series("Frechet d^2, clips", &|m| m.frechet_clips),
         ];
-        if write_line_plot(&png, &format!("{}: Fréchet distance", table.name), &table.parameter, "d²", &fd)? {
+        if write_line_plot(&png, &format!("{}: Frechet distance", table.name), &table.parameter, "d^2", &fd)? {
             plots.push((table.name.clone() + ": Fréchet distances", png));
         }
         let png = dir.join(format!("ablation_{}_scores.png", table.parameter));
         let scores = [
             series("layout AP50", &|m| m.layout_ap50.map(f64::from)),
             series("day/night acc.", &|m| m.day_night.map(f64::from)),
-            series("crowdedness ±1 acc.", &|m| m.crowdedness_within_one.map(f64::from)),
+            series("crowdedness (car count) +-1 acc.", &|m| m.crowdedness_count_within_one.map(f64::from)),
             series("track continuity", &|m| m.track_continuity.map(f64::from)),
         ];
         if write_line_plot(&png, &format!("{}: scores", table.name), &table.parameter, "0..1", &scores)? {
@@ -53,10 +53,10 @@ pub fn write_report(results: &EvalResults, dir: &Path, command: &str) -> Result<
     if let Some(d) = &results.drift {
         let png = dir.join("drift.png");
         let s = [Series {
-            name: "Fréchet, frames".into(),
+            name: "Frechet d^2, frames".into(),
             points: d.segments.iter().filter_map(|s| s.frechet_frames.map(|f| (s.start_s as f64, f))).collect(),
         }];
-        if write_line_plot(&png, "Long-horizon drift", "segment start (s)", "d²", &s)? {
+        if write_line_plot(&png, "Long-horizon drift", "segment start (s)", "d^2", &s)? {
             plots.push(("Long-horizon drift".into(), png));
         }
     }
@@ -90,6 +90,8 @@ fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
         ("day/night accuracy ↑", f3(m.day_night)),
         ("crowdedness accuracy, exact ↑", f3(m.crowdedness_exact)),
         ("crowdedness accuracy, ±1 ↑", f3(m.crowdedness_within_one)),
+        ("crowdedness from detected car count, exact ↑", f3(m.crowdedness_count_exact)),
+        ("crowdedness from detected car count, ±1 ↑", f3(m.crowdedness_count_within_one)),
         ("Fréchet distance², frames ↓", g3(m.frechet_frames)),
         ("Fréchet distance², clips ↓", g3(m.frechet_clips)),
         ("flicker on static pixels (0..1) ↓", f3(m.flicker_static)),
@@ -163,7 +165,19 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let _ = writeln!(s, "| car detector | recall at IoU 0.5 | {} |", f3(e.detector_recall));
     let _ = writeln!(s, "| condition classifier | day/night accuracy | {} |", f3(e.day_night));
     let _ = writeln!(s, "| condition classifier | crowdedness exact | {} |", f3(e.crowdedness_exact));
-    let _ = writeln!(s, "| condition classifier | crowdedness ±1 | {} |\n", f3(e.crowdedness_within_one));
+    let _ = writeln!(s, "| condition classifier | crowdedness ±1 | {} |", f3(e.crowdedness_within_one));
+    let _ = writeln!(s, "| detector car count | crowdedness exact | {} |", f3(e.count_crowdedness_exact));
+    let _ = writeln!(s, "| detector car count | crowdedness ±1 | {} |\n", f3(e.count_crowdedness_within_one));
+    if let Some(c) = &e.count_crowdedness {
+        let _ = writeln!(
+            s,
+            "Crowdedness from the car count: detections with score ≥ {TRACK_SCORE} counted per frame; level = \
+             thresholds reached, thresholds {:?} fitted on {} training-range renders (mean counts per level {:?}).\n",
+            c.thresholds,
+            super::crowd::CALIBRATION_WORLDS,
+            c.mean_counts
+        );
+    }
     let _ = writeln!(s, "- detector: {}\n- classifier: {}\n", e.detector_training, e.classifier_training);
 
     let _ = writeln!(s, "## Generated vs the world's renders\n");
@@ -204,20 +218,21 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         let _ = writeln!(s, "### {}\n", t.name);
         let _ = writeln!(
             s,
-            "| setting | AP50 | mIoU | day/night | crowd exact | crowd ±1 | FD² frames | FD² clips | flicker | \
-             continuity | diversity | time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "| setting | AP50 | mIoU | day/night | crowd exact | crowd ±1 | crowd (count) ±1 | FD² frames | FD² clips | \
+             flicker | continuity | diversity | time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for row in &t.rows {
             let m = &row.metrics;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 row.label,
                 f3(m.layout_ap50),
                 f3(m.layout_mean_iou),
                 f3(m.day_night),
                 f3(m.crowdedness_exact),
                 f3(m.crowdedness_within_one),
+                f3(m.crowdedness_count_within_one),
                 g3(m.frechet_frames),
                 g3(m.frechet_clips),
                 f3(m.flicker_static),

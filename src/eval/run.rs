@@ -16,6 +16,7 @@ use crate::data::EVAL_SEED_BASE;
 use crate::pipeline::{self, DecoderMode, FrameSink, GenerateOptions, Generator, PipelineError, UpsampleMode};
 use crate::train::FrameSource;
 
+use super::crowd::CountCrowdedness;
 use super::error::MetricError;
 use super::features::Features;
 use super::frechet::frechet_distance;
@@ -89,6 +90,10 @@ pub struct EvaluatorAccuracy {
     pub day_night: Option<f32>,
     pub crowdedness_exact: Option<f32>,
     pub crowdedness_within_one: Option<f32>,
+    /// Crowdedness from the detector's car count (thresholds fitted on training-range renders).
+    pub count_crowdedness: Option<CountCrowdedness>,
+    pub count_crowdedness_exact: Option<f32>,
+    pub count_crowdedness_within_one: Option<f32>,
     /// Training facts recorded with each (steps, wall time, notes).
     pub detector_training: String,
     pub classifier_training: String,
@@ -215,7 +220,13 @@ pub fn evaluate<B: Backend>(
     let device = &generator.device;
     let size = generator.models.frame_size();
     check(generator, evaluators, opts)?;
-    let judges = Judges { detector: &evaluators.detector, classifier: &evaluators.classifier, device };
+    let crowd = CountCrowdedness::fit(&evaluators.detector, size, device);
+    let judges = Judges {
+        detector: &evaluators.detector,
+        classifier: &evaluators.classifier,
+        crowd: crowd.as_ref().ok(),
+        device,
+    };
     let scenes: Vec<EvalScene> =
         (0..opts.scenes).map(|i| EvalScene::new(i, size, generator.models.image_ldm.box_slots())).collect();
 
@@ -248,6 +259,8 @@ pub fn evaluate<B: Backend>(
     (progress.on_progress)(EvalProgress { what: "evaluators' held-out accuracy", done: 0, total });
     let det = detector_accuracy(&evaluators.detector, &frames, &held_out, device);
     let cls = classifier_accuracy(&evaluators.classifier, &frames, &held_out, device);
+    let count = crowd.as_ref().ok().map(|c| c.accuracy(&evaluators.detector, &frames, &held_out, device));
+    let count = count.and_then(Result::ok);
     let facts = |f: &Option<crate::weights::TrainingFacts>| {
         f.as_ref().map_or_else(String::new, |f| {
             format!("{} steps in {:.0} s on {}; {}", f.steps, f.wall_time_s, f.hardware, f.notes)
@@ -262,6 +275,9 @@ pub fn evaluate<B: Backend>(
         day_night: cls.as_ref().ok().map(|a| a.time_of_day),
         crowdedness_exact: cls.as_ref().ok().map(|a| a.crowdedness_exact),
         crowdedness_within_one: cls.as_ref().ok().map(|a| a.crowdedness_within_one),
+        count_crowdedness: crowd.as_ref().ok().cloned(),
+        count_crowdedness_exact: count.map(|a| a.crowdedness_exact),
+        count_crowdedness_within_one: count.map(|a| a.crowdedness_within_one),
         detector_training: facts(&evaluators.facts[0]),
         classifier_training: facts(&evaluators.facts[1]),
     };

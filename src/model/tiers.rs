@@ -188,7 +188,7 @@ fn build(tier: ModelTier, frame_size: (usize, usize), window: usize, w: Widths) 
         interpolator,
         upsampler: UpsamplerConfig::new(upsampler_unet)
             .with_unshuffle(w.unshuffle)
-            .with_prediction(crate::diffusion::Prediction::V),
+            .with_prediction(crate::diffusion::Prediction::Sample),
         // On 2 CPU cores whole 128×256 frames cost 2.8 s per frame forward and backward.
         autoencoder_crop: (tier == ModelTier::Tiny).then_some((64, 128)),
         // A quarter of the 512×1024 frame for tiny (CPU), a half otherwise.
