@@ -119,7 +119,8 @@ fn gui(a: GuiArgs) -> Result<ExitCode> {
         generate_cmd::DeviceArg::Cpu => latentdrive::app::Device::Cpu,
         generate_cmd::DeviceArg::Cuda => latentdrive::app::Device::Cuda,
     };
-    let opts = latentdrive::gui::GuiOptions { file: a.file, drive: a.drive, weights: a.weights, device, runs_dir: a.runs };
+    let opts =
+        latentdrive::gui::GuiOptions { file: a.file, drive: a.drive, weights: a.weights, device, runs_dir: a.runs };
     latentdrive::gui::run(opts).map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -448,18 +449,21 @@ fn train_evaluator(evaluator: eval::Evaluator, tier: ModelTier, a: &TrainArgs) -
         weights_dir: a.weights.clone().unwrap_or_else(|| eval::default_evaluators_dir(tier)),
         resume: a.resume,
     };
-    let report = with_training_loop(evaluator.name(), a, &opts.run_dir, a.resume, |cancel, on_event| match a.device {
-        generate_cmd::DeviceArg::Cpu => Ok(eval::train_evaluator(&opts, cancel, on_event)),
-        #[cfg(feature = "cuda")]
-        generate_cmd::DeviceArg::Cuda => Ok(eval::train_evaluator_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            &opts,
-            &Default::default(),
-            cancel,
-            on_event,
-        )),
-        #[cfg(not(feature = "cuda"))]
-        generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
-    })??;
+    let report =
+        with_training_loop(evaluator.name(), a, &opts.run_dir, a.resume, |cancel, on_event| match a.device {
+            generate_cmd::DeviceArg::Cpu => Ok(eval::train_evaluator(&opts, cancel, on_event)),
+            #[cfg(feature = "cuda")]
+            generate_cmd::DeviceArg::Cuda => {
+                Ok(eval::train_evaluator_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+                    &opts,
+                    &Default::default(),
+                    cancel,
+                    on_event,
+                ))
+            }
+            #[cfg(not(feature = "cuda"))]
+            generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
+        })??;
     print_fit(evaluator.name(), &report.summary, &opts.run_dir);
     if let Some(acc) = &report.accuracy {
         println!("{} (EMA weights)", acc);

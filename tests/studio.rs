@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use latentdrive::app::{Activity, Composer, RecentFiles, Studio, View};
 use latentdrive::app::drive::{self, SetFields, Step};
+use latentdrive::app::{Activity, Composer, RecentFiles, Studio, View};
 use latentdrive::scenario;
 
 mod common;

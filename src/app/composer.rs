@@ -69,12 +69,25 @@ const HISTORY: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Gesture {
     /// Dragging out a new box from `start`.
-    Create { start: [f32; 2], now: [f32; 2] },
+    Create {
+        start: [f32; 2],
+        now: [f32; 2],
+    },
     /// Moving box `index` (camera view) by the pointer's travel from `grab`.
-    Move { index: usize, grab: [f32; 2], original: ImageBox },
-    Resize { index: usize, corner: Corner, original: ImageBox },
+    Move {
+        index: usize,
+        grab: [f32; 2],
+        original: ImageBox,
+    },
+    Resize {
+        index: usize,
+        corner: Corner,
+        original: ImageBox,
+    },
     /// Dragging car `index` in the BEV view.
-    Place { index: usize },
+    Place {
+        index: usize,
+    },
 }
 
 /// The scenario under edit with its selection, gesture and history.
@@ -265,8 +278,12 @@ impl Composer {
                         // Keep the whole box inside the image.
                         let dx = dx.clamp(-original.x1, 1.0 - original.x2);
                         let dy = dy.clamp(-original.y1, 1.0 - original.y2);
-                        let moved =
-                            ImageBox { x1: original.x1 + dx, y1: original.y1 + dy, x2: original.x2 + dx, y2: original.y2 + dy };
+                        let moved = ImageBox {
+                            x1: original.x1 + dx,
+                            y1: original.y1 + dy,
+                            x2: original.x2 + dx,
+                            y2: original.y2 + dy,
+                        };
                         self.set_image_box(index, moved);
                     }
                     Some(Gesture::Resize { index, corner, original }) => {
@@ -313,12 +330,17 @@ impl Composer {
             Pointer::Press(p) => {
                 self.message = None;
                 let hit = (0..self.scenario.boxes.len()).rev().find(|&i| {
-                    bev_position(&self.scenario.boxes[i]).is_some_and(|q| (q[0] - p[0]).abs() < 1.2 && (q[1] - p[1]).abs() < 3.0)
+                    bev_position(&self.scenario.boxes[i])
+                        .is_some_and(|q| (q[0] - p[0]).abs() < 1.2 && (q[1] - p[1]).abs() < 3.0)
                 });
                 let index = match hit {
                     Some(i) => i,
                     None => {
-                        self.scenario.boxes.push(BoxSpec { class: ObjectClass::Car, image: None, road: Some(road_at(p)) });
+                        self.scenario.boxes.push(BoxSpec {
+                            class: ObjectClass::Car,
+                            image: None,
+                            road: Some(road_at(p)),
+                        });
                         self.scenario.boxes.len() - 1
                     }
                 };

@@ -29,7 +29,11 @@ pub enum Step {
     Open(PathBuf),
     /// Press at `from`, drag through the midpoint, release at `to`, in `view`'s
     /// coordinates (normalised image coordinates, or BEV metres `(lateral, ahead)`).
-    Drag { view: View, from: (f32, f32), to: (f32, f32) },
+    Drag {
+        view: View,
+        from: (f32, f32),
+        to: (f32, f32),
+    },
     /// Change side-panel settings; unset fields stay as they are.
     Set(SetFields),
     Undo,
@@ -39,7 +43,9 @@ pub enum Step {
     Generate,
     Cancel,
     /// Wait until no job runs, failing after `timeout_s`.
-    WaitIdle { timeout_s: f32 },
+    WaitIdle {
+        timeout_s: f32,
+    },
     /// Let the app draw this many frames.
     Frames(u32),
     /// Let the app run for this many seconds (e.g. to catch a generation mid-way).
@@ -142,7 +148,12 @@ pub fn apply(studio: &mut Studio, step: &Step) -> bool {
         Step::Cancel => studio.cancel(),
         Step::Replay(p) => studio.replay(p),
         Step::Export(p) => studio.export(p),
-        Step::WaitIdle { .. } | Step::Frames(_) | Step::Sleep(_) | Step::Screenshot(_) | Step::State(_) | Step::Quit => return false,
+        Step::WaitIdle { .. }
+        | Step::Frames(_)
+        | Step::Sleep(_)
+        | Step::Screenshot(_)
+        | Step::State(_)
+        | Step::Quit => return false,
     }
     true
 }

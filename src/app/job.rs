@@ -2,9 +2,9 @@
 //! polls [`Job::poll`] once per frame and never waits on the models.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use burn::tensor::backend::Backend;
@@ -70,11 +70,20 @@ impl Device {
 pub enum JobMsg {
     /// The run's sizes, known once the models are loaded.
     Planned(Plan),
-    Progress { future: Option<usize>, phase: Phase, done: usize, total: usize },
+    Progress {
+        future: Option<usize>,
+        phase: Phase,
+        done: usize,
+        total: usize,
+    },
     /// Frame 0 (preview size).
     FirstFrame(RgbImage),
     /// Frame `index` of future `future` (preview size).
-    Frame { future: usize, index: usize, image: RgbImage },
+    Frame {
+        future: usize,
+        index: usize,
+        image: RgbImage,
+    },
     Finished(Result<JobOutcome, JobError>),
 }
 
@@ -139,9 +148,7 @@ impl Job {
         })
     }
 
-    fn spawn(
-        work: impl FnOnce(&Sender<JobMsg>, &AtomicBool) -> Result<JobOutcome, JobError> + Send + 'static,
-    ) -> Job {
+    fn spawn(work: impl FnOnce(&Sender<JobMsg>, &AtomicBool) -> Result<JobOutcome, JobError> + Send + 'static) -> Job {
         let (tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = cancel.clone();
@@ -204,7 +211,9 @@ fn check_available(device: Device) -> Result<(), JobError> {
     if device.available() {
         Ok(())
     } else {
-        Err(JobError::Failed("this build has no CUDA support: build with `cargo build --release --features cuda`".into()))
+        Err(JobError::Failed(
+            "this build has no CUDA support: build with `cargo build --release --features cuda`".into(),
+        ))
     }
 }
 
@@ -219,7 +228,8 @@ fn generate_on<B: Backend>(
     let plan = generator.plan(&job.request.scenario, &job.request.options)?;
     let _ = tx.send(JobMsg::Planned(plan));
     if job.out.exists() {
-        std::fs::remove_dir_all(&job.out).map_err(|e| JobError::Failed(format!("cannot replace {}: {e}", job.out.display())))?;
+        std::fs::remove_dir_all(&job.out)
+            .map_err(|e| JobError::Failed(format!("cannot replace {}: {e}", job.out.display())))?;
     }
     let mut on_event = forward_events(&job.out, tx);
     let summary =

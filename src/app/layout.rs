@@ -38,7 +38,8 @@ impl SceneLayout {
         let cam = Camera::reference();
         let (image, labels) = Renderer::new(cam.width, cam.height).render(&world, 0);
         let (w, h) = (cam.width as f32, cam.height as f32);
-        let norm = |b: &crate::world::labels::Box2d| ImageBox { x1: b.x1 / w, y1: b.y1 / h, x2: b.x2 / w, y2: b.y2 / h };
+        let norm =
+            |b: &crate::world::labels::Box2d| ImageBox { x1: b.x1 / w, y1: b.y1 / h, x2: b.x2 / w, y2: b.y2 / h };
         // The world gives every placed car a track, in order; a box without a placement
         // (invalid, never validated here) gets none.
         let mut tracks = world.scenario_tracks.iter();
@@ -89,7 +90,11 @@ mod tests {
         let mut s = Composer::default_scenario();
         s.conditions.crowdedness = 0;
         s.boxes = [15.0, 40.0]
-            .map(|ahead_m| BoxSpec { class: ObjectClass::Car, image: None, road: Some(RoadPlacement { lane: 0, ahead_m }) })
+            .map(|ahead_m| BoxSpec {
+                class: ObjectClass::Car,
+                image: None,
+                road: Some(RoadPlacement { lane: 0, ahead_m }),
+            })
             .to_vec();
         let layout = SceneLayout::compute(&s);
         assert!(layout.error.is_none());

@@ -275,12 +275,8 @@ impl Studio {
             return self.fail(format!("cannot generate: {path}: {msg}"));
         }
         let request = RunRequest { scenario, options: self.options(), scenario_file: self.composer.path.clone() };
-        let job = GenerateJob {
-            request,
-            weights: self.weights_dir(),
-            out: self.run_dir(),
-            device: self.settings.device,
-        };
+        let job =
+            GenerateJob { request, weights: self.weights_dir(), out: self.run_dir(), device: self.settings.device };
         self.results = Results::default();
         self.progress = Progress::default();
         self.playback = Playback::default();

@@ -62,7 +62,11 @@ fn counts<B: Backend>(
 
 impl CountCrowdedness {
     /// Fits the thresholds on [`CALIBRATION_WORLDS`] training-range renders at `frames`' size.
-    pub fn fit<B: Backend>(detector: &Detector<B>, (h, w): (usize, usize), device: &B::Device) -> Result<Self, MetricError> {
+    pub fn fit<B: Backend>(
+        detector: &Detector<B>,
+        (h, w): (usize, usize),
+        device: &B::Device,
+    ) -> Result<Self, MetricError> {
         let frames = FrameSource::new(h, w, CALIBRATION_SEED);
         let seeds = frames.train_seeds(0, CALIBRATION_WORLDS);
         let (counts, truth) = counts(detector, &frames, &seeds, device);
@@ -74,10 +78,18 @@ impl CountCrowdedness {
         let levels = MAX_CROWDEDNESS as usize + 1;
         let mut mean_counts = Vec::with_capacity(levels);
         for level in 0..levels {
-            let of_level: Vec<f32> =
-                counts.iter().zip(truth).filter(|(_, t)| t.crowdedness as usize == level).map(|(&c, _)| c as f32).collect();
+            let of_level: Vec<f32> = counts
+                .iter()
+                .zip(truth)
+                .filter(|(_, t)| t.crowdedness as usize == level)
+                .map(|(&c, _)| c as f32)
+                .collect();
             if of_level.is_empty() {
-                return Err(MetricError::TooFew { what: "calibration frames of every crowdedness level", needed: 1, got: 0 });
+                return Err(MetricError::TooFew {
+                    what: "calibration frames of every crowdedness level",
+                    needed: 1,
+                    got: 0,
+                });
             }
             mean_counts.push(of_level.iter().sum::<f32>() / of_level.len() as f32);
         }

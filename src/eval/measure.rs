@@ -117,7 +117,11 @@ pub struct Reference {
 }
 
 impl Reference {
-    pub fn new<B: Backend>(judges: &Judges<B>, frames: SceneFrames, components: (usize, usize)) -> Result<Self, MetricError> {
+    pub fn new<B: Backend>(
+        judges: &Judges<B>,
+        frames: SceneFrames,
+        components: (usize, usize),
+    ) -> Result<Self, MetricError> {
         let readout = judges.read(&frames);
         let frame_projection =
             Projection::fit(&Features::from_rows(&readout.frame_features, "reference frames")?, components.0);
@@ -323,7 +327,10 @@ mod tests {
         let same = measure(&judges, &scenes, &reference, Some(&frames));
         // Identical sets: Fréchet 0, and every other metric equals the reference's own.
         assert!(same.frechet_frames.unwrap() < 1e-6 && same.frechet_clips.unwrap() < 1e-6, "{same:?}");
-        assert_eq!((same.day_night, same.flicker_static, same.diversity), (ideal.day_night, ideal.flicker_static, ideal.diversity));
+        assert_eq!(
+            (same.day_night, same.flicker_static, same.diversity),
+            (ideal.day_night, ideal.flicker_static, ideal.diversity)
+        );
 
         // Noise on every frame: more flicker on static pixels, frames further away.
         let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -331,7 +338,8 @@ mod tests {
             v.iter()
                 .map(|f| {
                     let mut f = f.clone();
-                    f.pixels_mut().for_each(|p| p.0.iter_mut().for_each(|c| *c = c.saturating_add(rng.random_range(0..60))));
+                    f.pixels_mut()
+                        .for_each(|p| p.0.iter_mut().for_each(|c| *c = c.saturating_add(rng.random_range(0..60))));
                     f
                 })
                 .collect()

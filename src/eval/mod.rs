@@ -49,15 +49,15 @@ pub use diversity::mean_pairwise_distance;
 pub use error::MetricError;
 pub use features::Features;
 pub use frechet::{Gaussian, frechet_distance};
-pub use tasks::{ClassifierTask, DetectorTask, MIN_CAR_PX, classifier_accuracy, detector_accuracy, held_out_loss};
 pub use report::write_report;
 pub use run::{
-    AblationRow, AblationTable, Ablations, DriftOptions, DriftResult, EvalError, EvalOptions, EvalProgress, EvalResults,
-    evaluate,
+    AblationRow, AblationTable, Ablations, DriftOptions, DriftResult, EvalError, EvalOptions, EvalProgress,
+    EvalResults, evaluate,
 };
 pub use scenes::EvalScene;
+pub use tasks::{ClassifierTask, DetectorTask, MIN_CAR_PX, classifier_accuracy, detector_accuracy, held_out_loss};
+pub use temporal::{Continuity, StaticMask, TRACK_IOU, greedy_pairs, static_flicker, track_continuity};
 pub use training::{
     Evaluator, EvaluatorReport, EvaluatorTrainOptions, Evaluators, default_evaluator_run_dir, default_evaluators_dir,
     train_evaluator, train_evaluator_on,
 };
-pub use temporal::{Continuity, StaticMask, TRACK_IOU, greedy_pairs, static_flicker, track_continuity};

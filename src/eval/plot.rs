@@ -13,7 +13,8 @@ use crate::export::ExportError;
 static FONT: &[u8] = include_bytes!("../../assets/fonts/FiraMono-subset.ttf");
 static REGISTER: Once = Once::new();
 
-const COLOURS: [RGBColor; 4] = [RGBColor(200, 60, 40), RGBColor(40, 110, 200), RGBColor(40, 150, 70), RGBColor(150, 80, 170)];
+const COLOURS: [RGBColor; 4] =
+    [RGBColor(200, 60, 40), RGBColor(40, 110, 200), RGBColor(40, 150, 70), RGBColor(150, 80, 170)];
 
 /// One curve: a name and its `(x, y)` points (non-finite points are skipped).
 pub struct Series {
@@ -23,7 +24,13 @@ pub struct Series {
 
 /// Draws `series` against a shared x axis into `png`. Returns `Ok(false)` (and writes
 /// nothing) when no series has a finite point.
-pub fn write_line_plot(png: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<bool, ExportError> {
+pub fn write_line_plot(
+    png: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<bool, ExportError> {
     REGISTER.call_once(|| {
         // The font is compiled in and valid; a failure would only lose the text.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);

@@ -91,8 +91,9 @@ mod tests {
 
     #[test]
     fn projected_identical_sets_are_at_distance_zero_and_shifts_are_not() {
-        let rows: Vec<Vec<f32>> =
-            (0..40).map(|i| (0..6).map(|j| ((i * 7 + j * 3) % 11) as f32 + (i % 5) as f32 * j as f32).collect()).collect();
+        let rows: Vec<Vec<f32>> = (0..40)
+            .map(|i| (0..6).map(|j| ((i * 7 + j * 3) % 11) as f32 + (i % 5) as f32 * j as f32).collect())
+            .collect();
         let set = Features::from_rows(&rows, "ref").unwrap();
         let p = Projection::fit(&set, 3).unwrap();
         let a = p.apply(&set, "a").unwrap();

@@ -32,10 +32,8 @@ pub fn write_report(results: &EvalResults, dir: &Path, command: &str) -> Result<
             points: numeric.iter().filter_map(|(v, m)| f(m).map(|y| (*v, y))).collect(),
         };
         let png = dir.join(format!("ablation_{}_frechet.png", table.parameter));
-        let fd = [
-            series("Frechet d^2, frames", &|m| m.frechet_frames),
-            series("Frechet d^2, clips", &|m| m.frechet_clips),
-        ];
+        let fd =
+            [series("Frechet d^2, frames", &|m| m.frechet_frames), series("Frechet d^2, clips", &|m| m.frechet_clips)];
         if write_line_plot(&png, &format!("{}: Frechet distance", table.name), &table.parameter, "d^2", &fd)? {
             plots.push((table.name.clone() + ": Fréchet distances", png));
         }
@@ -160,7 +158,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let e = &r.evaluators;
     let _ = writeln!(s, "## Evaluators (their own accuracy on {} held-out renders)\n", e.worlds);
     let _ = writeln!(s, "| evaluator | metric | value |\n|---|---|---|");
-    let _ = writeln!(s, "| car detector | AP50 ({} cars ≥ {MIN_CAR_PX} px) | {} |", e.detector_cars, f3(e.detector_ap50));
+    let _ =
+        writeln!(s, "| car detector | AP50 ({} cars ≥ {MIN_CAR_PX} px) | {} |", e.detector_cars, f3(e.detector_ap50));
     let _ = writeln!(s, "| car detector | mean IoU of matches | {} |", f3(e.detector_mean_iou));
     let _ = writeln!(s, "| car detector | recall at IoU 0.5 | {} |", f3(e.detector_recall));
     let _ = writeln!(s, "| condition classifier | day/night accuracy | {} |", f3(e.day_night));

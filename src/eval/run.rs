@@ -20,8 +20,8 @@ use super::crowd::CountCrowdedness;
 use super::error::MetricError;
 use super::features::Features;
 use super::frechet::frechet_distance;
-use super::projection::Projection;
 use super::measure::{Judges, Reference, SceneFrames, SettingMetrics, measure};
+use super::projection::Projection;
 use super::scenes::{EvalScene, SCENE_SEED_BASE};
 use super::tasks::{classifier_accuracy, detector_accuracy};
 use super::training::{Evaluators, HELD_OUT_WORLDS};
@@ -366,7 +366,11 @@ fn sample_sheet(reference: &SceneFrames, generated: &SceneFrames, n: usize) -> R
 }
 
 /// Refuses options that cannot give the report's numbers, before any work.
-fn check<B: Backend>(generator: &Generator<B>, evaluators: &Evaluators<B>, opts: &EvalOptions) -> Result<(), EvalError> {
+fn check<B: Backend>(
+    generator: &Generator<B>,
+    evaluators: &Evaluators<B>,
+    opts: &EvalOptions,
+) -> Result<(), EvalError> {
     let bad = |m: String| Err(EvalError::Options(m));
     if opts.scenes < 2 {
         return bad(format!("--scenes must be at least 2 (Fréchet distances need a spread), got {}", opts.scenes));

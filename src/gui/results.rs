@@ -26,7 +26,8 @@ pub fn run_panel(ui: &mut egui::Ui, studio: &mut Studio, textures: &mut Textures
         }
         let mut i = index;
         let last = frames.saturating_sub(1);
-        let slider = egui::Slider::new(&mut i, 0..=last).text(format!("frame  ({:.1} s at {fps} Hz)", index as f32 / fps));
+        let slider =
+            egui::Slider::new(&mut i, 0..=last).text(format!("frame  ({:.1} s at {fps} Hz)", index as f32 / fps));
         if ui.add(slider).on_hover_text("Scrub through the futures in sync").changed() {
             studio.playback.seek(i, fps);
             studio.playback.playing = false;
@@ -68,7 +69,12 @@ pub fn run_panel(ui: &mut egui::Ui, studio: &mut Studio, textures: &mut Textures
                         Some(img) => {
                             let tex_key = key(&[results.id, k as u64, shown_index.unwrap_or(0) as u64]);
                             let id = textures.get(ui.ctx(), &format!("future{k}"), tex_key, img);
-                            ui.painter().image(id, rect, Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0)), Color32::WHITE);
+                            ui.painter().image(
+                                id,
+                                rect,
+                                Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0)),
+                                Color32::WHITE,
+                            );
                         }
                         None => {
                             ui.painter().rect_filled(rect, 0.0, Color32::from_gray(25));
@@ -111,7 +117,9 @@ fn progress(ui: &mut egui::Ui, studio: &mut Studio) {
         for (k, (done, phase)) in p.futures.iter().enumerate() {
             let frac = *done as f32 / plan.future_units.max(1) as f32;
             let stage = phase.map_or("waiting", |ph| ph.name());
-            ui.add(egui::ProgressBar::new(frac.min(1.0)).desired_width(180.0).text(format!("future {}: {stage}", k + 1)));
+            ui.add(
+                egui::ProgressBar::new(frac.min(1.0)).desired_width(180.0).text(format!("future {}: {stage}", k + 1)),
+            );
         }
     });
 }

@@ -67,7 +67,11 @@ fn draw(
     let ctx = contexts.ctx_mut()?.clone();
     let studio = &mut studio.0;
     shortcuts(&ctx, studio, &mut prompt);
-    let mut root = Ui::new(ctx.clone(), "root".into(), UiBuilder::new().layer_id(LayerId::background()).max_rect(ctx.viewport_rect()));
+    let mut root = Ui::new(
+        ctx.clone(),
+        "root".into(),
+        UiBuilder::new().layer_id(LayerId::background()).max_rect(ctx.viewport_rect()),
+    );
 
     egui::Panel::top("top").show(&mut root, |ui| top_bar(ui, studio, &mut prompt));
     egui::Panel::bottom("status").show(&mut root, |ui| status_bar(ui, studio));
@@ -202,14 +206,26 @@ fn top_bar(ui: &mut Ui, studio: &mut Studio, prompt: &mut Prompt) {
             }
         }
         let idle = studio.activity == Activity::Idle;
-        if ui.add_enabled(idle && studio.results.run.is_some(), egui::Button::new("Export…")).on_hover_text("Copy the run folder (frames, previews, labels, metadata) to a new folder (Ctrl+E)").clicked() {
+        if ui
+            .add_enabled(idle && studio.results.run.is_some(), egui::Button::new("Export…"))
+            .on_hover_text("Copy the run folder (frames, previews, labels, metadata) to a new folder (Ctrl+E)")
+            .clicked()
+        {
             open_prompt(prompt, PathAction::Export, String::new());
         }
-        if ui.add_enabled(idle, egui::Button::new("Replay…")).on_hover_text("Regenerate a run folder from its metadata and check every file is bit-identical").clicked() {
+        if ui
+            .add_enabled(idle, egui::Button::new("Replay…"))
+            .on_hover_text("Regenerate a run folder from its metadata and check every file is bit-identical")
+            .clicked()
+        {
             let last = studio.results.run.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             open_prompt(prompt, PathAction::Replay, last);
         }
-        if ui.add_enabled(idle, egui::Button::new("Show run…")).on_hover_text("Load a finished run folder into the player").clicked() {
+        if ui
+            .add_enabled(idle, egui::Button::new("Show run…"))
+            .on_hover_text("Load a finished run folder into the player")
+            .clicked()
+        {
             open_prompt(prompt, PathAction::ShowRun, String::new());
         }
     });
@@ -257,8 +273,10 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
 
     ui.separator();
     ui.heading("Rollout");
-    ui.add(egui::Slider::new(&mut s.rollout.futures, 1..=16).text("futures")).on_hover_text("Independent futures from the same frame 0");
-    ui.add(egui::Slider::new(&mut s.rollout.seconds, 0.4..=60.0).text("seconds")).on_hover_text("Length of each future");
+    ui.add(egui::Slider::new(&mut s.rollout.futures, 1..=16).text("futures"))
+        .on_hover_text("Independent futures from the same frame 0");
+    ui.add(egui::Slider::new(&mut s.rollout.seconds, 0.4..=60.0).text("seconds"))
+        .on_hover_text("Length of each future");
     ui.add(egui::Slider::new(&mut s.rollout.context_frames, 0..=2).text("context frames"))
         .on_hover_text("Frames each prediction window takes from the previous one (0 is treated as 1)");
 

@@ -13,9 +13,9 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::Device as _;
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Device as _;
 
 use super::TrainError;
 use super::fit::{Batch, Task};
@@ -25,7 +25,13 @@ use crate::world::mix;
 pub fn devices<B: AutodiffBackend>(first: &B::Device, n: usize) -> Vec<B::Device> {
     let id = first.to_id();
     (0..n.max(1))
-        .map(|i| if i == 0 { first.clone() } else { B::Device::from_id(burn::tensor::backend::DeviceId { index_id: id.index_id + i as u16, ..id }) })
+        .map(|i| {
+            if i == 0 {
+                first.clone()
+            } else {
+                B::Device::from_id(burn::tensor::backend::DeviceId { index_id: id.index_id + i as u16, ..id })
+            }
+        })
         .collect()
 }
 
@@ -70,7 +76,8 @@ where
                 let replica = model.clone().fork(device);
                 let weight = shard.len() as f32 / seeds.len() as f32;
                 scope.spawn(move || {
-                    let loss = task.batch_loss(&replica, shard, mix(draws ^ (i as u64 + 1)), Batch::Train { step }, device);
+                    let loss =
+                        task.batch_loss(&replica, shard, mix(draws ^ (i as u64 + 1)), Batch::Train { step }, device);
                     let value: f32 = loss.clone().into_scalar().elem();
                     let grads = GradientsParams::from_grads(loss.mul_scalar(weight).backward(), &replica);
                     (value * weight, grads)

@@ -125,7 +125,14 @@ impl Task<AB> for MeanColour {
         3
     }
 
-    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, _: Batch, device: &burn::tensor::Device<AB>) -> Tensor<AB, 1> {
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        _: u64,
+        _: Batch,
+        device: &burn::tensor::Device<AB>,
+    ) -> Tensor<AB, 1> {
         let x = Tensor::stack::<4>(seeds.iter().map(|&s| self.frames.frame::<AB>(s, device)).collect(), 0);
         let x = x.mean_dim(3).mean_dim(2).reshape([seeds.len(), 3]);
         (model.forward(x) - 0.5).powi_scalar(2).mean()

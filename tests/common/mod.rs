@@ -48,4 +48,3 @@ pub fn micro_weights() -> &'static Path {
         root.join("w")
     })
 }
-
