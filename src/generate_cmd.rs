@@ -67,6 +67,10 @@ pub struct GenerateArgs {
     /// Generate only the scenarios i, i+n, i+2n, … of the sorted input list (0-based `i/n`).
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
+    /// Futures sampled at once, one thread each [default: one per CPU core]. The frames
+    /// are bit-identical for any value.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 #[derive(Args, Debug)]
@@ -205,7 +209,11 @@ fn generate_all<B: Backend>(
         let dir = weights_dir(a, s);
         if loaded.as_ref().is_none_or(|(d, _)| *d != dir) {
             let models = Models::<B>::load(&dir, &device).map_err(classify)?;
-            loaded = Some((dir.clone(), Generator::new(models, device.clone())));
+            let mut generator = Generator::new(models, device.clone());
+            if let Some(n) = a.threads {
+                generator = generator.with_threads(n.into());
+            }
+            loaded = Some((dir.clone(), generator));
         }
         let generator = &loaded.as_ref().expect("loaded above").1;
         let request = RunRequest { scenario: s.clone(), options: options(a, s), scenario_file: Some(path.clone()) };

@@ -218,8 +218,8 @@ fn scenario() -> latentdrive::scenario::Scenario {
 
 #[test]
 fn frames_stream_in_order_and_generation_can_be_cancelled() {
-    let generator =
-        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default());
+    let generator = Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default())
+        .with_threads(1);
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (2, 3.2, 2, 1);
@@ -257,6 +257,57 @@ fn frames_stream_in_order_and_generation_can_be_cancelled() {
     );
     assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
     assert!(sink.frames.len() < 33);
+
+    // Futures on parallel threads: each future's frames still in order, progress still
+    // counts 1..=total on the caller's thread, and cancelling still stops every thread.
+    let parallel = generator.with_threads(3);
+    let mut sink = Recorder::default();
+    let mut events = Vec::new();
+    parallel.run(&s, &opts, &mut sink, &mut |e| events.push(e), &never).unwrap();
+    for k in 0..2 {
+        let frames: Vec<usize> = sink.frames.iter().filter(|f| f.0 == k).map(|f| f.1).collect();
+        assert_eq!(frames, (0..33).collect::<Vec<_>>(), "future {k}");
+    }
+    sink.done.sort();
+    assert_eq!(sink.done, [(0, 33), (1, 33)]);
+    let steps: Vec<usize> =
+        events.iter().filter_map(|e| if let Event::Step { done, .. } = e { Some(*done) } else { None }).collect();
+    assert_eq!(steps, (1..=plan.total_units).collect::<Vec<_>>());
+    let cancel = AtomicBool::new(false);
+    let mut sink = Recorder::default();
+    let result = parallel.run(
+        &s,
+        &opts,
+        &mut sink,
+        &mut |e| {
+            if let Event::Frame { index: 1, .. } = e {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        },
+        &cancel,
+    );
+    assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
+    assert!(sink.frames.len() < 2 * 33);
+}
+
+#[test]
+fn a_sink_error_on_a_parallel_run_stops_it_with_that_error() {
+    struct FailAt(usize);
+    impl FrameSink for FailAt {
+        fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
+            Ok(())
+        }
+        fn frame(&mut self, _: usize, index: usize, _: &RgbImage) -> Result<(), PipelineError> {
+            if index == self.0 { Err(PipelineError::io("disk", "full")) } else { Ok(()) }
+        }
+    }
+    let generator = Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default())
+        .with_threads(2);
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.interpolate, opts.upsample) = (3, 2.0, 1, false, UpsampleMode::Off);
+    let result = generator.run(&s, &opts, &mut FailAt(2), &mut |_| {}, &AtomicBool::new(false));
+    assert!(matches!(&result, Err(PipelineError::Io { message, .. }) if message == "full"), "{result:?}");
 }
 
 #[test]
@@ -280,6 +331,9 @@ fn seeds_and_frames_are_reproducible_and_futures_differ() {
     let mut first = Keep(vec![vec![]; 2]);
     let mut second = Keep(vec![vec![]; 2]);
     generator.run(&s, &opts, &mut first, &mut |_| {}, &never).unwrap();
+    // Futures on one thread or on several: the same bytes.
+    let other = if generator.threads() == 1 { 2 } else { 1 };
+    let generator = generator.with_threads(other);
     generator.run(&s, &opts, &mut second, &mut |_| {}, &never).unwrap();
     assert!(first.0 == second.0, "same scenario and seed, same frames");
     assert_eq!(first.0[0][0], first.0[1][0], "frame 0 is shared");

@@ -17,14 +17,43 @@ pub fn batch_as_frames<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 5> {
     x.reshape([bt / t, t, c, h, w])
 }
 
+/// `[g, p, q, r]` → `[g, q, p, r]`, the same values as `swap_dims(1, 2)`.
+///
+/// Without autodiff the result is materialised from `p` slices (each a 2D copy) and one
+/// concatenation of `r`-long runs: burn-flex copies a swapped 4D view, and runs every
+/// element-wise op on one, element by element through a strided walk — about a quarter
+/// of the upsampler's CPU time. Under autodiff a slice's backward pass allocates a full
+/// zero tensor, so the plain view is kept there.
+fn swap_middle<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    if B::ad_enabled(&x.device()) {
+        return x.swap_dims(1, 2);
+    }
+    let [g, p, q, r] = x.dims();
+    let rows = (0..p).map(|i| x.clone().narrow(1, i, 1).reshape([g, q, 1, r])).collect();
+    Tensor::cat(rows, 2)
+}
+
+/// `[n, a, b]` → `[n, b, a]`, the same values as `swap_dims(1, 2)`; without autodiff
+/// materialised as `n` 2D transposes (burn-flex copies those tiled, but walks a 3D
+/// swapped view element by element, see [`swap_middle`]).
+pub fn transpose_last<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let n = x.dims()[0];
+    if n == 1 || B::ad_enabled(&x.device()) {
+        return x.swap_dims(1, 2);
+    }
+    Tensor::cat((0..n).map(|i| x.clone().narrow(0, i, 1).swap_dims(1, 2)).collect(), 0)
+}
+
 /// `[b·t, c, h, w]` → `[b, c, t, h, w]` (for 3D convolutions).
 pub fn to_video<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 5> {
-    batch_as_frames(x, t).swap_dims(1, 2)
+    let [bt, c, h, w] = x.dims();
+    swap_middle(x.reshape([bt / t, t, c, h * w])).reshape([bt / t, c, t, h, w])
 }
 
 /// `[b, c, t, h, w]` → `[b·t, c, h, w]`.
 pub fn from_video<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 4> {
-    frames_as_batch(x.swap_dims(1, 2))
+    let [b, c, t, h, w] = x.dims();
+    swap_middle(x.reshape([b, c, t, h * w])).reshape([b * t, c, h, w])
 }
 
 /// `[b·t, c, h, w]` → tokens `[b·h·w, t, c]` (attention over frames per pixel).
@@ -45,13 +74,13 @@ pub fn from_frame_tokens<B: Backend>(x: Tensor<B, 3>, h: usize, w: usize) -> Ten
 /// `[n, c, h, w]` → tokens `[n, h·w, c]` (attention over pixels of one frame).
 pub fn to_pixel_tokens<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h * w]).swap_dims(1, 2)
+    transpose_last(x.reshape([n, c, h * w]))
 }
 
 /// Tokens `[n, h·w, c]` → `[n, c, h, w]`.
 pub fn from_pixel_tokens<B: Backend>(x: Tensor<B, 3>, h: usize, w: usize) -> Tensor<B, 4> {
     let [n, _, c] = x.dims();
-    x.swap_dims(1, 2).reshape([n, c, h, w])
+    transpose_last(x).reshape([n, c, h, w])
 }
 
 /// Repeats a per-clip tensor `[b, …]` for every frame: `[b·t, …]`, frames of one
@@ -79,6 +108,14 @@ mod tests {
         let bt = frames_as_batch(x.clone());
         assert_eq!(batch_as_frames(bt.clone(), 3).into_data(), x.clone().into_data());
         assert_eq!(from_video(to_video(bt.clone(), 3)).into_data(), bt.clone().into_data());
+        let video = to_video(bt.clone(), 3);
+        assert_eq!(video.clone().into_data(), x.clone().swap_dims(1, 2).into_data());
+        assert_eq!(from_video(video.clone()).into_data(), frames_as_batch(video.swap_dims(1, 2)).into_data());
+        // Under autodiff (views) the layouts are the same.
+        type A = burn::backend::Autodiff<B>;
+        let ad = Tensor::<A, 4>::from_data(bt.clone().into_data(), &dev);
+        assert_eq!(to_video(ad.clone(), 3).into_data(), x.clone().swap_dims(1, 2).into_data());
+        assert_eq!(from_video(to_video(ad, 3)).into_data(), bt.clone().into_data());
         let tok = to_frame_tokens(bt.clone(), 3);
         assert_eq!(tok.dims(), [2 * 5 * 6, 3, 4]);
         assert_eq!(from_frame_tokens(tok.clone(), 5, 6).into_data(), bt.clone().into_data());
@@ -87,6 +124,7 @@ mod tests {
         let want: f32 = x.slice([1..2, 2..3, 1..2, 2..3, 3..4]).into_scalar();
         assert_eq!(v, want);
         let p = to_pixel_tokens(bt.clone());
+        assert_eq!(p.clone().into_data(), bt.clone().reshape([6, 4, 30]).swap_dims(1, 2).into_data());
         assert_eq!(from_pixel_tokens(p, 5, 6).into_data(), bt.into_data());
     }
 

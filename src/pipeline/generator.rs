@@ -4,7 +4,8 @@
 //! latents of the chunk in flight are held, so memory does not grow with the rollout.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender};
 use std::time::Instant;
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
@@ -160,7 +161,8 @@ pub struct Plan {
     pub total_units: usize,
 }
 
-/// Wall time per phase, seconds.
+/// Wall time per phase, seconds. When futures run on several threads, the phases sum
+/// over the threads and may add up to more than `total` (wall time).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     pub first_frame: f64,
@@ -172,6 +174,14 @@ pub struct Timings {
 }
 
 impl Timings {
+    fn add_all(&mut self, other: &Timings) {
+        self.first_frame += other.first_frame;
+        self.prediction += other.prediction;
+        self.interpolation += other.interpolation;
+        self.decoding += other.decoding;
+        self.upsampling += other.upsampling;
+    }
+
     fn add(&mut self, phase: Phase, seconds: f64) {
         *match phase {
             Phase::FirstFrame => &mut self.first_frame,
@@ -197,6 +207,8 @@ pub struct Generator<B: Backend> {
     pub device: B::Device,
     schedule: NoiseSchedule,
     augmentation: NoiseSchedule,
+    /// Futures sampled at once, each on its own thread.
+    threads: usize,
 }
 
 impl<B: Backend> Generator<B> {
@@ -208,7 +220,24 @@ impl<B: Backend> Generator<B> {
             // The upsampler's augmentation schedule, as in training (SD's x4 upscaler).
             augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
                 .expect("constant schedule parameters are valid"),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
+    }
+
+    /// Samples up to `threads` futures at once, each on its own thread (at least 1;
+    /// [`Self::new`] takes one per available core).
+    /// Every future has its own seed and each burn operation stays on one thread, so
+    /// the frames are bit-identical for any thread count; only their order of arrival
+    /// at the sink (across futures) changes. On the CPU backend the futures then share
+    /// the cores; a GPU device runs them concurrently.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// The number of futures sampled at once.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Checks that these models can run `scenario` with `opts`, and returns the plan.
@@ -315,7 +344,8 @@ impl<B: Backend> Generator<B> {
     ) -> Result<RgbImage, PipelineError> {
         let plan = self.plan(scenario, opts)?;
         let seeds = Seeds::derive(scenario.seed, opts.futures);
-        let mut run = Run { g: self, opts, plan: &plan, on_event, cancel, done: 0, timings: Timings::default() };
+        let abort = AtomicBool::new(false);
+        let mut run = Run::new(self, opts, &plan, on_event, cancel, &abort);
         run.frame0(scenario, seeds.frame0).map(|(_, image)| image)
     }
 
@@ -332,19 +362,159 @@ impl<B: Backend> Generator<B> {
         let plan = self.plan(scenario, opts)?;
         let seeds = Seeds::derive(scenario.seed, opts.futures);
         let start = Instant::now();
-        let mut run = Run { g: self, opts, plan: &plan, on_event, cancel, done: 0, timings: Timings::default() };
+        let abort = AtomicBool::new(false);
+        let mut run = Run::new(self, opts, &plan, on_event, cancel, &abort);
 
         let (z0, frame0) = run.frame0(scenario, seeds.frame0)?;
         sink.frame0(&frame0)?;
         (run.on_event)(Event::FirstFrame);
 
-        for (k, &seed) in seeds.futures.iter().enumerate() {
-            run.future(k, seed, scenario.conditions, &z0, &frame0, sink)?;
-            sink.future_done(k, plan.frames_per_future)?;
-        }
-        let mut timings = run.timings;
+        let shared = Shared { conditions: scenario.conditions, seeds: &seeds.futures, z0: &z0, frame0: &frame0 };
+        let workers = self.threads.min(opts.futures);
+        let mut timings = if workers > 1 {
+            let first = run.timings;
+            let done = run.done;
+            let mut timings = self.futures_in_parallel(workers, opts, &plan, &shared, sink, on_event, cancel, done)?;
+            timings.add_all(&first);
+            timings
+        } else {
+            for (k, &seed) in seeds.futures.iter().enumerate() {
+                run.future(k, seed, shared.conditions, &z0, &frame0, sink)?;
+                sink.future_done(k, plan.frames_per_future)?;
+            }
+            run.timings
+        };
         timings.total = start.elapsed().as_secs_f64();
         Ok(RunSummary { plan, seeds, timings })
+    }
+
+    /// The futures on `workers` threads, each taking the next future when it finishes
+    /// one. Frames and events come back over a bounded channel to this thread, which
+    /// alone talks to `sink` and `on_event` (and renumbers the progress steps).
+    #[allow(clippy::too_many_arguments)]
+    fn futures_in_parallel(
+        &self,
+        workers: usize,
+        opts: &GenerateOptions,
+        plan: &Plan,
+        shared: &Shared<'_, B>,
+        sink: &mut dyn FrameSink,
+        on_event: &mut dyn FnMut(Event),
+        cancel: &AtomicBool,
+        mut done: usize,
+    ) -> Result<Timings, PipelineError> {
+        let next = AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        let (tx, rx) = mpsc::sync_channel::<Message>(4 * workers);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, abort) = (&next, &abort);
+                scope.spawn(move || self.worker(opts, plan, shared, next, cancel, abort, tx));
+            }
+            drop(tx);
+            // Drain until every worker has hung up, so none blocks on a full channel;
+            // after the first error, only collect.
+            let mut first_error = None;
+            let mut timings = Timings::default();
+            for message in rx {
+                let failed = first_error.is_some();
+                let outcome = match message {
+                    Message::Timings(t) => {
+                        timings.add_all(&t);
+                        Ok(())
+                    }
+                    Message::Failed(e) => Err(e),
+                    _ if failed => Ok(()),
+                    Message::Event(Event::Step { future, phase, total, .. }) => {
+                        done += 1;
+                        on_event(Event::Step { future, phase, done, total });
+                        Ok(())
+                    }
+                    Message::Event(event) => {
+                        on_event(event);
+                        Ok(())
+                    }
+                    Message::Frame { future, index, image } => sink.frame(future, index, &image),
+                    Message::FutureDone(k) => sink.future_done(k, plan.frames_per_future),
+                };
+                if let Err(e) = outcome {
+                    abort.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(e);
+                }
+            }
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(timings),
+            }
+        })
+    }
+
+    /// One worker thread of [`Self::futures_in_parallel`].
+    #[allow(clippy::too_many_arguments)]
+    fn worker(
+        &self,
+        opts: &GenerateOptions,
+        plan: &Plan,
+        shared: &Shared<'_, B>,
+        next: &AtomicUsize,
+        cancel: &AtomicBool,
+        abort: &AtomicBool,
+        tx: SyncSender<Message>,
+    ) {
+        let mut send_event = |event| {
+            // The receiver lives until every worker is gone.
+            let _ = tx.send(Message::Event(event));
+        };
+        let mut run = Run::new(self, opts, plan, &mut send_event, cancel, abort);
+        let mut sink = ChannelSink(tx.clone());
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= shared.seeds.len() || abort.load(Ordering::Relaxed) {
+                break;
+            }
+            match run.future(k, shared.seeds[k], shared.conditions, shared.z0, shared.frame0, &mut sink) {
+                Ok(()) => {
+                    let _ = tx.send(Message::FutureDone(k));
+                }
+                Err(e) => {
+                    abort.store(true, Ordering::Relaxed);
+                    let _ = tx.send(Message::Failed(e));
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Message::Timings(run.timings));
+    }
+}
+
+/// What every future starts from.
+struct Shared<'a, B: Backend> {
+    conditions: Conditions,
+    seeds: &'a [u64],
+    z0: &'a Tensor<B, 4>,
+    frame0: &'a RgbImage,
+}
+
+/// From a worker thread to the thread that owns the sink.
+enum Message {
+    Event(Event),
+    Frame { future: usize, index: usize, image: RgbImage },
+    FutureDone(usize),
+    Failed(PipelineError),
+    Timings(Timings),
+}
+
+/// A worker's sink: frames go to the owning thread.
+struct ChannelSink(SyncSender<Message>);
+
+impl FrameSink for ChannelSink {
+    fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
+        unreachable!("frame 0 is written before the futures start")
+    }
+
+    fn frame(&mut self, future: usize, index: usize, image: &RgbImage) -> Result<(), PipelineError> {
+        self.0.send(Message::Frame { future, index, image: image.clone() }).map_err(|_| PipelineError::Cancelled)
     }
 }
 
@@ -388,11 +558,24 @@ struct Run<'a, B: Backend> {
     plan: &'a Plan,
     on_event: &'a mut dyn FnMut(Event),
     cancel: &'a AtomicBool,
+    /// Set when another thread of the run failed.
+    abort: &'a AtomicBool,
     done: usize,
     timings: Timings,
 }
 
-impl<B: Backend> Run<'_, B> {
+impl<'a, B: Backend> Run<'a, B> {
+    fn new(
+        g: &'a Generator<B>,
+        opts: &'a GenerateOptions,
+        plan: &'a Plan,
+        on_event: &'a mut dyn FnMut(Event),
+        cancel: &'a AtomicBool,
+        abort: &'a AtomicBool,
+    ) -> Self {
+        Run { g, opts, plan, on_event, cancel, abort, done: 0, timings: Timings::default() }
+    }
+
     /// Frame 0's latent and image: the requested boxes under the scenario's labels.
     fn frame0(&mut self, scenario: &Scenario, seed: u64) -> Result<(Tensor<B, 4>, RgbImage), PipelineError> {
         let (h, w) = self.g.models.frame_size();
@@ -408,7 +591,11 @@ impl<B: Backend> Run<'_, B> {
     fn tick(&mut self, future: Option<usize>, phase: Phase) -> ControlFlow<()> {
         self.done += 1;
         (self.on_event)(Event::Step { future, phase, done: self.done, total: self.plan.total_units });
-        if self.cancel.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if self.cancel.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 
     /// Samples with `denoiser`, reporting each step as `phase`.
