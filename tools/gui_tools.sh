@@ -24,7 +24,11 @@ case "$what" in
     python3 - <<'PY'
 import json
 s = json.load(open("runs/gui-fps/state.json"))["ui"]
+print(f"UI idle: mean {s['idle_mean_fps']:.1f} frames/s, 5th percentile {s['idle_p5_fps']:.1f} frames/s over {s['idle_frames']} frames")
 print(f"UI while generating: mean {s['busy_mean_fps']:.1f} frames/s, 5th percentile {s['busy_p5_fps']:.1f} frames/s over {s['busy_frames']} frames")
+m = json.load(open("runs/gui-fps/quickstart/metadata.json"))
+o = m["options"]
+print(f"the job ({o['futures']} futures × {m['plan']['key_frames']} key frames, {o['steps']} steps) took {m['timings_s']['total']:.1f} s in the app")
 PY
     ;;
   *) echo "unknown: $what" >&2; exit 2 ;;

@@ -155,6 +155,7 @@ impl Job {
         let thread = std::thread::Builder::new()
             .name("latentdrive-job".into())
             .spawn(move || {
+                yield_to_the_ui();
                 // A panic in the models must reach the UI as an error, not kill the app.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&tx, &flag)))
                     .unwrap_or_else(|p| Err(JobError::Failed(format!("internal error: {}", panic_text(&p)))));
@@ -283,4 +284,16 @@ pub fn load_preview(path: &Path) -> Option<RgbImage> {
     }
     let ph = (h * PREVIEW_WIDTH / w).max(1);
     Some(image::imageops::resize(&img, PREVIEW_WIDTH, ph, image::imageops::FilterType::Triangle))
+}
+
+/// Lowers this thread's scheduling priority (nice 10) so that the UI's threads win the
+/// cores whenever both want them: a job then only slows down while the UI is busy.
+/// Linux keeps the nice value per thread, and the generator's worker threads inherit
+/// it. Elsewhere the job keeps the normal priority.
+fn yield_to_the_ui() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }

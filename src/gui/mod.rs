@@ -89,10 +89,44 @@ struct StudioPlugin;
 impl Plugin for StudioPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(Startup, |mut commands: Commands| {
-            commands.spawn(Camera2d);
+            // No multisampling: egui draws its own anti-aliased edges, and on a software
+            // renderer (llvmpipe) 4× MSAA multiplies the fill cost of every frame.
+            commands.spawn((Camera2d, Msaa::Off));
         })
-        .add_systems(Update, (poll_job, advance_playback).chain());
+        .add_systems(Update, (poll_job, advance_playback).chain())
+        .init_resource::<FramePacer>()
+        .add_systems(Last, pace_frames);
     }
+}
+
+/// Frames per second the UI draws at most: enough for smooth playback, and no more,
+/// so that the frame loop (which does not wait for vsync) leaves the cores to a job.
+const MAX_FPS: f64 = 60.0;
+/// The same while a job runs: above the 30 frames/s the UI must keep, and every frame
+/// not drawn is CPU time for the job. (On a software renderer a frame costs tens of ms
+/// of CPU: measured, a cap of 32 left the job little more time and the UI under 30.)
+const MAX_FPS_BUSY: f64 = 40.0;
+
+#[derive(Resource)]
+struct FramePacer {
+    last: std::time::Instant,
+}
+
+impl Default for FramePacer {
+    fn default() -> Self {
+        FramePacer { last: std::time::Instant::now() }
+    }
+}
+
+/// Sleeps out the rest of the frame's time budget (the main schedule's last system).
+fn pace_frames(mut pacer: ResMut<FramePacer>, studio: Res<StudioRes>) {
+    let fps = if studio.activity == Activity::Idle { MAX_FPS } else { MAX_FPS_BUSY };
+    let budget = std::time::Duration::from_secs_f64(1.0 / fps);
+    let spent = pacer.last.elapsed();
+    if spent < budget {
+        std::thread::sleep(budget - spent);
+    }
+    pacer.last = std::time::Instant::now();
 }
 
 fn poll_job(mut studio: ResMut<StudioRes>) {
@@ -112,20 +146,33 @@ pub struct FrameStats {
     /// Frame durations (seconds) recorded while a job ran.
     #[serde(skip)]
     pub busy: Vec<f32>,
+    /// Frame durations (seconds) recorded while no job ran (the baseline).
+    #[serde(skip)]
+    pub idle: Vec<f32>,
 }
 
 impl FrameStats {
     /// Mean frames per second while a job ran, and the 5th-percentile frame rate.
     pub fn busy_fps(&self) -> Option<(f32, f32)> {
-        if self.busy.len() < 10 {
-            return None;
-        }
-        let mean = self.busy.len() as f32 / self.busy.iter().sum::<f32>();
-        let mut sorted = self.busy.clone();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        let p95_time = sorted[sorted.len() / 20];
-        Some((mean, 1.0 / p95_time))
+        rates(&self.busy)
     }
+
+    /// The same while no job ran.
+    pub fn idle_fps(&self) -> Option<(f32, f32)> {
+        rates(&self.idle)
+    }
+}
+
+/// Mean frames per second over frame durations, and the 5th-percentile frame rate.
+fn rates(durations: &[f32]) -> Option<(f32, f32)> {
+    if durations.len() < 10 {
+        return None;
+    }
+    let mean = durations.len() as f32 / durations.iter().sum::<f32>();
+    let mut sorted = durations.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let p95_time = sorted[sorted.len() / 20];
+    Some((mean, 1.0 / p95_time))
 }
 
 struct FrameStatsPlugin;
@@ -139,15 +186,16 @@ impl Plugin for FrameStatsPlugin {
 fn record_frame(mut stats: ResMut<FrameStats>, time: Res<Time<Real>>, studio: Res<StudioRes>) {
     stats.frames += 1;
     // The first frames include window and pipeline start-up.
-    if stats.frames > 5 && studio.activity != Activity::Idle {
-        stats.busy.push(time.delta_secs());
+    if stats.frames > 5 {
+        let dt = time.delta_secs();
+        if studio.activity == Activity::Idle { stats.idle.push(dt) } else { stats.busy.push(dt) }
     }
 }
 
 /// The app's state as JSON, for driver scripts and tests.
 pub fn state_json(studio: &Studio, stats: &FrameStats) -> serde_json::Value {
     let c = &studio.composer;
-    let busy = stats.busy_fps();
+    let (busy, idle) = (stats.busy_fps(), stats.idle_fps());
     serde_json::json!({
         "scenario": crate::scenario::to_ron_string(&c.scenario),
         "boxes": c.scenario.boxes.len(),
@@ -170,6 +218,9 @@ pub fn state_json(studio: &Studio, stats: &FrameStats) -> serde_json::Value {
             "busy_frames": stats.busy.len(),
             "busy_mean_fps": busy.map(|b| b.0),
             "busy_p5_fps": busy.map(|b| b.1),
+            "idle_frames": stats.idle.len(),
+            "idle_mean_fps": idle.map(|b| b.0),
+            "idle_p5_fps": idle.map(|b| b.1),
         },
     })
 }
