@@ -218,8 +218,9 @@ fn scenario() -> latentdrive::scenario::Scenario {
 
 #[test]
 fn frames_stream_in_order_and_generation_can_be_cancelled() {
-    let generator = Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default())
-        .with_threads(1);
+    let generator =
+        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default())
+            .with_threads(1);
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (2, 3.2, 2, 1);
@@ -301,8 +302,9 @@ fn a_sink_error_on_a_parallel_run_stops_it_with_that_error() {
             if index == self.0 { Err(PipelineError::io("disk", "full")) } else { Ok(()) }
         }
     }
-    let generator = Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default())
-        .with_threads(2);
+    let generator =
+        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 4, &Default::default()), Default::default())
+            .with_threads(2);
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.interpolate, opts.upsample) = (3, 2.0, 1, false, UpsampleMode::Off);

@@ -19,7 +19,20 @@ impl Plugin for DriverPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(Driver { steps: self.steps.clone(), next: 0, wait: None })
             .init_resource::<DriverFailure>()
-            .add_systems(Update, step);
+            .add_systems(Update, (park_pointer, step));
+    }
+}
+
+/// A scripted run has no one at the mouse: the X server's pointer rests mid-screen, over
+/// the camera view, whose tooltip would then cover the screenshots. It is moved to the
+/// status bar's empty corner once the window exists (a few frames in).
+fn park_pointer(mut frames: Local<u32>, mut windows: Query<&mut Window>) {
+    *frames += 1;
+    if (3..=5).contains(&*frames) {
+        for mut window in &mut windows {
+            let corner = Vec2::new(window.width() - 2.0, window.height() - 2.0);
+            window.set_cursor_position(Some(corner));
+        }
     }
 }
 
