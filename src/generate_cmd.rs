@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 
 use latentdrive::pipeline::{
-    self, DecoderMode, Event, GenerateOptions, Generator, Models, PipelineError, RunRequest, UpsampleMode,
+    self, DecoderMode, Event, GenerateOptions, Generator, Models, Needs, PipelineError, RunRequest, UpsampleMode,
 };
 use latentdrive::scenario::{self, Scenario};
 
@@ -208,7 +208,9 @@ fn generate_all<B: Backend>(
     for (path, s) in scenarios {
         let dir = weights_dir(a, s);
         if loaded.as_ref().is_none_or(|(d, _)| *d != dir) {
-            let models = Models::<B>::load(&dir, &device).map_err(classify)?;
+            // The switches (not the scenario) decide which optional models a run uses.
+            let needs = Needs::of(&options(a, s));
+            let models = Models::<B>::load_for(&dir, &device, needs).map_err(classify)?;
             let mut generator = Generator::new(models, device.clone());
             if let Some(n) = a.threads {
                 generator = generator.with_threads(n.into());

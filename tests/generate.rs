@@ -189,6 +189,41 @@ fn generate_errors_are_clear_and_exit_2() {
     assert!(text(&o).contains("bad.ron:1:"), "{}", text(&o));
 }
 
+#[test]
+fn a_run_checks_and_loads_only_the_models_it_uses() {
+    // A weights folder whose upsampler file is truncated.
+    let dir = tmp("broken-upsampler");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(micro_weights()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let upsampler = dir.join("upsampler.safetensors");
+    let bytes = std::fs::read(&upsampler).unwrap();
+    std::fs::write(&upsampler, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.join("runs");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec!["generate", "scenarios/day_empty.ron", "--futures", "1", "--seconds", "0.4", "--steps", "1"];
+        a.extend_from_slice(&["--upsample-steps", "1", "--force", "--weights", dir.to_str().unwrap()]);
+        a.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        a
+    };
+    // The preview never touches the upsampler…
+    let o = run(&args(&["--no-upsample"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let meta = std::fs::read_to_string(out.join("day_empty/metadata.json")).unwrap();
+    assert!(!meta.contains("upsampler.safetensors"), "only the weights used are recorded");
+    let o = run(&["replay", out.join("day_empty").to_str().unwrap()]);
+    assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
+    // …a full run needs it and names the broken file.
+    let o = run(&args(&[]));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("upsampler.safetensors"), "{}", text(&o));
+}
+
 /// Records what reaches the sink, in order.
 #[derive(Default)]
 struct Recorder {

@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use image::RgbImage;
 
 use crate::pipeline::{
-    self, Event, Generator, Models, Phase, PipelineError, Plan, ReplayReport, RunRequest, RunSummary, frame_path,
+    self, Event, Generator, Models, Needs, Phase, PipelineError, Plan, ReplayReport, RunRequest, RunSummary, frame_path,
 };
 
 /// Runs `body` with `$b` bound to the backend of `device` (checked available).
@@ -224,7 +224,7 @@ fn generate_on<B: Backend>(
     tx: &Sender<JobMsg>,
     cancel: &AtomicBool,
 ) -> Result<RunSummary, JobError> {
-    let models = Models::<B>::load(&job.weights, &device)?;
+    let models = Models::<B>::load_for(&job.weights, &device, Needs::of(&job.request.options))?;
     let generator = Generator::new(models, device);
     let plan = generator.plan(&job.request.scenario, &job.request.options)?;
     let _ = tx.send(JobMsg::Planned(plan));

@@ -16,7 +16,7 @@ pub use generator::{
     DecoderMode, Event, GenerateOptions, Generator, Phase, Plan, RunSummary, Seeds, Timings, UpsampleMode,
     requested_labels,
 };
-pub use models::{Models, WeightFile};
+pub use models::{Models, Needs, WeightFile};
 pub use output::{ReplayReport, RunRequest, export_run, frame_path, generate_to_dir, replay};
 
 /// Where generated frames go as they are produced.

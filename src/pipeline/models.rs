@@ -39,10 +39,49 @@ pub struct Models<B: Backend> {
     pub files: Vec<WeightFile>,
 }
 
+/// Which of the optional models to load (the image and video LDMs and the autoencoder
+/// are always needed). A model left out is `None` in [`Models`], its files are neither
+/// checked nor recorded, and a run that needs it fails with `MissingModel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    pub interpolator: bool,
+    pub temporal_decoder: bool,
+    pub upsampler: bool,
+}
+
+impl Needs {
+    pub const ALL: Needs = Needs { interpolator: true, temporal_decoder: true, upsampler: true };
+
+    /// What a run with `opts` uses.
+    pub fn of(opts: &super::GenerateOptions) -> Self {
+        Needs {
+            interpolator: opts.interpolate,
+            temporal_decoder: opts.decoder == super::DecoderMode::Temporal,
+            upsampler: opts.upsample != super::UpsampleMode::Off,
+        }
+    }
+
+    /// Whether the model `name` of a manifest is loaded.
+    pub fn wants(&self, name: &str) -> bool {
+        match name {
+            "interpolator" => self.interpolator,
+            "temporal_decoder" => self.temporal_decoder,
+            "upsampler" => self.upsampler,
+            _ => true,
+        }
+    }
+}
+
 impl<B: Backend> Models<B> {
-    /// Loads the models of `dir` (a folder with `manifest.ron`), checking every file's
+    /// Loads every model of `dir` (a folder with `manifest.ron`), checking each file's
     /// size and SHA-256 against the manifest first.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, PipelineError> {
+        Self::load_for(dir, device, Needs::ALL)
+    }
+
+    /// Loads the models of `dir` that `needs` asks for (see [`Needs`]): a preview
+    /// without upsampling neither reads nor checks the upsampler's files.
+    pub fn load_for(dir: &Path, device: &B::Device, needs: Needs) -> Result<Self, PipelineError> {
         let manifest = match Manifest::read(dir) {
             Ok(m) => m,
             Err(WeightsError::MissingFile { .. }) => {
@@ -50,7 +89,7 @@ impl<B: Backend> Models<B> {
             }
             Err(e) => return Err(e.into()),
         };
-        manifest.verify(dir)?;
+        manifest.verify_models(dir, |name| needs.wants(name))?;
         let mpath = Manifest::path(dir);
         let tier = manifest.tier;
         let require = |name: &'static str, stage: &'static str| {
@@ -81,7 +120,8 @@ impl<B: Backend> Models<B> {
         let latent_scale = ae_entry.latent_scale.unwrap_or(1.0);
         record(ae_entry);
 
-        let temporal_decoder = match manifest.model("temporal_decoder") {
+        let optional = |name: &str| manifest.model(name).filter(|_| needs.wants(name));
+        let temporal_decoder = match optional("temporal_decoder") {
             Some(e) => {
                 let cfg: AutoencoderConfig = e.config(&mpath)?;
                 let decoder = cfg.init::<B>(device).decoder;
@@ -105,7 +145,7 @@ impl<B: Backend> Models<B> {
         let video_entry = require("video_ldm", "video-ldm")?;
         let video_ldm = load_video(video_entry)?;
         record(video_entry);
-        let interpolator = match manifest.model("interpolator") {
+        let interpolator = match optional("interpolator") {
             Some(e) => {
                 record(e);
                 Some(load_video(e)?)
@@ -113,7 +153,7 @@ impl<B: Backend> Models<B> {
             None => None,
         };
 
-        let (upsampler, upsampler_video) = match manifest.model("upsampler") {
+        let (upsampler, upsampler_video) = match optional("upsampler") {
             Some(e) => {
                 let mut cfg: UpsamplerConfig = e.config(&mpath)?;
                 let temporal = file(e, Part::Temporal)?;

@@ -312,8 +312,10 @@ pub fn replay<B: Backend>(
         path: meta_path.clone(),
         message: "the run names no weights folder; pass --weights".into(),
     })?;
-    let models = Models::<B>::load(&dir, &device)?;
-    for recorded in &meta.weights {
+    let needs = super::Needs::of(&meta.options);
+    let models = Models::<B>::load_for(&dir, &device, needs)?;
+    // Runs made before `Needs` recorded every model of the folder, used or not.
+    for recorded in meta.weights.iter().filter(|r| needs.wants(&r.model)) {
         if !models.files.iter().any(|f| f.sha256 == recorded.sha256 && f.model == recorded.model) {
             return Err(PipelineError::Metadata {
                 path: meta_path,

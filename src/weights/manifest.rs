@@ -177,8 +177,13 @@ impl Manifest {
     /// Checks that every listed file exists inside `dir` with the recorded size and
     /// SHA-256. Returns the first problem, naming the file.
     pub fn verify(&self, dir: &Path) -> Result<(), WeightsError> {
+        self.verify_models(dir, |_| true)
+    }
+
+    /// [`Self::verify`] for the files of the models whose name passes `wanted`.
+    pub fn verify_models(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(), WeightsError> {
         let manifest = Self::path(dir);
-        for file in self.models.iter().flat_map(|m| &m.files) {
+        for file in self.models.iter().filter(|m| wanted(&m.name)).flat_map(|m| &m.files) {
             let path = resolve(&manifest, dir, &file.path)?;
             let bytes = std::fs::metadata(&path).map_err(|e| WeightsError::read(&path, e))?.len();
             if bytes != file.bytes {
