@@ -278,21 +278,7 @@ fn frames_stream_in_order_and_generation_can_be_cancelled() {
     assert_eq!(summary.seeds.futures.len(), 2);
 
     // Cancelling after the first frame of future 0 stops the run with `Cancelled`.
-    let cancel = AtomicBool::new(false);
-    let mut sink = Recorder::default();
-    let result = generator.run(
-        &s,
-        &opts,
-        &mut sink,
-        &mut |e| {
-            if let Event::Frame { index: 1, .. } = e {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        },
-        &cancel,
-    );
-    assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
-    assert!(sink.frames.len() < 33);
+    assert!(frames_before_cancel(&generator, &s, &opts) < 33);
 
     // Futures on parallel threads: each future's frames still in order, progress still
     // counts 1..=total on the caller's thread, and cancelling still stops every thread.
@@ -309,21 +295,26 @@ fn frames_stream_in_order_and_generation_can_be_cancelled() {
     let steps: Vec<usize> =
         events.iter().filter_map(|e| if let Event::Step { done, .. } = e { Some(*done) } else { None }).collect();
     assert_eq!(steps, (1..=plan.total_units).collect::<Vec<_>>());
+    assert!(frames_before_cancel(&parallel, &s, &opts) < 2 * 33);
+}
+
+/// Runs `opts`, cancelling when a future's first new frame arrives; the run must end
+/// `Cancelled`. Returns the frames the sink received.
+fn frames_before_cancel(
+    generator: &Generator<Flex>,
+    s: &latentdrive::scenario::Scenario,
+    opts: &GenerateOptions,
+) -> usize {
     let cancel = AtomicBool::new(false);
     let mut sink = Recorder::default();
-    let result = parallel.run(
-        &s,
-        &opts,
-        &mut sink,
-        &mut |e| {
-            if let Event::Frame { index: 1, .. } = e {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        },
-        &cancel,
-    );
+    let mut on_event = |e| {
+        if let Event::Frame { index: 1, .. } = e {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let result = generator.run(s, opts, &mut sink, &mut on_event, &cancel);
     assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
-    assert!(sink.frames.len() < 2 * 33);
+    sink.frames.len()
 }
 
 #[test]
