@@ -398,6 +398,26 @@ fn stage_of(stage: StageArg) -> train::Stage {
     }
 }
 
+/// `Ok($body)` with `$b` bound to the autodiff backend of `--device` (on its default
+/// device), or the error of a binary built without CUDA.
+macro_rules! on_training_backend {
+    ($device:expr, |$b:ident| $body:expr) => {
+        match $device {
+            generate_cmd::DeviceArg::Cpu => {
+                type $b = burn::backend::Autodiff<burn::backend::Flex>;
+                Ok($body)
+            }
+            #[cfg(feature = "cuda")]
+            generate_cmd::DeviceArg::Cuda => {
+                type $b = burn::backend::Autodiff<burn::backend::Cuda>;
+                Ok($body)
+            }
+            #[cfg(not(feature = "cuda"))]
+            generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
+        }
+    };
+}
+
 fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) -> Result<train::FitSummary> {
     let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
     let opts = train::TrainOptions {
@@ -411,17 +431,8 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         resume,
         data: a.data.clone(),
     };
-    let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| match a.device {
-        generate_cmd::DeviceArg::Cpu => Ok(train::train_stage(&opts, cancel, on_event)),
-        #[cfg(feature = "cuda")]
-        generate_cmd::DeviceArg::Cuda => Ok(train::train_stage_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            &opts,
-            &Default::default(),
-            cancel,
-            on_event,
-        )),
-        #[cfg(not(feature = "cuda"))]
-        generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
+    let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
+        on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))
     })?;
     let report = report.map_err(|e| match e {
         train::TrainError::Data(m) => anyhow::Error::from(InputError(format!("training data: {m}"))),
@@ -449,21 +460,9 @@ fn train_evaluator(evaluator: eval::Evaluator, tier: ModelTier, a: &TrainArgs) -
         weights_dir: a.weights.clone().unwrap_or_else(|| eval::default_evaluators_dir(tier)),
         resume: a.resume,
     };
-    let report =
-        with_training_loop(evaluator.name(), a, &opts.run_dir, a.resume, |cancel, on_event| match a.device {
-            generate_cmd::DeviceArg::Cpu => Ok(eval::train_evaluator(&opts, cancel, on_event)),
-            #[cfg(feature = "cuda")]
-            generate_cmd::DeviceArg::Cuda => {
-                Ok(eval::train_evaluator_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
-                    &opts,
-                    &Default::default(),
-                    cancel,
-                    on_event,
-                ))
-            }
-            #[cfg(not(feature = "cuda"))]
-            generate_cmd::DeviceArg::Cuda => Err(cuda_missing()),
-        })??;
+    let report = with_training_loop(evaluator.name(), a, &opts.run_dir, a.resume, |cancel, on_event| {
+        on_training_backend!(a.device, |B| eval::train_evaluator_on::<B>(&opts, &Default::default(), cancel, on_event))
+    })??;
     print_fit(evaluator.name(), &report.summary, &opts.run_dir);
     if let Some(acc) = &report.accuracy {
         println!("{} (EMA weights)", acc);
