@@ -229,8 +229,8 @@ impl<B: Backend> Generator<B> {
     /// Every future has its own seed and each burn operation stays on one thread, so
     /// the frames are bit-identical for any thread count; only their order of arrival
     /// at the sink (across futures) changes. On the CPU backend the futures then share
-    /// the cores (measured: 2 threads on 2 cores, 98.1 s → 45.6 s for 4 futures); on a
-    /// GPU their kernels share one device (not measured).
+    /// the cores (README, generate bench); on a GPU their kernels share one device (not
+    /// measured).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
