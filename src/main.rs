@@ -20,6 +20,13 @@ use latentdrive::scenario::{self, ScenarioError};
 use latentdrive::train;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// mimalloc instead of the system allocator: burn-flex allocates a fresh buffer for
+/// nearly every op, and the upsampler's activations (32 MiB per 8-frame chunk) are past
+/// glibc's mmap threshold, so each op paid page faults for new zero pages; mimalloc
+/// reuses the freed memory. Measured: 8-frame upsampler forward 8.7 s → 6.6 s on one core.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Driving-scene simulation with latent video diffusion.
 #[derive(Parser, Debug)]
 #[command(name = "latentdrive", version, about, propagate_version = true)]
@@ -142,6 +149,9 @@ enum StageArg {
     All,
     /// KL autoencoder on single frames (L1 + edge + KL).
     Autoencoder,
+    /// Fine-tunes the trained autoencoder's decoder, encoder frozen: sharper frames in the
+    /// same latent space (every later stage stays valid; not part of `all`).
+    Decoder,
     /// Box- and label-conditioned image LDM on the frozen autoencoder's latents.
     ImageLdm,
     /// Decoder with temporal layers, fine-tuned on clips against a 3D discriminator.
@@ -388,6 +398,7 @@ fn tier_of(tier: TierArg) -> ModelTier {
 fn stage_of(stage: StageArg) -> train::Stage {
     match stage {
         StageArg::All | StageArg::Autoencoder => train::Stage::Autoencoder,
+        StageArg::Decoder => train::Stage::Decoder,
         StageArg::TemporalDecoder => train::Stage::TemporalDecoder,
         StageArg::ImageLdm => train::Stage::ImageLdm,
         StageArg::VideoLdm => train::Stage::VideoLdm,

@@ -183,6 +183,7 @@ fn save<IB: Backend, M: Module<IB>, C: Serialize>(
             opts.seed, opts.batch
         ),
         notes: format!("EMA weights (decay {}); {accuracy}", opts.loop_config.ema_decay),
+        base: None,
     });
     let mut manifest = match Manifest::read(dir) {
         Ok(m) => m,

@@ -134,15 +134,89 @@ impl<B: Backend> TemporalResBlock<B> {
         if let (Some(proj), Some(c)) = (&self.context_proj, &ctx.context) {
             inp = inp + proj.forward(c.clone());
         }
-        let v = to_video(inp, t);
+        let temporal = if self.runs_on_frames(&inp) {
+            self.branch_on_frames(inp, emb, t)
+        } else {
+            self.branch_in_video(inp, emb, t)
+        };
+        self.alpha.forward(x, temporal, ctx.image_only)
+    }
+
+    /// The temporal branch with `Conv3d`s on the video layout `[b, c, t, h, w]`.
+    fn branch_in_video(&self, x: Tensor<B, 4>, emb: Option<Tensor<B, 2>>, t: usize) -> Tensor<B, 4> {
+        let v = to_video(x, t);
         let mut h = self.conv1.forward(silu(self.norm1.forward(v.clone())));
         if let (Some(proj), Some(e)) = (&self.emb_proj, emb) {
             h = h + to_video(proj.forward(silu(e)).unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3), t);
         }
         let h = self.conv2.forward(silu(self.norm2.forward(h)));
-        let temporal = from_video(v + h);
-        self.alpha.forward(x, temporal, ctx.image_only)
+        from_video(v + h)
     }
+
+    /// Whether the temporal branch can run in the frame layout `[b·t, c, h, w]`: for
+    /// inference, with a per-pixel norm (its statistics do not span frames) and
+    /// kernels `(kt, 1, 1)`. On burn-flex a `Conv3d` lowers to an im2col copy of `kt`
+    /// times its input plus a layout change each way; here each kernel tap is a
+    /// pointwise convolution (a plain GEMM) of a frame-shifted view. Same function,
+    /// different rounding; training keeps `Conv3d` (its backward is burn's).
+    fn runs_on_frames(&self, x: &Tensor<B, 4>) -> bool {
+        let pointwise = |c: &Conv3d<B>| {
+            let [_, _, kt, kh, kw] = c.weight.dims();
+            kt % 2 == 1
+                && kh == 1
+                && kw == 1
+                && c.stride == [1; 3]
+                && c.dilation == [1; 3]
+                && c.groups == 1
+                && c.padding == PaddingConfig3d::Explicit(kt / 2, 0, 0)
+        };
+        !B::ad_enabled(&x.device())
+            && matches!((&self.norm1, &self.norm2), (Norm::Channel(_), Norm::Channel(_)))
+            && pointwise(&self.conv1)
+            && pointwise(&self.conv2)
+    }
+
+    /// The temporal branch `x + conv2(silu(norm2(conv1(silu(norm1(x))) + emb)))` on frames.
+    fn branch_on_frames(&self, x: Tensor<B, 4>, emb: Option<Tensor<B, 2>>, t: usize) -> Tensor<B, 4> {
+        let mut h = conv_over_frames(&self.conv1, silu(self.norm1.forward(x.clone())), t);
+        if let (Some(proj), Some(e)) = (&self.emb_proj, emb) {
+            h = h + proj.forward(silu(e)).unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
+        }
+        x + conv_over_frames(&self.conv2, silu(self.norm2.forward(h)), t)
+    }
+}
+
+/// A `(kt, 1, 1)` convolution (zero padding `kt / 2` in time, see
+/// [`TemporalResBlock::runs_on_frames`]) of frames `[b·t, c, h, w]`: the sum over taps `k`
+/// of a pointwise convolution with `weight[:, :, k]` applied to the frames shifted by
+/// `k − kt/2`.
+fn conv_over_frames<B: Backend>(conv: &Conv3d<B>, x: Tensor<B, 4>, t: usize) -> Tensor<B, 4> {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    let [bt, c, h, w] = x.dims();
+    let (b, len) = (bt / t, c * h * w);
+    let weight = conv.weight.val();
+    let [co, ci, kt, _, _] = weight.dims();
+    let pad = kt / 2;
+    let frames = x.reshape([b, t, len]);
+    let padded = if pad == 0 {
+        frames
+    } else {
+        let zeros = Tensor::<B, 3>::zeros([b, pad, len], &frames.device());
+        Tensor::cat(vec![zeros.clone(), frames, zeros], 1)
+    };
+    let mut out: Option<Tensor<B, 4>> = None;
+    for k in 0..kt {
+        let shifted = padded.clone().narrow(1, k, t).reshape([bt, c, h, w]);
+        let tap = weight.clone().narrow(2, k, 1).reshape([co, ci, 1, 1]);
+        let bias = if k == 0 { conv.bias.as_ref().map(|p| p.val()) } else { None };
+        let y = conv2d(shifted, tap, bias, ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        out = Some(match out {
+            Some(o) => o + y,
+            None => y,
+        });
+    }
+    out.expect("a convolution has at least one tap")
 }
 
 #[derive(Config, Debug)]
@@ -294,5 +368,48 @@ impl<B: Backend> TemporalMix<B> {
             TemporalMix::Conv(b) => &b.alpha,
             TemporalMix::Attention(a) => &a.alpha,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::{Distribution, TensorData};
+
+    /// A block with every weight random (conv2 too, which starts at zero).
+    fn random_block<B: Backend>(norm: NormKind, kernel: [usize; 3], device: &B::Device) -> TemporalResBlock<B> {
+        let mut block =
+            TemporalResBlockConfig::new(6).with_emb_dim(Some(5)).with_norm(norm).with_kernel(kernel).init::<B>(device);
+        let w = block.conv2.weight.dims();
+        block.conv2.weight = Param::from_tensor(Tensor::random(w, Distribution::Normal(0.0, 0.3), device));
+        block.conv2.bias = Some(Param::from_tensor(Tensor::random([6], Distribution::Normal(0.0, 0.3), device)));
+        block
+    }
+
+    #[test]
+    fn the_frame_layout_branch_computes_the_conv3d_branch() {
+        let device = Default::default();
+        for (b, t, kernel) in [(1, 5, [3, 1, 1]), (2, 4, [3, 1, 1]), (2, 3, [1, 1, 1]), (1, 6, [5, 1, 1])] {
+            let block = random_block::<Flex>(NormKind::Channel, kernel, &device);
+            let x = Tensor::<Flex, 4>::random([b * t, 6, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+            let emb = Tensor::<Flex, 2>::random([b * t, 5], Distribution::Normal(0.0, 1.0), &device);
+            assert!(block.runs_on_frames(&x));
+            let fast = block.branch_on_frames(x.clone(), Some(emb.clone()), t);
+            let reference = block.branch_in_video(x, Some(emb), t);
+            let diff: f32 = (fast.clone() - reference.clone()).abs().max().into_scalar();
+            let scale: f32 = reference.abs().max().into_scalar();
+            assert!(diff <= 1e-5 * scale.max(1.0), "b {b}, t {t}, kernel {kernel:?}: max diff {diff} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn only_inference_with_a_per_pixel_norm_and_time_only_kernels_runs_on_frames() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 4>::zeros([4, 6, 2, 2], &device);
+        assert!(!random_block::<Flex>(NormKind::Group(2), [3, 1, 1], &device).runs_on_frames(&x));
+        assert!(!random_block::<Flex>(NormKind::Channel, [3, 3, 3], &device).runs_on_frames(&x));
+        let ad = Tensor::<Autodiff<Flex>, 4>::from_data(TensorData::zeros::<f32, _>([4, 6, 2, 2]), &device);
+        assert!(!random_block::<Autodiff<Flex>>(NormKind::Channel, [3, 1, 1], &device).runs_on_frames(&ad));
     }
 }

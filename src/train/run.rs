@@ -27,6 +27,9 @@ use crate::weights::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
     Autoencoder,
+    /// The autoencoder's decoder fine-tuned with its encoder frozen: sharper frames for
+    /// the same latent space, so every later stage's weights stay valid.
+    Decoder,
     ImageLdm,
     /// The decoder with temporal layers, fine-tuned on clips against a 3D discriminator.
     TemporalDecoder,
@@ -54,6 +57,8 @@ impl Stage {
     pub fn is_done(self, manifest: &Manifest) -> bool {
         let entry = manifest.model(self.model_name());
         match self {
+            // A refinement of a finished stage, never needed to go on.
+            Stage::Decoder => true,
             // The upsampler's entry gains its temporal file in the video phase.
             Stage::UpsamplerVideo => entry.is_some_and(|e| e.file(Part::Temporal).is_some()),
             _ => entry.is_some(),
@@ -63,7 +68,7 @@ impl Stage {
     /// Model name in the manifest and the weights file stem.
     pub fn model_name(self) -> &'static str {
         match self {
-            Stage::Autoencoder => "autoencoder",
+            Stage::Autoencoder | Stage::Decoder => "autoencoder",
             Stage::ImageLdm => "image_ldm",
             Stage::TemporalDecoder => "temporal_decoder",
             Stage::VideoLdm => "video_ldm",
@@ -76,6 +81,7 @@ impl Stage {
     pub fn run_name(self) -> &'static str {
         match self {
             Stage::UpsamplerVideo => "upsampler_video",
+            Stage::Decoder => "autoencoder_decoder",
             other => other.model_name(),
         }
     }
@@ -139,6 +145,24 @@ pub fn train_stage_on<B: AutodiffBackend>(
             }
             let scale = latent_scale(&ema.model, &task.frames, &device);
             let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| e.latent_scale = Some(scale))?;
+            Ok(StageReport { summary, weights: Some(path) })
+        }
+        Stage::Decoder => {
+            let manifest = Manifest::read(&opts.weights_dir)?;
+            let before = manifest
+                .model(Stage::Autoencoder.model_name())
+                .cloned()
+                .ok_or_else(|| missing_stage(opts, Stage::Autoencoder))?;
+            let weights = stage_file(opts, Stage::Autoencoder, Part::Spatial)?;
+            let mut task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed)
+                .with_crop(cfg.autoencoder_crop)
+                .decoder_only(weights);
+            task.frames = frame_source(opts, cfg.frame_size, &[])?;
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(StageReport { summary, weights: None });
+            }
+            let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| fine_tuned(e, &before, &summary))?;
             Ok(StageReport { summary, weights: Some(path) })
         }
         Stage::ImageLdm => {
@@ -247,6 +271,25 @@ pub fn train_stage_on<B: AutodiffBackend>(
             let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary)?;
             Ok(StageReport { summary, weights: Some(temporal) })
         }
+    }
+}
+
+/// The manifest entry of a decoder fine-tuned from `before`: the encoder and its latent
+/// scale are `before`'s (later stages were trained on them); the training facts add up.
+fn fine_tuned(entry: &mut ModelEntry, before: &ModelEntry, summary: &FitSummary) {
+    entry.latent_scale = before.latent_scale;
+    let Some(prev) = &before.training else { return };
+    // Fine-tuning again (or resumed) starts from the autoencoder's own training, not twice.
+    let base = prev.base.clone().unwrap_or_else(|| Box::new(prev.clone()));
+    if let Some(facts) = entry.training.as_mut() {
+        facts.notes = format!(
+            "decoder fine-tuned {} steps ({:.0} s) with the encoder frozen (latent scale kept) on an autoencoder \
+             trained {} steps; {}",
+            summary.last_step, summary.seconds, base.steps, facts.notes
+        );
+        facts.steps = base.steps + summary.last_step;
+        facts.wall_time_s = base.wall_time_s + summary.seconds;
+        facts.base = Some(base);
     }
 }
 
@@ -394,6 +437,7 @@ fn record<IB: Backend, C: Serialize>(
             ),
             None => String::new(),
         },
+        base: None,
     };
     let mut entry = ModelEntry::new(opts.stage.model_name(), config, files)?;
     entry.training = Some(facts);

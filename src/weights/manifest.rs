@@ -99,6 +99,10 @@ pub struct TrainingFacts {
     pub data: String,
     #[serde(default)]
     pub notes: String,
+    /// The training of the weights this one started from and kept in part (e.g. the
+    /// autoencoder whose decoder was then fine-tuned with the encoder frozen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Box<TrainingFacts>>,
 }
 
 /// Just enough of a manifest to read its version before the full, strict parse, so a

@@ -59,6 +59,7 @@ fn folder(name: &str) -> (TestDir, Manifest) {
         hardware: "1× NVIDIA H100".into(),
         data: "seeds 0..4096, 64×64, 16 frames".into(),
         notes: String::new(),
+        base: None,
     });
     let mut autoencoder = ModelEntry::new("autoencoder", &ToySchedule::Linear, vec![]).unwrap();
     autoencoder.latent_scale = Some(0.18215);

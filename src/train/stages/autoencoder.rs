@@ -23,6 +23,11 @@ pub struct AutoencoderTask {
     /// Training crop `(height, width)` (multiples of 8, at offsets on the latent grid);
     /// held-out losses always use whole frames.
     pub crop: Option<(usize, usize)>,
+    /// Start from these trained autoencoder weights instead of a seeded init.
+    pub init_from: Option<std::path::PathBuf>,
+    /// Train the decoder only: the encoder, and so the latent space every later stage
+    /// was trained on, stays exactly as loaded (Video LDM fine-tunes decoders the same way).
+    pub freeze_encoder: bool,
 }
 
 impl AutoencoderTask {
@@ -35,7 +40,16 @@ impl AutoencoderTask {
             kl_weight: 1e-6,
             edge_weight: 0.5,
             crop: None,
+            init_from: None,
+            freeze_encoder: false,
         }
+    }
+
+    /// Fine-tunes the decoder of the autoencoder in `weights`, its encoder frozen.
+    pub fn decoder_only(mut self, weights: std::path::PathBuf) -> Self {
+        self.init_from = Some(weights);
+        self.freeze_encoder = true;
+        self
     }
 
     pub fn with_crop(mut self, crop: Option<(usize, usize)>) -> Self {
@@ -75,7 +89,15 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
     type Model = Autoencoder<B>;
 
     fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
-        Ok(seeded_init(self.config.init(device), seed))
+        let mut model = seeded_init(self.config.init(device), seed);
+        if let Some(path) = &self.init_from {
+            model = crate::weights::load_parts(model, path, None, crate::weights::TemporalInit::Require)?;
+        }
+        if self.freeze_encoder {
+            use burn::module::Module;
+            model.encoder = model.encoder.no_grad();
+        }
+        Ok(model)
     }
 
     fn frames(&self) -> &FrameSource {
