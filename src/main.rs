@@ -168,6 +168,9 @@ enum StageArg {
     Detector,
     /// Evaluator: day/night + crowdedness classifier on world renders [weights: weights/eval/<tier>].
     Classifier,
+    /// Evaluator: clip encoder reading the ego's speed and lane changes off 4 key frames of world
+    /// renders; its features are `eval`'s clip features [weights: weights/eval/<tier>].
+    ClipEncoder,
 }
 
 /// Model tiers.
@@ -370,6 +373,7 @@ fn train(stage: StageArg, args: TrainArgs) -> Result<ExitCode> {
         }
         StageArg::Detector => return train_evaluator(eval::Evaluator::Detector, tier, &args),
         StageArg::Classifier => return train_evaluator(eval::Evaluator::Classifier, tier, &args),
+        StageArg::ClipEncoder => return train_evaluator(eval::Evaluator::ClipEncoder, tier, &args),
         other => vec![stage_of(other)],
     };
     if args.run_dir.is_some() && stages.len() > 1 {
@@ -405,7 +409,9 @@ fn stage_of(stage: StageArg) -> train::Stage {
         StageArg::Interpolator => train::Stage::Interpolator,
         StageArg::Upsampler => train::Stage::Upsampler,
         StageArg::UpsamplerVideo => train::Stage::UpsamplerVideo,
-        StageArg::Detector | StageArg::Classifier => unreachable!("evaluators are trained by train_evaluator"),
+        StageArg::Detector | StageArg::Classifier | StageArg::ClipEncoder => {
+            unreachable!("evaluators are trained by train_evaluator")
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `train detector|classifier` and `eval` end to end on micro weights, through the binary.
+//! `train detector|classifier|clip-encoder` and `eval` end to end on micro weights, through the binary.
 
 mod common;
 
@@ -79,9 +79,11 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
 
     train_evaluator("detector", &root);
     train_evaluator("classifier", &root);
+    train_evaluator("clip-encoder", &root);
     let manifest = std::fs::read_to_string(evaluators.join("manifest.ron")).unwrap();
     assert!(manifest.contains("\"detector\"") && manifest.contains("held-out AP50"), "{manifest}");
     assert!(manifest.contains("\"classifier\"") && manifest.contains("held-out day/night"), "{manifest}");
+    assert!(manifest.contains("\"clip_encoder\"") && manifest.contains("held-out speed MAE"), "{manifest}");
 
     let o = run(&args);
     assert!(o.status.success(), "{}", text(&o));
@@ -91,11 +93,18 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(json["generated"]["frechet_frames"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
     assert!(json["evaluators"]["day_night"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)));
     assert!(json["generated"]["diversity"].as_f64().is_some(), "{}", json["generated"]);
+    // Clip features come from the clip encoder, whose own accuracy is reported.
+    assert!(json["generated"]["frechet_clips"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
+    assert!(json["evaluators"]["clip_motion"]["samples"].as_u64().is_some_and(|n| n > 0), "{}", json["evaluators"]);
     let rows = json["ablations"][0]["rows"].as_array().expect("the steps table");
     assert_eq!(rows.len(), 2);
     assert!(json["drift"]["segments"].as_array().is_some_and(|s| s.len() == 3), "{}", json["drift"]);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
+    assert!(
+        md.contains("| clip encoder | ego speed MAE") && md.contains("Clip features are the clip encoder's"),
+        "{md}"
+    );
     for png in ["samples.png", "drift.png", "ablation_steps_frechet.png"] {
         assert!(image::open(report.join(png)).is_ok(), "{png}");
     }

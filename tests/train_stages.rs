@@ -131,3 +131,67 @@ fn stages_train_from_an_on_disk_dataset() {
     assert!(err.contains("frames are 64×32"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `train decoder`: the autoencoder's decoder changes, its encoder and latent scale stay
+/// exactly as they were (later stages were trained on that latent space), and the
+/// training facts add up without counting a repeated fine-tuning twice.
+#[test]
+fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
+    use burn::tensor::{Distribution, Tensor};
+    let root = std::env::temp_dir().join(format!("latentdrive-decoder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let weights = root.join("weights");
+    let never = AtomicBool::new(false);
+    let opts = |stage: Stage, steps: u64| TrainOptions {
+        stage,
+        tier: ModelTier::Micro,
+        loop_config: LoopConfig {
+            steps,
+            lr: 1e-3,
+            warmup_steps: 1,
+            grad_clip: 1.0,
+            ema_decay: 0.5,
+            checkpoint_every: 100,
+            eval_every: steps,
+            init_seed: 1,
+            data_parallel: 1,
+        },
+        batch: 2,
+        seed: 5,
+        run_dir: root.join(format!("{}-{steps}", stage.run_name())),
+        weights_dir: weights.clone(),
+        resume: false,
+        data: None,
+    };
+    let device = Default::default();
+    let load = || {
+        let file = weights.join("autoencoder.safetensors");
+        let init = ModelTier::Micro.config().autoencoder.init::<Flex>(&device);
+        load_parts(init, &file, None, TemporalInit::Require).unwrap()
+    };
+    let x = Tensor::<Flex, 4>::random([2, 3, 16, 32], Distribution::Normal(0.0, 0.5), &device);
+    let z = Tensor::<Flex, 4>::random([2, 4, 4, 8], Distribution::Normal(0.0, 1.0), &device);
+
+    train_stage(&opts(Stage::Autoencoder, 3), &never, |_| {}).unwrap();
+    let before = load();
+    let entry_before = Manifest::read(&weights).unwrap().model("autoencoder").unwrap().clone();
+    for steps in [4, 2] {
+        let report = train_stage(&opts(Stage::Decoder, steps), &never, |_| {}).unwrap();
+        assert_eq!(report.summary.last_step, steps);
+        let after = load();
+        let (mean_before, _) = before.encoder.forward(x.clone());
+        let (mean_after, _) = after.encoder.forward(x.clone());
+        assert_eq!(mean_before.into_data(), mean_after.into_data(), "the encoder changed");
+        let (dec_before, dec_after) = (before.decoder.forward(z.clone(), 1), after.decoder.forward(z.clone(), 1));
+        assert_ne!(dec_before.into_data(), dec_after.into_data(), "the decoder did not train");
+        let manifest = Manifest::read(&weights).unwrap();
+        manifest.verify(&weights).unwrap();
+        let entry = manifest.model("autoencoder").unwrap();
+        assert_eq!(entry.latent_scale, entry_before.latent_scale);
+        let facts = entry.training.as_ref().unwrap();
+        assert_eq!(facts.steps, 3 + steps, "{facts:?}");
+        assert_eq!(facts.base.as_ref().unwrap().steps, 3);
+        assert!(facts.notes.contains(&format!("decoder fine-tuned {steps} steps")), "{}", facts.notes);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -19,6 +19,9 @@ pub struct BackboneConfig {
     pub convs_per_stage: usize,
     #[config(default = "NormKind::Group(8)")]
     pub norm: NormKind,
+    /// Input channels: 3 for a frame, `3·t` for `t` frames stacked (the clip encoder).
+    #[config(default = 3)]
+    pub in_channels: usize,
 }
 
 impl BackboneConfig {
@@ -30,7 +33,7 @@ impl BackboneConfig {
                 .init(device),
             norm: NormConfig::new(self.norm, cout).init(device),
         };
-        let mut cin = 3;
+        let mut cin = self.in_channels;
         let stages = self
             .channels
             .iter()

@@ -10,6 +10,7 @@ use crate::scenario::Conditions;
 use crate::world::Box2d;
 
 use super::classifier::ConditionClassifier;
+use super::clip_encoder::ClipEncoder;
 use super::conditions::condition_accuracy;
 use super::crowd::{CountCrowdedness, car_count};
 use super::detection::{AP50_IOU, Detection, ImageDetections, evaluate_detections};
@@ -37,10 +38,13 @@ pub const STATIC_TOLERANCE: u8 = 6;
 /// Frames of one setting: `frames[scene][future][i]` at key-frame size, frame 0 first.
 pub type SceneFrames = Vec<Vec<Vec<RgbImage>>>;
 
-/// The two evaluator networks, borrowed.
+/// The evaluator networks, borrowed.
 pub struct Judges<'a, B: Backend> {
     pub detector: &'a Detector<B>,
     pub classifier: &'a ConditionClassifier<B>,
+    /// Clip features from a trained clip encoder; without one, [`clip_feature`] of the
+    /// classifier's frame features. Videos must be at least its window long.
+    pub clip_encoder: Option<&'a ClipEncoder<B>>,
     /// Crowdedness from the detector's car count (see `crowd`), where calibrated.
     pub crowd: Option<&'a CountCrowdedness>,
     pub device: &'a B::Device,
@@ -50,7 +54,8 @@ pub struct Judges<'a, B: Backend> {
 pub struct Readout {
     /// Classifier features of every frame, scene-major then future then frame.
     pub frame_features: Vec<Vec<f32>>,
-    /// One feature per (scene, future) video: see [`clip_feature`].
+    /// One feature per (scene, future) video: the clip encoder's
+    /// ([`ClipEncoder::video_feature`]) or [`clip_feature`].
     pub clip_features: Vec<Vec<f32>>,
     /// Predicted conditions of every frame (same order as `frame_features`).
     pub conditions: Vec<Conditions>,
@@ -59,7 +64,7 @@ pub struct Readout {
 }
 
 impl<B: Backend> Judges<'_, B> {
-    /// Runs both evaluators over every frame.
+    /// Runs the evaluators over every frame (and the clip encoder over every video).
     pub fn read(&self, frames: &SceneFrames) -> Readout {
         let mut out = Readout { frame_features: vec![], clip_features: vec![], conditions: vec![], detections: vec![] };
         for scene in frames {
@@ -76,7 +81,13 @@ impl<B: Backend> Judges<'_, B> {
                     video_features.extend((0..n).map(|i| flat[i * d..(i + 1) * d].to_vec()));
                     video_detections.extend(self.detector.detect(images, DETECTIONS_PER_IMAGE));
                 }
-                out.clip_features.push(clip_feature(&video_features));
+                // Too short for the encoder's window: an empty row, which the Fréchet
+                // distance reports as unavailable (`eval` checks lengths up front).
+                let clip = match self.clip_encoder {
+                    Some(encoder) => encoder.video_feature(video, self.device).unwrap_or_default(),
+                    None => clip_feature(&video_features),
+                };
+                out.clip_features.push(clip);
                 out.frame_features.extend(video_features);
                 scene_detections.push(video_detections);
             }
@@ -86,9 +97,9 @@ impl<B: Backend> Judges<'_, B> {
     }
 }
 
-/// A video's feature: the mean of its frame features (appearance) followed by the mean
-/// absolute change between consecutive frame features (motion), `2d` values. A cheap
-/// stand-in for an FVD clip encoder: shuffled or flickering frames move the second half.
+/// A video's feature without a clip encoder: the mean of its frame features (appearance)
+/// followed by the mean absolute change between consecutive frame features (motion),
+/// `2d` values. Shuffled or flickering frames move the second half.
 pub fn clip_feature(frames: &[Vec<f32>]) -> Vec<f32> {
     let d = frames.first().map_or(0, Vec::len);
     let n = frames.len().max(1) as f32;
@@ -298,6 +309,7 @@ pub fn measure<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::clip_encoder::ClipEncoderConfig;
     use crate::eval::{ClassifierConfig, DetectorConfig};
     use burn::backend::Flex;
     use rand::{RngExt, SeedableRng};
@@ -320,11 +332,20 @@ mod tests {
         let dev = Default::default();
         let detector = DetectorConfig::micro().init::<Flex>(&dev);
         let classifier = ClassifierConfig::micro().init::<Flex>(&dev);
-        let judges = Judges { detector: &detector, classifier: &classifier, crowd: None, device: &dev };
+        let encoder = ClipEncoderConfig::micro().init::<Flex>(&dev);
+        // Clip features from the frame features, then from the clip encoder.
+        for clip_encoder in [None, Some(&encoder)] {
+            let judges =
+                Judges { detector: &detector, classifier: &classifier, clip_encoder, crowd: None, device: &dev };
+            ideal_and_degraded(&judges);
+        }
+    }
+
+    fn ideal_and_degraded(judges: &Judges<Flex>) {
         let (scenes, frames) = fixture();
-        let reference = Reference::new(&judges, frames.clone(), (4, 2)).unwrap();
-        let ideal = measure(&judges, &scenes, &reference, None);
-        let same = measure(&judges, &scenes, &reference, Some(&frames));
+        let reference = Reference::new(judges, frames.clone(), (4, 2)).unwrap();
+        let ideal = measure(judges, &scenes, &reference, None);
+        let same = measure(judges, &scenes, &reference, Some(&frames));
         // Identical sets: Fréchet 0, and every other metric equals the reference's own.
         assert!(same.frechet_frames.unwrap() < 1e-6 && same.frechet_clips.unwrap() < 1e-6, "{same:?}");
         assert_eq!(
@@ -344,19 +365,19 @@ mod tests {
                 })
                 .collect()
         });
-        let noisy = measure(&judges, &scenes, &reference, Some(&noisy));
+        let noisy = measure(judges, &scenes, &reference, Some(&noisy));
         assert!(noisy.flicker_static.unwrap() > 5.0 * same.flicker_static.unwrap().max(1e-3), "{noisy:?}");
         assert!(noisy.frechet_frames.unwrap() > 1e-3, "{noisy:?}");
 
         // Shuffled frames: the same frames (frame Fréchet unchanged), wrong order (clip Fréchet grows).
         let shuffled = map_videos(&frames, &mut |v| vec![v[0].clone(), v[3].clone(), v[1].clone(), v[2].clone()]);
-        let shuffled = measure(&judges, &scenes, &reference, Some(&shuffled));
+        let shuffled = measure(judges, &scenes, &reference, Some(&shuffled));
         assert!(shuffled.frechet_frames.unwrap() < 1e-6);
         assert!(shuffled.frechet_clips.unwrap() > 1e-6, "{shuffled:?}");
 
         // Futures that do not differ: no diversity.
         let collapsed: SceneFrames = frames.iter().map(|scene| vec![scene[0].clone(), scene[0].clone()]).collect();
-        assert_eq!(measure(&judges, &scenes, &reference, Some(&collapsed)).diversity, Some(0.0));
+        assert_eq!(measure(judges, &scenes, &reference, Some(&collapsed)).diversity, Some(0.0));
     }
 
     #[test]

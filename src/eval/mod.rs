@@ -22,6 +22,7 @@
 pub mod backbone;
 pub mod centernet;
 pub mod classifier;
+pub mod clip_encoder;
 pub mod conditions;
 pub mod crowd;
 pub mod detection;

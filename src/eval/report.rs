@@ -147,12 +147,21 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
          - Everything is judged at key-frame size {}×{} (upsampled frames are scaled back down).\n\
          - Fréchet distances are squared (as FID reports them), on classifier features projected on the top {} \
          (frames) and {} (clips) principal components of the reference set: a full covariance of all the \
-         classifier's features needs more samples than a CPU run has. Clip features are the mean frame feature and the mean \
-         absolute change between consecutive frame features (appearance and motion); no clip encoder was trained.\n\
+         classifier's features needs more samples than a CPU run has. {}\n\
          - Flicker: mean absolute frame-to-frame change on the pixels that stay within {STATIC_TOLERANCE}/255 in \
          the reference video. Track continuity: detections with score ≥ {TRACK_SCORE} linked frame to frame at \
          IoU ≥ 0.5.\n",
-        r.frame_size.1, r.frame_size.0, o.components.0, o.components.1
+        r.frame_size.1,
+        r.frame_size.0,
+        o.components.0,
+        o.components.1,
+        if r.evaluators.clip_motion.is_some() {
+            "Clip features are the clip encoder's (trained to read the ego's speed and lane changes off 4 key \
+             frames), averaged over every window of 4 consecutive frames of a video."
+        } else {
+            "Clip features are the mean frame feature and the mean absolute change between consecutive frame \
+             features (appearance and motion); these evaluators have no clip encoder."
+        }
     );
 
     let e = &r.evaluators;
@@ -166,7 +175,25 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let _ = writeln!(s, "| condition classifier | crowdedness exact | {} |", f3(e.crowdedness_exact));
     let _ = writeln!(s, "| condition classifier | crowdedness ±1 | {} |", f3(e.crowdedness_within_one));
     let _ = writeln!(s, "| detector car count | crowdedness exact | {} |", f3(e.count_crowdedness_exact));
-    let _ = writeln!(s, "| detector car count | crowdedness ±1 | {} |\n", f3(e.count_crowdedness_within_one));
+    let _ = writeln!(s, "| detector car count | crowdedness ±1 | {} |", f3(e.count_crowdedness_within_one));
+    if let Some(m) = &e.clip_motion {
+        let _ = writeln!(
+            s,
+            "| clip encoder | ego speed MAE, m/s (constant guess) | {:.2} ({:.2}) |",
+            m.speed_mae, m.speed_mae_constant
+        );
+        let _ = writeln!(
+            s,
+            "| clip encoder | sideways travel MAE, m (guessing none) | {:.2} ({:.2}) |",
+            m.sideways_mae, m.sideways_mae_constant
+        );
+        let _ = writeln!(
+            s,
+            "| clip encoder | lane changes found (false alarms), {} clips | {}/{} ({}) |",
+            m.samples, m.lane_changes_found, m.lane_changes, m.false_lane_changes
+        );
+    }
+    let _ = writeln!(s);
     if let Some(c) = &e.count_crowdedness {
         let _ = writeln!(
             s,
@@ -177,7 +204,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             c.mean_counts
         );
     }
-    let _ = writeln!(s, "- detector: {}\n- classifier: {}\n", e.detector_training, e.classifier_training);
+    let _ = writeln!(s, "- detector: {}\n- classifier: {}", e.detector_training, e.classifier_training);
+    if let Some(t) = &e.clip_encoder_training {
+        let _ = writeln!(s, "- clip encoder: {t}");
+    }
+    let _ = writeln!(s);
 
     let _ = writeln!(s, "## Generated vs the world's renders\n");
     let _ = writeln!(

@@ -23,7 +23,7 @@ use super::frechet::frechet_distance;
 use super::measure::{Judges, Reference, SceneFrames, SettingMetrics, measure};
 use super::projection::Projection;
 use super::scenes::{EvalScene, SCENE_SEED_BASE};
-use super::tasks::{classifier_accuracy, detector_accuracy};
+use super::tasks::{MotionAccuracy, classifier_accuracy, clip_encoder_accuracy, detector_accuracy};
 use super::training::{Evaluators, HELD_OUT_WORLDS};
 
 /// Why `eval` stopped.
@@ -97,6 +97,11 @@ pub struct EvaluatorAccuracy {
     /// Training facts recorded with each (steps, wall time, notes).
     pub detector_training: String,
     pub classifier_training: String,
+    /// The clip encoder's ego-motion accuracy, where the evaluators have one.
+    #[serde(default)]
+    pub clip_motion: Option<MotionAccuracy>,
+    #[serde(default)]
+    pub clip_encoder_training: Option<String>,
 }
 
 /// One row of an ablation table.
@@ -224,6 +229,7 @@ pub fn evaluate<B: Backend>(
     let judges = Judges {
         detector: &evaluators.detector,
         classifier: &evaluators.classifier,
+        clip_encoder: evaluators.clip_encoder.as_ref(),
         crowd: crowd.as_ref().ok(),
         device,
     };
@@ -232,6 +238,16 @@ pub fn evaluate<B: Backend>(
 
     // Every setting up front, so the progress bar knows the whole run.
     let main = Setting { label: "main".into(), value: None, options: opts.generate.clone() };
+    // Clip features need a whole window of the clip encoder per future.
+    let main_frames = generator.plan(&scenes[0].scenario, &main.options)?.frames_per_future;
+    if let Some(encoder) = &evaluators.clip_encoder
+        && main_frames < encoder.frames()
+    {
+        return Err(EvalError::Options(format!(
+            "the clip encoder reads windows of {} frames; a future here has {main_frames} (use longer --seconds)",
+            encoder.frames()
+        )));
+    }
     let tables = ablation_settings(&opts.generate, &opts.ablations);
     let drift_options = opts.drift.map(|d| GenerateOptions { futures: 1, seconds: d.seconds, ..opts.generate.clone() });
     let mut total = 0;
@@ -261,6 +277,8 @@ pub fn evaluate<B: Backend>(
     let cls = classifier_accuracy(&evaluators.classifier, &frames, &held_out, device);
     let count = crowd.as_ref().ok().map(|c| c.accuracy(&evaluators.detector, &frames, &held_out, device));
     let count = count.and_then(Result::ok);
+    let clip_motion =
+        evaluators.clip_encoder.as_ref().and_then(|c| clip_encoder_accuracy(c, &frames, &held_out, device).ok());
     let facts = |f: &Option<crate::weights::TrainingFacts>| {
         f.as_ref().map_or_else(String::new, |f| {
             format!("{} steps in {:.0} s on {}; {}", f.steps, f.wall_time_s, f.hardware, f.notes)
@@ -280,6 +298,8 @@ pub fn evaluate<B: Backend>(
         count_crowdedness_within_one: count.map(|a| a.crowdedness_within_one),
         detector_training: facts(&evaluators.facts[0]),
         classifier_training: facts(&evaluators.facts[1]),
+        clip_motion,
+        clip_encoder_training: evaluators.clip_encoder.as_ref().map(|_| facts(&evaluators.facts[2])),
     };
 
     // Main setting and its reference.

@@ -8,11 +8,12 @@ use burn::tensor::{ElementConversion, Tensor};
 use crate::data::EVAL_SEED_BASE;
 use crate::scenario::Conditions;
 use crate::train::init::seeded_init;
-use crate::train::{Batch, FrameSource, Task, TrainError};
+use crate::train::{Batch, FrameSource, KEYFRAME_FPS, Task, TrainError};
 use crate::world::Box2d;
 
 use super::centernet::{DetectorTargets, detector_loss};
 use super::classifier::{ClassifierConfig, ConditionClassifier};
+use super::clip_encoder::{ClipEncoder, ClipEncoderConfig, EgoMotion};
 use super::conditions::{ConditionAccuracy, condition_accuracy};
 use super::detection::{AP50_IOU, DetectionScores, ImageDetections, evaluate_detections};
 use super::detector::{Detector, DetectorConfig};
@@ -102,6 +103,97 @@ impl<B: AutodiffBackend> Task<B> for ClassifierTask {
             seeds.iter().map(|&s| sample::<B>(&self.frames, s, device)).map(|(f, c, _)| (f, c)).unzip();
         model.forward(Tensor::stack(images, 0)).loss(&conditions)
     }
+}
+
+/// Trains the clip encoder on rendered key-frame clips and the ego's motion in them.
+pub struct ClipEncoderTask {
+    pub config: ClipEncoderConfig,
+    pub frames: FrameSource,
+    pub batch: usize,
+}
+
+/// A key-frame clip of world `seed` for the clip encoder, `[t, 3, h, w]`, and its ego motion.
+fn motion_clip<B: Backend>(frames: &FrameSource, t: usize, seed: u64, device: &B::Device) -> (Tensor<B, 4>, EgoMotion) {
+    let (clip, _, ego) = frames.rendered_clip::<B>(seed, t, KEYFRAME_FPS, device);
+    (clip, EgoMotion::of(&ego))
+}
+
+impl<B: AutodiffBackend> Task<B> for ClipEncoderTask {
+    type Model = ClipEncoder<B>;
+
+    fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
+        Ok(seeded_init(self.config.init(device), seed))
+    }
+
+    fn frames(&self) -> &FrameSource {
+        &self.frames
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, _: Batch, device: &B::Device) -> Tensor<B, 1> {
+        let (clips, truth): (Vec<_>, Vec<_>) =
+            seeds.iter().map(|&s| motion_clip::<B>(&self.frames, self.config.frames, s, device)).unzip();
+        model.forward(Tensor::stack(clips, 0)).loss(&truth)
+    }
+}
+
+/// How well the clip encoder reads the ego's motion, next to the best constant guess.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MotionAccuracy {
+    pub samples: usize,
+    /// Mean absolute error of the mean speed, m/s.
+    pub speed_mae: f32,
+    /// The same for always guessing the held-out clips' mean speed.
+    pub speed_mae_constant: f32,
+    /// Mean absolute error of the sideways travel, m.
+    pub sideways_mae: f32,
+    /// The same for always guessing no sideways travel.
+    pub sideways_mae_constant: f32,
+    /// Clips with a lane change under way (see [`EgoMotion::changes_lane`]).
+    pub lane_changes: usize,
+    /// Of those, the ones the encoder also sees as lane changes.
+    pub lane_changes_found: usize,
+    /// Clips it sees as lane changes that are not.
+    pub false_lane_changes: usize,
+}
+
+/// The clip encoder's motion accuracy on key-frame clips of held-out worlds `seeds`.
+pub fn clip_encoder_accuracy<B: Backend>(
+    model: &ClipEncoder<B>,
+    frames: &FrameSource,
+    seeds: &[u64],
+    device: &B::Device,
+) -> Result<MotionAccuracy, MetricError> {
+    check_held_out(seeds)?;
+    if seeds.is_empty() {
+        return Err(MetricError::Empty { what: "held-out clips" });
+    }
+    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    for chunk in seeds.chunks(EVAL_CHUNK) {
+        let (clips, motion): (Vec<_>, Vec<_>) =
+            chunk.iter().map(|&s| motion_clip::<B>(frames, model.frames(), s, device)).unzip();
+        predicted.extend(model.predict(Tensor::stack(clips, 0)));
+        truth.extend(motion);
+    }
+    let n = truth.len() as f32;
+    let mean_speed = truth.iter().map(|m| m.speed_mps).sum::<f32>() / n;
+    let mae =
+        |f: &dyn Fn(&EgoMotion, &EgoMotion) -> f32| truth.iter().zip(&predicted).map(|(t, p)| f(t, p)).sum::<f32>() / n;
+    let count =
+        |f: &dyn Fn(&EgoMotion, &EgoMotion) -> bool| truth.iter().zip(&predicted).filter(|(t, p)| f(t, p)).count();
+    Ok(MotionAccuracy {
+        samples: truth.len(),
+        speed_mae: mae(&|t, p| (t.speed_mps - p.speed_mps).abs()),
+        speed_mae_constant: mae(&|t, _| (t.speed_mps - mean_speed).abs()),
+        sideways_mae: mae(&|t, p| (t.sideways_m - p.sideways_m).abs()),
+        sideways_mae_constant: mae(&|t, _| t.sideways_m.abs()),
+        lane_changes: count(&|t, _| t.changes_lane()),
+        lane_changes_found: count(&|t, p| t.changes_lane() && p.changes_lane()),
+        false_lane_changes: count(&|t, p| !t.changes_lane() && p.changes_lane()),
+    })
 }
 
 /// Refuses seeds of the training range: held-out accuracy must not see training worlds.
@@ -211,6 +303,26 @@ mod tests {
         let scores = detector_accuracy(&fitted.ema.model, &task.frames, &held_out, &dev).unwrap();
         eprintln!("detector task: held-out {scores:?}");
         assert!(scores.ground_truth > 0 && (0.0..=1.0).contains(&scores.ap), "{scores:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_clip_encoder_learns_ego_motion_in_the_shared_loop() {
+        let dev = Default::default();
+        let task =
+            ClipEncoderTask { config: ClipEncoderConfig::micro(), frames: FrameSource::new(32, 64, 3), batch: 4 };
+        let held_out = FrameSource::held_out_seeds(8);
+        let initial =
+            held_out_loss::<AB, _>(&task, &Task::<AB>::init(&task, &dev, 4).unwrap(), &held_out, &dev).unwrap();
+        let dir = run_dir("clip");
+        let fitted = fit::<AB, _>(&task, &loop_config(30), &dir, false, &dev, &AtomicBool::new(false), |_| {}).unwrap();
+        let trained = held_out_loss::<AB, _>(&task, &fitted.model, &held_out, &dev).unwrap();
+        eprintln!("clip encoder task: held-out loss {initial:.3} → {trained:.3} after 30 steps");
+        assert!(trained < 0.5 * initial, "held-out loss {initial} → {trained}");
+        let acc = clip_encoder_accuracy(&fitted.ema.model, &task.frames, &held_out, &dev).unwrap();
+        eprintln!("clip encoder task: held-out {acc:?}");
+        assert_eq!(acc.samples, 8);
+        assert!(acc.speed_mae.is_finite() && acc.speed_mae_constant > 0.0, "{acc:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

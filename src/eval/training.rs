@@ -1,4 +1,4 @@
-//! `train detector|classifier`: the evaluators through the shared loop (`train::fit`),
+//! `train detector|classifier|clip-encoder`: the evaluators through the shared loop (`train::fit`),
 //! their EMA weights written to an evaluators folder (`weights/eval/<tier>/` by default)
 //! with a manifest entry holding the config, the training facts and the held-out
 //! accuracy measured on worlds no training step saw.
@@ -16,8 +16,12 @@ use crate::train::{Event, FitSummary, Fitted, FrameSource, LoopConfig, TrainErro
 use crate::weights::{FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts};
 
 use super::classifier::{ClassifierConfig, ConditionClassifier};
+use super::clip_encoder::{ClipEncoder, ClipEncoderConfig};
 use super::detector::{Detector, DetectorConfig};
-use super::tasks::{ClassifierTask, DetectorTask, classifier_accuracy, detector_accuracy};
+use super::tasks::{
+    ClassifierTask, ClipEncoderTask, DetectorTask, MotionAccuracy, classifier_accuracy, clip_encoder_accuracy,
+    detector_accuracy,
+};
 
 /// Held-out worlds the accuracy recorded after training is measured on.
 pub const HELD_OUT_WORLDS: usize = 128;
@@ -29,6 +33,8 @@ pub enum Evaluator {
     Detector,
     /// Day/night + crowdedness classifier (condition accuracy, Fréchet features).
     Classifier,
+    /// Ego-motion clip encoder (clip features: Fréchet distance of clips, diversity).
+    ClipEncoder,
 }
 
 impl Evaluator {
@@ -37,6 +43,7 @@ impl Evaluator {
         match self {
             Evaluator::Detector => "detector",
             Evaluator::Classifier => "classifier",
+            Evaluator::ClipEncoder => "clip_encoder",
         }
     }
 }
@@ -55,6 +62,14 @@ pub fn classifier_config(tier: ModelTier) -> ClassifierConfig {
     match tier {
         ModelTier::Micro => ClassifierConfig::micro(),
         ModelTier::Tiny | ModelTier::Base => ClassifierConfig::tiny(),
+    }
+}
+
+/// The clip encoder config of a tier (see [`detector_config`]).
+pub fn clip_encoder_config(tier: ModelTier) -> ClipEncoderConfig {
+    match tier {
+        ModelTier::Micro => ClipEncoderConfig::micro(),
+        ModelTier::Tiny | ModelTier::Base => ClipEncoderConfig::tiny(),
     }
 }
 
@@ -151,8 +166,36 @@ pub fn train_evaluator_on<B: AutodiffBackend>(
                 .unwrap_or_else(|e| format!("held-out accuracy not measurable: {e}"));
             (summary.clone(), acc.clone(), save(opts, &config, &ema.model, &summary, &acc)?)
         }
+        Evaluator::ClipEncoder => {
+            let config = clip_encoder_config(opts.tier);
+            let task = ClipEncoderTask { config: config.clone(), frames, batch: opts.batch };
+            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, opts.resume, device, cancel, on_event)?;
+            if summary.last_step == 0 {
+                return Ok(EvaluatorReport { summary, weights: None, accuracy: None });
+            }
+            let acc = clip_encoder_accuracy(&ema.model, &task.frames, &held_out, device)
+                .map(|a| motion_accuracy_line(&a))
+                .unwrap_or_else(|e| format!("held-out accuracy not measurable: {e}"));
+            (summary.clone(), acc.clone(), save(opts, &config, &ema.model, &summary, &acc)?)
+        }
     };
     Ok(EvaluatorReport { summary, weights: Some(written), accuracy: Some(accuracy) })
+}
+
+/// One line on the clip encoder's held-out motion accuracy.
+pub fn motion_accuracy_line(a: &MotionAccuracy) -> String {
+    format!(
+        "held-out speed MAE {:.2} m/s (constant guess {:.2}), sideways MAE {:.2} m (guessing none {:.2}), lane \
+         changes found {}/{} with {} false ({} clips)",
+        a.speed_mae,
+        a.speed_mae_constant,
+        a.sideways_mae,
+        a.sideways_mae_constant,
+        a.lane_changes_found,
+        a.lane_changes,
+        a.false_lane_changes,
+        a.samples
+    )
 }
 
 /// Writes `model` as `<name>.safetensors` and replaces its manifest entry.
@@ -196,18 +239,21 @@ fn save<IB: Backend, M: Module<IB>, C: Serialize>(
     Ok(dir.join(file))
 }
 
-/// Both evaluators, loaded from an evaluators folder written by `train`.
+/// The evaluators, loaded from an evaluators folder written by `train`.
 pub struct Evaluators<B: Backend> {
     pub tier: ModelTier,
     pub detector: Detector<B>,
     pub classifier: ConditionClassifier<B>,
     pub classifier_config: ClassifierConfig,
-    /// The training facts of each (detector, classifier), for reports.
-    pub facts: [Option<TrainingFacts>; 2],
+    /// The clip encoder, where the folder has one (without it clip features are made
+    /// from the classifier's frame features, see `measure::clip_feature`).
+    pub clip_encoder: Option<ClipEncoder<B>>,
+    /// The training facts of each (detector, classifier, clip encoder), for reports.
+    pub facts: [Option<TrainingFacts>; 3],
 }
 
 impl<B: Backend> Evaluators<B> {
-    /// Loads and verifies (sizes, hashes, every tensor name and shape) both evaluators.
+    /// Loads and verifies (sizes, hashes, every tensor name and shape) the evaluators.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, WeightsError> {
         let manifest = Manifest::read(dir)?;
         manifest.verify(dir)?;
@@ -236,12 +282,21 @@ impl<B: Backend> Evaluators<B> {
         let c = entry(Evaluator::Classifier)?;
         let classifier_config: ClassifierConfig = c.config(&manifest_path)?;
         let classifier = load_parts(classifier_config.init(device), &spatial(c)?, None, TemporalInit::Require)?;
+        let clip = manifest.model(Evaluator::ClipEncoder.name());
+        let clip_encoder = match clip {
+            Some(e) => {
+                let config: ClipEncoderConfig = e.config(&manifest_path)?;
+                Some(load_parts(config.init(device), &spatial(e)?, None, TemporalInit::Require)?)
+            }
+            None => None,
+        };
         Ok(Evaluators {
             tier: manifest.tier,
             detector,
             classifier,
             classifier_config,
-            facts: [d.training.clone(), c.training.clone()],
+            clip_encoder,
+            facts: [d.training.clone(), c.training.clone(), clip.and_then(|e| e.training.clone())],
         })
     }
 }

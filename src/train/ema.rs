@@ -35,18 +35,23 @@ impl<M> Ema<M> {
         L: AutodiffModule<B, InnerModule = M>,
         M: Module<B::InnerBackend>,
     {
-        let mut collect = Collect::<B::InnerBackend>(HashMap::new());
-        live.valid().visit(&mut collect);
+        let mut collect = Collect::<B>(HashMap::new());
+        live.visit(&mut collect);
         let mut blend = Blend { live: collect.0, decay: self.decay_at(step) };
         self.model = self.model.clone().map(&mut blend);
     }
 }
 
-struct Collect<B: Backend>(HashMap<ParamId, Tensor<B, 1>>);
+/// The live values of the trained parameters. Frozen ones are left out, so their
+/// average stays exactly what was loaded (`d·w + (1 − d)·w` is not `w` in floating point).
+struct Collect<B: AutodiffBackend>(HashMap<ParamId, Tensor<B::InnerBackend, 1>>);
 
-impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let t = param.val();
+        if !param.is_require_grad() {
+            return;
+        }
+        let t = param.val().inner();
         let n = t.shape().num_elements();
         self.0.insert(param.id, t.reshape([n]));
     }

@@ -19,7 +19,8 @@ pub use ema::Ema;
 pub use fit::{Batch, EmaOf, Event, FitSummary, Fitted, LoopConfig, Task, fit};
 pub use run::{KEYFRAME_FPS, Stage, StageReport, TrainOptions, default_run_dir, train_stage, train_stage_on};
 pub use stages::{
-    AutoencoderTask, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask, visible_boxes,
+    AutoencoderTask, EgoState, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
+    visible_boxes,
 };
 
 /// Why training stopped.

@@ -158,11 +158,14 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 .with_crop(cfg.autoencoder_crop)
                 .decoder_only(weights);
             task.frames = frame_source(opts, cfg.frame_size, &[])?;
+            let (original, _) = load_autoencoder::<B::InnerBackend>(opts, &device)?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
-            let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| fine_tuned(e, &before, &summary))?;
+            // The encoder as loaded, whatever the checkpoint's average holds for it.
+            let model = Autoencoder { encoder: original.encoder, decoder: ema.model.decoder };
+            let path = save_stage(opts, &cfg.autoencoder, &model, &summary, |e| fine_tuned(e, &before, &summary))?;
             Ok(StageReport { summary, weights: Some(path) })
         }
         Stage::ImageLdm => {

@@ -11,6 +11,15 @@ use crate::scenario::Conditions;
 use crate::train::TrainError;
 use crate::world::{FrameLabels, Renderer, World, mix};
 
+/// The ego car's motion at one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EgoState {
+    /// Forward speed, m/s.
+    pub speed_mps: f32,
+    /// Lateral offset from the road's reference line, m (a lane change moves it by a lane width).
+    pub offset_m: f32,
+}
+
 /// Frames and clips for training, a pure function of (run seed, step, index): rendered
 /// by the procedural world, or read from an on-disk dataset (`synth` output).
 pub struct FrameSource {
@@ -160,18 +169,33 @@ impl FrameSource {
             let clip = (0..frames).map(|k| self.dataset_frame(d, entry, start + k * stride, device).0).collect();
             return (Tensor::stack(clip, 0), entry.conditions());
         }
+        let (clip, conditions, _) = self.rendered_clip(seed, frames, fps, device);
+        (clip, conditions)
+    }
+
+    /// A rendered clip as [`FrameSource::clip`] cuts it, with the ego's motion at each
+    /// frame: what the clip encoder learns to read off the pixels. Always rendered (an
+    /// on-disk dataset records no ego motion).
+    pub fn rendered_clip<B: burn::tensor::backend::Backend>(
+        &self,
+        seed: u64,
+        frames: usize,
+        fps: f32,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Conditions, Vec<EgoState>) {
         let conditions = random_conditions(seed);
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         let start = (mix(seed ^ 0x7133) % 240) as f32 / 40.0;
-        let clip = self.with_renderer(|renderer| {
+        let (clip, ego) = self.with_renderer(|renderer| {
             (0..frames)
                 .map(|i| {
                     world.advance_to(start + i as f32 / fps);
-                    image_to_tensor(&renderer.render(&world, i as u32).0, device)
+                    let ego = EgoState { speed_mps: world.traffic.ego.v, offset_m: world.traffic.ego.d };
+                    (image_to_tensor(&renderer.render(&world, i as u32).0, device), ego)
                 })
-                .collect()
+                .unzip()
         });
-        (Tensor::stack(clip, 0), conditions)
+        (Tensor::stack(clip, 0), conditions, ego)
     }
 
     /// Runs `f` with the shared renderer, or with a fresh one while another thread holds it

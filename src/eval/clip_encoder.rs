@@ -1,0 +1,206 @@
+//! Clip encoder: reads the ego car's motion off a short clip of key frames (its mean
+//! speed and its sideways travel, which a lane change makes a lane wide). Trained on
+//! the world's renders, whose ego motion is known exactly; its pooled features are the
+//! clip features of the Fréchet distance and of multi-future diversity (an FVD-style
+//! video feature: appearance and motion together, learnt rather than hand-made).
+//!
+//! The frames of a clip are stacked on the channel axis (early fusion): motion between
+//! frames is visible to the first convolution.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use image::RgbImage;
+
+use crate::data::image_to_tensor;
+use crate::train::EgoState;
+
+use super::backbone::{Backbone, BackboneConfig};
+
+/// Targets are scaled to about unit size: speeds by 10 m/s, sideways travel by a lane.
+const SPEED_SCALE: f32 = 10.0;
+pub const LANE_WIDTH_M: f32 = 3.5;
+
+#[derive(Config, Debug)]
+pub struct ClipEncoderConfig {
+    /// Frames per clip (consecutive key frames); the backbone reads `3·frames` channels.
+    pub frames: usize,
+    pub backbone: BackboneConfig,
+}
+
+impl ClipEncoderConfig {
+    /// For tests: 2 frames.
+    pub fn micro() -> Self {
+        ClipEncoderConfig::new(2, BackboneConfig::new(vec![8, 16]).with_in_channels(6))
+    }
+
+    /// The shipped evaluator: 4 key frames (1.2 s at 2.5 Hz), down to 1/16, 96 features.
+    pub fn tiny() -> Self {
+        ClipEncoderConfig::new(4, BackboneConfig::new(vec![32, 48, 64, 96]).with_in_channels(12))
+    }
+
+    /// Width of [`ClipOutput::features`].
+    pub fn feature_dims(&self) -> usize {
+        self.backbone.channels.last().copied().unwrap_or(0)
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ClipEncoder<B> {
+        assert_eq!(self.backbone.in_channels, 3 * self.frames, "the backbone reads every frame's 3 channels");
+        ClipEncoder {
+            backbone: self.backbone.init(device),
+            motion: LinearConfig::new(self.feature_dims(), 2).init(device),
+            frames: self.frames,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ClipEncoder<B: Backend> {
+    pub backbone: Backbone<B>,
+    /// Ego speed and sideways travel, scaled (see [`EgoMotion::targets`]).
+    pub motion: Linear<B>,
+    frames: usize,
+}
+
+/// What a clip shows of the ego's motion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EgoMotion {
+    /// Mean forward speed over the clip, m/s.
+    pub speed_mps: f32,
+    /// Lateral offset at the last frame minus at the first, m (left positive).
+    pub sideways_m: f32,
+}
+
+impl EgoMotion {
+    /// The motion of the ego states of a clip's frames.
+    pub fn of(states: &[EgoState]) -> Self {
+        let n = states.len().max(1) as f32;
+        let speed_mps = states.iter().map(|s| s.speed_mps).sum::<f32>() / n;
+        let sideways_m = match (states.first(), states.last()) {
+            (Some(a), Some(b)) => b.offset_m - a.offset_m,
+            _ => 0.0,
+        };
+        EgoMotion { speed_mps, sideways_m }
+    }
+
+    /// Whether the ego moved by at least half a lane sideways (a lane change under way).
+    pub fn changes_lane(&self) -> bool {
+        self.sideways_m.abs() >= 0.5 * LANE_WIDTH_M
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClipOutput<B: Backend> {
+    /// Globally average-pooled last-stage features `[b, d]`.
+    pub features: Tensor<B, 2>,
+    /// Scaled (speed, sideways travel) `[b, 2]`.
+    pub motion: Tensor<B, 2>,
+}
+
+impl<B: Backend> ClipEncoder<B> {
+    /// Frames per clip.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Clips `[b, t, 3, h, w]` in [-1, 1] (`t` = [`ClipEncoder::frames`]) → features and motion.
+    pub fn forward(&self, clips: Tensor<B, 5>) -> ClipOutput<B> {
+        let [b, t, c, h, w] = clips.dims();
+        assert_eq!(t, self.frames, "the clip encoder reads clips of {} frames", self.frames);
+        let last = self.backbone.forward(clips.reshape([b, t * c, h, w])).pop().expect("a backbone has stages");
+        let [_, d, _, _] = last.dims();
+        let features = last.mean_dim(3).mean_dim(2).reshape([b, d]);
+        ClipOutput { motion: self.motion.forward(features.clone()), features }
+    }
+
+    /// The ego motion each clip shows, in m/s and m.
+    pub fn predict(&self, clips: Tensor<B, 5>) -> Vec<EgoMotion> {
+        let v = self.forward(clips).motion.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        v.chunks(2).map(|m| EgoMotion { speed_mps: m[0] * SPEED_SCALE, sideways_m: m[1] * LANE_WIDTH_M }).collect()
+    }
+
+    /// One feature vector per video: the mean over its windows of [`ClipEncoder::frames`]
+    /// consecutive frames (stride 1) of their features. `None` for a video shorter than
+    /// one window.
+    pub fn video_feature(&self, video: &[RgbImage], device: &B::Device) -> Option<Vec<f32>> {
+        let t = self.frames;
+        if video.len() < t {
+            return None;
+        }
+        let frames: Vec<Tensor<B, 3>> = video.iter().map(|f| image_to_tensor(f, device)).collect();
+        let windows: Vec<Tensor<B, 4>> = frames.windows(t).map(|w| Tensor::stack(w.to_vec(), 0)).collect();
+        let mut sum: Option<Tensor<B, 1>> = None;
+        let n = windows.len();
+        for chunk in windows.chunks(WINDOWS_PER_PASS) {
+            let f = self.forward(Tensor::stack(chunk.to_vec(), 0)).features.sum_dim(0);
+            let [_, d] = f.dims();
+            let f = f.reshape([d]);
+            sum = Some(match sum {
+                Some(s) => s + f,
+                None => f,
+            });
+        }
+        let mean = sum? / n as f64;
+        mean.into_data().convert::<f32>().to_vec::<f32>().ok()
+    }
+}
+
+/// Windows per forward pass of [`ClipEncoder::video_feature`].
+const WINDOWS_PER_PASS: usize = 4;
+
+impl<B: Backend> ClipOutput<B> {
+    /// Mean squared error of the scaled motion against the truth, `[1]`.
+    pub fn loss(&self, truth: &[EgoMotion]) -> Tensor<B, 1> {
+        let device = self.motion.device();
+        let v: Vec<f32> = truth.iter().flat_map(|m| [m.speed_mps / SPEED_SCALE, m.sideways_m / LANE_WIDTH_M]).collect();
+        let target = Tensor::<B, 2>::from_data(TensorData::new(v, [truth.len(), 2]), &device);
+        (self.motion.clone() - target).square().mean()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+
+    #[test]
+    fn features_and_motion_have_their_shapes() {
+        let dev = Default::default();
+        for cfg in [ClipEncoderConfig::micro(), ClipEncoderConfig::tiny()] {
+            let t = cfg.frames;
+            let out = cfg.init::<Flex>(&dev).forward(Tensor::zeros([3, t, 3, 32, 64], &dev));
+            assert_eq!(out.features.dims(), [3, cfg.feature_dims()]);
+            assert_eq!(out.motion.dims(), [3, 2]);
+        }
+    }
+
+    #[test]
+    fn ego_motion_is_mean_speed_and_sideways_travel() {
+        let s = |v, d| EgoState { speed_mps: v, offset_m: d };
+        let m = EgoMotion::of(&[s(10.0, 1.0), s(12.0, 2.0), s(14.0, 4.5)]);
+        assert_eq!(m, EgoMotion { speed_mps: 12.0, sideways_m: 3.5 });
+        assert!(m.changes_lane());
+        assert!(!EgoMotion::of(&[s(10.0, 1.0), s(10.0, 1.5)]).changes_lane());
+    }
+
+    #[test]
+    fn a_video_feature_averages_its_windows() {
+        let dev = Default::default();
+        let model = ClipEncoderConfig::micro().init::<Flex>(&dev);
+        let frame = |v: u8| RgbImage::from_pixel(64, 32, image::Rgb([v, v / 2, 255 - v]));
+        let video: Vec<RgbImage> = (0..4).map(|i| frame(40 * i)).collect();
+        let f = model.video_feature(&video, &dev).unwrap();
+        let windows: Vec<Tensor<Flex, 4>> = video
+            .windows(2)
+            .map(|w| Tensor::stack(w.iter().map(|f| image_to_tensor::<Flex>(f, &dev)).collect(), 0))
+            .collect();
+        let expected = model.forward(Tensor::stack(windows, 0)).features.mean_dim(0);
+        let expected = expected.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        for (a, b) in f.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert!(model.video_feature(&video[..1], &dev).is_none());
+    }
+}
