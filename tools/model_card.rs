@@ -255,6 +255,8 @@ fn main() -> Result<()> {
     writeln!(card, "|---|---|---|---|---|")?;
     for (model, run) in [
         ("autoencoder", "autoencoder"),
+        // `train decoder`: the autoencoder's decoder fine-tuned, encoder frozen.
+        ("autoencoder", "autoencoder_decoder"),
         ("temporal_decoder", "temporal_decoder"),
         ("image_ldm", "image_ldm"),
         ("video_ldm", "video_ldm"),
@@ -270,6 +272,9 @@ fn main() -> Result<()> {
             eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
             writeln!(card, "{row}")?;
             continue;
+        }
+        if log.is_empty() && run == "autoencoder_decoder" {
+            continue; // never fine-tuned
         }
         let held: Vec<(u64, f32)> = log.iter().filter_map(|r| r.held_out.map(|h| (r.step, h))).collect();
         let held = match (held.first(), held.last()) {

@@ -216,11 +216,7 @@ fn save<IB: Backend, M: Module<IB>, C: Serialize>(
     entry.training = Some(TrainingFacts {
         steps: summary.last_step,
         wall_time_s: summary.seconds,
-        hardware: format!(
-            "burn {} backend, {} CPU threads available",
-            std::any::type_name::<IB>().rsplit("::").next().unwrap_or("?").split('<').next().unwrap_or("?"),
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        ),
+        hardware: crate::train::hardware::<IB>(),
         data: format!(
             "procedural world renders, {w}×{h}, world seeds from run seed {} (training range < 2^40), batch {}",
             opts.seed, opts.batch

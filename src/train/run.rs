@@ -424,11 +424,7 @@ fn record<IB: Backend, C: Serialize>(
     let facts = TrainingFacts {
         steps: summary.last_step,
         wall_time_s: summary.seconds,
-        hardware: format!(
-            "burn {} backend, {} CPU threads available",
-            std::any::type_name::<IB>().rsplit("::").next().unwrap_or("?").split('<').next().unwrap_or("?"),
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        ),
+        hardware: hardware::<IB>(),
         data: format!(
             "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}",
             cfg.frame_size.0, cfg.frame_size.1, opts.seed, opts.batch
@@ -454,6 +450,15 @@ fn record<IB: Backend, C: Serialize>(
     manifest.models.push(entry);
     manifest.write(&opts.weights_dir)?;
     Ok(())
+}
+
+/// The training facts' hardware line for backend `IB`: its name and the CPU threads.
+pub fn hardware<IB: Backend>() -> String {
+    format!(
+        "burn {} backend, {} CPU threads available",
+        std::any::type_name::<IB>().rsplit("::").next().unwrap_or("?").split('<').next().unwrap_or("?"),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
 }
 
 /// Where `train` keeps a stage's run by default.
