@@ -36,18 +36,9 @@ fn psnr(x: Tensor<B, 4>, reference: Tensor<B, 4>) -> Vec<f64> {
     mse.iter().map(|&m| 10.0 * (1.0 / (m as f64).max(1e-12)).log10()).collect()
 }
 
-/// Training wall time from a log's `seconds` column, summed over resumed runs (each
-/// run's clock starts at 0).
+/// Training wall time from a log's `seconds` column, summed over resumed runs.
 fn wall_seconds(log: &Path) -> f64 {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let (mut total, mut last) = (0.0, 0.0);
-    for s in text.lines().skip(1).filter_map(|l| l.rsplit(',').next()?.parse::<f64>().ok()) {
-        if s < last {
-            total += last;
-        }
-        last = s;
-    }
-    total + last
+    latentdrive::train::plot::log_wall_seconds(log).unwrap_or(0.0)
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -215,7 +215,7 @@ fn save<IB: Backend, M: Module<IB>, C: Serialize>(
     let mut entry = ModelEntry::new(name, config, vec![FileEntry::describe(dir, &file, Part::Spatial)?])?;
     entry.training = Some(TrainingFacts {
         steps: summary.last_step,
-        wall_time_s: summary.seconds,
+        wall_time_s: crate::train::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: crate::train::hardware::<IB>(),
         data: format!(
             "procedural world renders, {w}×{h}, world seeds from run seed {} (training range < 2^40), batch {}",

@@ -21,6 +21,20 @@ pub struct LogRow {
     pub held_out: Option<f32>,
 }
 
+/// Wall time of the run whose `log.csv` is at `path`, summed over its resumed parts
+/// (each part's clock in the `seconds` column starts at 0); `None` without a log.
+pub fn log_wall_seconds(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (mut total, mut last) = (0.0, 0.0);
+    for s in text.lines().skip(1).filter_map(|l| l.rsplit(',').next()?.parse::<f64>().ok()) {
+        if s < last {
+            total += last;
+        }
+        last = s;
+    }
+    Some(total + last)
+}
+
 /// Parses `log.csv` (`step,loss,lr,held_out_loss,seconds`); malformed rows are errors naming the line.
 pub fn read_log(path: &Path) -> Result<Vec<LogRow>, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;

@@ -285,13 +285,17 @@ fn fine_tuned(entry: &mut ModelEntry, before: &ModelEntry, summary: &FitSummary)
     // Fine-tuning again (or resumed) starts from the autoencoder's own training, not twice.
     let base = prev.base.clone().unwrap_or_else(|| Box::new(prev.clone()));
     if let Some(facts) = entry.training.as_mut() {
-        facts.notes = format!(
+        let mut notes = format!(
             "decoder fine-tuned {} steps ({:.0} s) with the encoder frozen (latent scale kept) on an autoencoder \
-             trained {} steps; {}",
-            summary.last_step, summary.seconds, base.steps, facts.notes
+             trained {} steps",
+            summary.last_step, facts.wall_time_s, base.steps
         );
+        if !facts.notes.is_empty() {
+            notes = format!("{notes}; {}", facts.notes);
+        }
+        facts.notes = notes;
         facts.steps = base.steps + summary.last_step;
-        facts.wall_time_s = base.wall_time_s + summary.seconds;
+        facts.wall_time_s += base.wall_time_s;
         facts.base = Some(base);
     }
 }
@@ -423,7 +427,8 @@ fn record<IB: Backend, C: Serialize>(
     let cfg = opts.tier.config();
     let facts = TrainingFacts {
         steps: summary.last_step,
-        wall_time_s: summary.seconds,
+        // Every part of a resumed run, not only the last.
+        wall_time_s: super::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: hardware::<IB>(),
         data: format!(
             "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}",
