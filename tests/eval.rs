@@ -83,7 +83,10 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     let manifest = std::fs::read_to_string(evaluators.join("manifest.ron")).unwrap();
     assert!(manifest.contains("\"detector\"") && manifest.contains("held-out AP50"), "{manifest}");
     assert!(manifest.contains("\"classifier\"") && manifest.contains("held-out day/night"), "{manifest}");
-    assert!(manifest.contains("\"clip_encoder\"") && manifest.contains("held-out speed MAE"), "{manifest}");
+    assert!(
+        manifest.contains("\"clip_encoder\"") && manifest.contains("held-out order") && manifest.contains("speed MAE"),
+        "{manifest}"
+    );
 
     let o = run(&args);
     assert!(o.status.success(), "{}", text(&o));

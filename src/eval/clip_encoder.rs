@@ -1,16 +1,19 @@
 //! Clip encoder: reads the ego car's motion off a short clip of key frames (its mean
-//! speed and its sideways travel, which a lane change makes a lane wide). Trained on
-//! the world's renders, whose ego motion is known exactly; its pooled features are the
-//! clip features of the Fréchet distance and of multi-future diversity (an FVD-style
-//! video feature: appearance and motion together, learnt rather than hand-made).
+//! speed and its sideways travel, which a lane change makes a lane wide) and tells
+//! whether the clip plays forward, backward or shuffled (the arrow of time, a
+//! self-supervised target that needs motion to be coherent). Trained on the world's
+//! renders, whose ego motion is known exactly; its pooled features are the clip
+//! features of the Fréchet distance and of multi-future diversity (an FVD-style video
+//! feature: appearance and motion together, learnt rather than hand-made).
 //!
 //! The frames of a clip are stacked on the channel axis (early fusion): motion between
 //! frames is visible to the first convolution.
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use image::RgbImage;
 
 use crate::data::image_to_tensor;
@@ -50,6 +53,7 @@ impl ClipEncoderConfig {
         ClipEncoder {
             backbone: self.backbone.init(device),
             motion: LinearConfig::new(self.feature_dims(), 2).init(device),
+            order: LinearConfig::new(self.feature_dims(), ClipOrder::ALL.len()).init(device),
             frames: self.frames,
         }
     }
@@ -60,7 +64,52 @@ pub struct ClipEncoder<B: Backend> {
     pub backbone: Backbone<B>,
     /// Ego speed and sideways travel, scaled (see [`EgoMotion::targets`]).
     pub motion: Linear<B>,
+    /// Logits of the [`ClipOrder`] the frames are shown in.
+    pub order: Linear<B>,
     frames: usize,
+}
+
+/// The order a clip's frames are shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipOrder {
+    Forward,
+    Reversed,
+    /// Any other permutation.
+    Shuffled,
+}
+
+impl ClipOrder {
+    pub const ALL: [ClipOrder; 3] = [ClipOrder::Forward, ClipOrder::Reversed, ClipOrder::Shuffled];
+
+    /// Frame indices of a `t`-frame clip shown in this order; `pick` (any number) chooses
+    /// the shuffle. `None` for a shuffle of fewer than 3 frames (there is none that is
+    /// neither forward nor reversed).
+    pub fn indices(self, t: usize, pick: u64) -> Option<Vec<usize>> {
+        match self {
+            ClipOrder::Forward => Some((0..t).collect()),
+            ClipOrder::Reversed => Some((0..t).rev().collect()),
+            ClipOrder::Shuffled if t < 3 => None,
+            ClipOrder::Shuffled => {
+                // Fisher–Yates driven by `pick`, redrawn until neither forward nor reversed.
+                let mut state = pick;
+                loop {
+                    let mut idx: Vec<usize> = (0..t).collect();
+                    for i in (1..t).rev() {
+                        state = crate::world::mix(state.wrapping_add(i as u64));
+                        idx.swap(i, (state % (i as u64 + 1)) as usize);
+                    }
+                    let monotone = idx.windows(2).all(|w| w[0] < w[1]) || idx.windows(2).all(|w| w[0] > w[1]);
+                    if !monotone {
+                        return Some(idx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn class(self) -> i64 {
+        ClipOrder::ALL.iter().position(|&o| o == self).unwrap_or(0) as i64
+    }
 }
 
 /// What a clip shows of the ego's motion.
@@ -96,6 +145,8 @@ pub struct ClipOutput<B: Backend> {
     pub features: Tensor<B, 2>,
     /// Scaled (speed, sideways travel) `[b, 2]`.
     pub motion: Tensor<B, 2>,
+    /// [`ClipOrder`] logits `[b, 3]`.
+    pub order: Tensor<B, 2>,
 }
 
 impl<B: Backend> ClipEncoder<B> {
@@ -111,13 +162,25 @@ impl<B: Backend> ClipEncoder<B> {
         let last = self.backbone.forward(clips.reshape([b, t * c, h, w])).pop().expect("a backbone has stages");
         let [_, d, _, _] = last.dims();
         let features = last.mean_dim(3).mean_dim(2).reshape([b, d]);
-        ClipOutput { motion: self.motion.forward(features.clone()), features }
+        ClipOutput {
+            motion: self.motion.forward(features.clone()),
+            order: self.order.forward(features.clone()),
+            features,
+        }
     }
 
-    /// The ego motion each clip shows, in m/s and m.
-    pub fn predict(&self, clips: Tensor<B, 5>) -> Vec<EgoMotion> {
-        let v = self.forward(clips).motion.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-        v.chunks(2).map(|m| EgoMotion { speed_mps: m[0] * SPEED_SCALE, sideways_m: m[1] * LANE_WIDTH_M }).collect()
+    /// The ego motion each clip shows, in m/s and m, and the order it seems to play in.
+    pub fn predict(&self, clips: Tensor<B, 5>) -> Vec<(EgoMotion, ClipOrder)> {
+        let out = self.forward(clips);
+        let v = out.motion.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        let order = out.order.argmax(1).into_data().convert::<i64>().to_vec::<i64>().unwrap_or_default();
+        v.chunks(2)
+            .zip(order)
+            .map(|(m, o)| {
+                let motion = EgoMotion { speed_mps: m[0] * SPEED_SCALE, sideways_m: m[1] * LANE_WIDTH_M };
+                (motion, ClipOrder::ALL[(o as usize).min(ClipOrder::ALL.len() - 1)])
+            })
+            .collect()
     }
 
     /// One feature vector per video: the mean over its windows of [`ClipEncoder::frames`]
@@ -150,12 +213,17 @@ impl<B: Backend> ClipEncoder<B> {
 const WINDOWS_PER_PASS: usize = 4;
 
 impl<B: Backend> ClipOutput<B> {
-    /// Mean squared error of the scaled motion against the truth, `[1]`.
-    pub fn loss(&self, truth: &[EgoMotion]) -> Tensor<B, 1> {
+    /// Mean squared error of the scaled motion plus the order's cross-entropy, `[1]`.
+    pub fn loss(&self, truth: &[(EgoMotion, ClipOrder)]) -> Tensor<B, 1> {
         let device = self.motion.device();
-        let v: Vec<f32> = truth.iter().flat_map(|m| [m.speed_mps / SPEED_SCALE, m.sideways_m / LANE_WIDTH_M]).collect();
-        let target = Tensor::<B, 2>::from_data(TensorData::new(v, [truth.len(), 2]), &device);
-        (self.motion.clone() - target).square().mean()
+        let n = truth.len();
+        let v: Vec<f32> =
+            truth.iter().flat_map(|(m, _)| [m.speed_mps / SPEED_SCALE, m.sideways_m / LANE_WIDTH_M]).collect();
+        let target = Tensor::<B, 2>::from_data(TensorData::new(v, [n, 2]), &device);
+        let order: Vec<i64> = truth.iter().map(|(_, o)| o.class()).collect();
+        let order = Tensor::<B, 1, Int>::from_data(TensorData::new(order, [n]), &device);
+        let ce = CrossEntropyLossConfig::new().init(&device).forward(self.order.clone(), order);
+        (self.motion.clone() - target).square().mean() + ce
     }
 }
 
@@ -173,6 +241,7 @@ mod tests {
             let out = cfg.init::<Flex>(&dev).forward(Tensor::zeros([3, t, 3, 32, 64], &dev));
             assert_eq!(out.features.dims(), [3, cfg.feature_dims()]);
             assert_eq!(out.motion.dims(), [3, 2]);
+            assert_eq!(out.order.dims(), [3, 3]);
         }
     }
 
@@ -183,6 +252,22 @@ mod tests {
         assert_eq!(m, EgoMotion { speed_mps: 12.0, sideways_m: 3.5 });
         assert!(m.changes_lane());
         assert!(!EgoMotion::of(&[s(10.0, 1.0), s(10.0, 1.5)]).changes_lane());
+    }
+
+    #[test]
+    fn orders_are_permutations_and_shuffles_are_neither_way() {
+        assert_eq!(ClipOrder::Forward.indices(4, 0).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(ClipOrder::Reversed.indices(4, 0).unwrap(), [3, 2, 1, 0]);
+        assert!(ClipOrder::Shuffled.indices(2, 0).is_none());
+        let mut seen = std::collections::HashSet::new();
+        for pick in 0..200 {
+            let mut idx = ClipOrder::Shuffled.indices(4, pick).unwrap();
+            seen.insert(idx.clone());
+            assert!(idx != [0, 1, 2, 3] && idx != [3, 2, 1, 0], "{idx:?}");
+            idx.sort();
+            assert_eq!(idx, [0, 1, 2, 3]);
+        }
+        assert!(seen.len() > 10, "only {} shuffles", seen.len());
     }
 
     #[test]

@@ -156,8 +156,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         o.components.0,
         o.components.1,
         if r.evaluators.clip_motion.is_some() {
-            "Clip features are the clip encoder's (trained to read the ego's speed and lane changes off 4 key \
-             frames), averaged over every window of 4 consecutive frames of a video."
+            "Clip features are the clip encoder's (trained to read the ego's speed and sideways travel off 4 \
+             key frames and whether they play forward, backward or shuffled), averaged over every window of 4 consecutive frames of a video."
         } else {
             "Clip features are the mean frame feature and the mean absolute change between consecutive frame \
              features (appearance and motion); these evaluators have no clip encoder."
@@ -177,6 +177,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let _ = writeln!(s, "| detector car count | crowdedness exact | {} |", f3(e.count_crowdedness_exact));
     let _ = writeln!(s, "| detector car count | crowdedness ±1 | {} |", f3(e.count_crowdedness_within_one));
     if let Some(m) = &e.clip_motion {
+        let _ = writeln!(
+            s,
+            "| clip encoder | order accuracy: forward / reversed / shuffled (chance 0.333) | {:.3} |",
+            m.order_accuracy
+        );
         let _ = writeln!(
             s,
             "| clip encoder | ego speed MAE, m/s (constant guess) | {:.2} ({:.2}) |",

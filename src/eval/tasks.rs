@@ -13,7 +13,7 @@ use crate::world::Box2d;
 
 use super::centernet::{DetectorTargets, detector_loss};
 use super::classifier::{ClassifierConfig, ConditionClassifier};
-use super::clip_encoder::{ClipEncoder, ClipEncoderConfig, EgoMotion};
+use super::clip_encoder::{ClipEncoder, ClipEncoderConfig, ClipOrder, EgoMotion};
 use super::conditions::{ConditionAccuracy, condition_accuracy};
 use super::detection::{AP50_IOU, DetectionScores, ImageDetections, evaluate_detections};
 use super::detector::{Detector, DetectorConfig};
@@ -112,10 +112,32 @@ pub struct ClipEncoderTask {
     pub batch: usize,
 }
 
-/// A key-frame clip of world `seed` for the clip encoder, `[t, 3, h, w]`, and its ego motion.
-fn motion_clip<B: Backend>(frames: &FrameSource, t: usize, seed: u64, device: &B::Device) -> (Tensor<B, 4>, EgoMotion) {
+/// A key-frame clip of world `seed` for the clip encoder shown in `order`, `[t, 3, h, w]`,
+/// and the ego motion it shows (a clip played backwards moves the other way). A shuffle
+/// of a clip too short for one plays it backwards.
+fn motion_clip<B: Backend>(
+    frames: &FrameSource,
+    t: usize,
+    seed: u64,
+    order: ClipOrder,
+    device: &B::Device,
+) -> (Tensor<B, 4>, (EgoMotion, ClipOrder)) {
     let (clip, _, ego) = frames.rendered_clip::<B>(seed, t, KEYFRAME_FPS, device);
-    (clip, EgoMotion::of(&ego))
+    let (order, idx) = match order.indices(t, seed) {
+        Some(idx) => (order, idx),
+        None => (ClipOrder::Reversed, (0..t).rev().collect()),
+    };
+    let shown: Vec<_> = idx.iter().map(|&i| ego[i]).collect();
+    let index = Tensor::<B, 1, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [t]),
+        device,
+    );
+    (clip.select(0, index), (EgoMotion::of(&shown), order))
+}
+
+/// The order sample `i` of a batch is shown in (a pure function of the draw seed).
+fn draw_order(draw_seed: u64, i: usize) -> ClipOrder {
+    ClipOrder::ALL[(crate::world::mix(draw_seed ^ (i as u64).wrapping_mul(0x9E37)) % 3) as usize]
 }
 
 impl<B: AutodiffBackend> Task<B> for ClipEncoderTask {
@@ -133,9 +155,19 @@ impl<B: AutodiffBackend> Task<B> for ClipEncoderTask {
         self.batch
     }
 
-    fn batch_loss(&self, model: &Self::Model, seeds: &[u64], _: u64, _: Batch, device: &B::Device) -> Tensor<B, 1> {
-        let (clips, truth): (Vec<_>, Vec<_>) =
-            seeds.iter().map(|&s| motion_clip::<B>(&self.frames, self.config.frames, s, device)).unzip();
+    fn batch_loss(
+        &self,
+        model: &Self::Model,
+        seeds: &[u64],
+        draw_seed: u64,
+        _: Batch,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let (clips, truth): (Vec<_>, Vec<_>) = seeds
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| motion_clip::<B>(&self.frames, self.config.frames, s, draw_order(draw_seed, i), device))
+            .unzip();
         model.forward(Tensor::stack(clips, 0)).loss(&truth)
     }
 }
@@ -158,6 +190,9 @@ pub struct MotionAccuracy {
     pub lane_changes_found: usize,
     /// Clips it sees as lane changes that are not.
     pub false_lane_changes: usize,
+    /// Fraction of clips (each held-out clip forward, reversed and shuffled) whose order
+    /// it names (chance: 1/3).
+    pub order_accuracy: f32,
 }
 
 /// The clip encoder's motion accuracy on key-frame clips of held-out worlds `seeds`.
@@ -172,11 +207,19 @@ pub fn clip_encoder_accuracy<B: Backend>(
         return Err(MetricError::Empty { what: "held-out clips" });
     }
     let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    let (mut orders, mut orders_right) = (0, 0);
     for chunk in seeds.chunks(EVAL_CHUNK) {
-        let (clips, motion): (Vec<_>, Vec<_>) =
-            chunk.iter().map(|&s| motion_clip::<B>(frames, model.frames(), s, device)).unzip();
-        predicted.extend(model.predict(Tensor::stack(clips, 0)));
-        truth.extend(motion);
+        for order in ClipOrder::ALL {
+            let (clips, shown): (Vec<_>, Vec<_>) =
+                chunk.iter().map(|&s| motion_clip::<B>(frames, model.frames(), s, order, device)).unzip();
+            let guessed = model.predict(Tensor::stack(clips, 0));
+            orders += shown.len();
+            orders_right += shown.iter().zip(&guessed).filter(|(s, g)| s.1 == g.1).count();
+            if order == ClipOrder::Forward {
+                truth.extend(shown.into_iter().map(|(m, _)| m));
+                predicted.extend(guessed.into_iter().map(|(m, _)| m));
+            }
+        }
     }
     let n = truth.len() as f32;
     let mean_speed = truth.iter().map(|m| m.speed_mps).sum::<f32>() / n;
@@ -193,6 +236,7 @@ pub fn clip_encoder_accuracy<B: Backend>(
         lane_changes: count(&|t, _| t.changes_lane()),
         lane_changes_found: count(&|t, p| t.changes_lane() && p.changes_lane()),
         false_lane_changes: count(&|t, p| !t.changes_lane() && p.changes_lane()),
+        order_accuracy: orders_right as f32 / orders.max(1) as f32,
     })
 }
 

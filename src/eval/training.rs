@@ -185,8 +185,9 @@ pub fn train_evaluator_on<B: AutodiffBackend>(
 /// One line on the clip encoder's held-out motion accuracy.
 pub fn motion_accuracy_line(a: &MotionAccuracy) -> String {
     format!(
-        "held-out speed MAE {:.2} m/s (constant guess {:.2}), sideways MAE {:.2} m (guessing none {:.2}), lane \
-         changes found {}/{} with {} false ({} clips)",
+        "held-out order (forward/reversed/shuffled) accuracy {:.3}, speed MAE {:.2} m/s (constant guess {:.2}), \
+         sideways MAE {:.2} m (guessing none {:.2}), lane changes found {}/{} with {} false ({} clips)",
+        a.order_accuracy,
         a.speed_mae,
         a.speed_mae_constant,
         a.sideways_mae,
