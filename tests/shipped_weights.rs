@@ -1,6 +1,6 @@
 //! The shipped tiny weights end to end: they load and verify against their manifest,
 //! and `generate` (1 future, 1 window, 2 DDIM steps, 1 upsampler step) writes a complete
-//! run at 512×1024 whose replay is bit-identical.
+//! run at 512×1024 whose replay is bit-identical; the shipped evaluators load.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -79,4 +79,15 @@ fn generate_with_the_shipped_tiny_weights_writes_a_run_that_replays() {
     let o = run(&["replay", dir.to_str().unwrap()]);
     assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The shipped evaluators (`weights/eval/tiny`) load with this build's configs: a config
+/// field added without a default would break every report of the shipped weights.
+#[test]
+fn shipped_evaluators_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/eval/tiny");
+    let evaluators = latentdrive::eval::Evaluators::<burn::backend::Flex>::load(&dir, &Default::default())
+        .expect("weights/eval/tiny loads");
+    assert_eq!(evaluators.tier.config().frame_size, (128, 256));
+    assert!(evaluators.facts[0].is_some() && evaluators.facts[1].is_some());
 }

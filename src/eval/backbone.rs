@@ -19,13 +19,16 @@ pub struct BackboneConfig {
     pub convs_per_stage: usize,
     #[config(default = "NormKind::Group(8)")]
     pub norm: NormKind,
-    /// Input channels: 3 for a frame, `3·t` for `t` frames stacked (the clip encoder).
-    #[config(default = 3)]
-    pub in_channels: usize,
 }
 
 impl BackboneConfig {
+    /// A backbone reading RGB frames.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Backbone<B> {
+        self.init_with_inputs(3, device)
+    }
+
+    /// A backbone reading `in_channels` input channels (`3·t` for `t` stacked frames).
+    pub fn init_with_inputs<B: Backend>(&self, in_channels: usize, device: &B::Device) -> Backbone<B> {
         let block = |cin: usize, cout: usize, stride: usize| ConvBlock {
             conv: Conv2dConfig::new([cin, cout], [3, 3])
                 .with_stride([stride, stride])
@@ -33,7 +36,7 @@ impl BackboneConfig {
                 .init(device),
             norm: NormConfig::new(self.norm, cout).init(device),
         };
-        let mut cin = self.in_channels;
+        let mut cin = in_channels;
         let stages = self
             .channels
             .iter()

@@ -35,12 +35,12 @@ pub struct ClipEncoderConfig {
 impl ClipEncoderConfig {
     /// For tests: 2 frames.
     pub fn micro() -> Self {
-        ClipEncoderConfig::new(2, BackboneConfig::new(vec![8, 16]).with_in_channels(6))
+        ClipEncoderConfig::new(2, BackboneConfig::new(vec![8, 16]))
     }
 
     /// The shipped evaluator: 4 key frames (1.2 s at 2.5 Hz), down to 1/16, 96 features.
     pub fn tiny() -> Self {
-        ClipEncoderConfig::new(4, BackboneConfig::new(vec![32, 48, 64, 96]).with_in_channels(12))
+        ClipEncoderConfig::new(4, BackboneConfig::new(vec![32, 48, 64, 96]))
     }
 
     /// Width of [`ClipOutput::features`].
@@ -49,9 +49,8 @@ impl ClipEncoderConfig {
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClipEncoder<B> {
-        assert_eq!(self.backbone.in_channels, 3 * self.frames, "the backbone reads every frame's 3 channels");
         ClipEncoder {
-            backbone: self.backbone.init(device),
+            backbone: self.backbone.init_with_inputs(3 * self.frames, device),
             motion: LinearConfig::new(self.feature_dims(), 2).init(device),
             order: LinearConfig::new(self.feature_dims(), ClipOrder::ALL.len()).init(device),
             frames: self.frames,
