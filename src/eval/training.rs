@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
@@ -126,17 +126,13 @@ pub fn train_evaluator_on<B: AutodiffBackend>(
     let (h, w) = opts.tier.config().frame_size;
     let frames = FrameSource::new(h, w, opts.seed);
     let held_out = FrameSource::held_out_seeds(HELD_OUT_WORLDS);
-    let (lc, run) = (&opts.loop_config, &opts.run_dir);
-    let (summary, accuracy, written) = match opts.evaluator {
+    let not_measurable = |e: super::MetricError| format!("held-out accuracy not measurable: {e}");
+    match opts.evaluator {
         Evaluator::Detector => {
             let config = detector_config(opts.tier);
             let task = DetectorTask { config: config.clone(), frames, batch: opts.batch };
-            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, opts.resume, device, cancel, on_event)?;
-            if summary.last_step == 0 {
-                return Ok(EvaluatorReport { summary, weights: None, accuracy: None });
-            }
-            let acc = detector_accuracy(&ema.model, &task.frames, &held_out, device)
-                .map(|s| {
+            fit_and_save::<B, _, _>(opts, &task, &config, device, cancel, on_event, |model| {
+                detector_accuracy(model, &task.frames, &held_out, device).map_or_else(not_measurable, |s| {
                     format!(
                         "held-out AP50 {:.3}, mean IoU {} ({} cars ≥ {} px, {} worlds)",
                         s.ap,
@@ -146,40 +142,55 @@ pub fn train_evaluator_on<B: AutodiffBackend>(
                         held_out.len()
                     )
                 })
-                .unwrap_or_else(|e| format!("held-out accuracy not measurable: {e}"));
-            (summary.clone(), acc.clone(), save(opts, &config, &ema.model, &summary, &acc)?)
+            })
         }
         Evaluator::Classifier => {
             let config = classifier_config(opts.tier);
             let task = ClassifierTask { config: config.clone(), frames, batch: opts.batch };
-            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, opts.resume, device, cancel, on_event)?;
-            if summary.last_step == 0 {
-                return Ok(EvaluatorReport { summary, weights: None, accuracy: None });
-            }
-            let acc = classifier_accuracy(&ema.model, &task.frames, &held_out, device)
-                .map(|a| {
+            fit_and_save::<B, _, _>(opts, &task, &config, device, cancel, on_event, |model| {
+                classifier_accuracy(model, &task.frames, &held_out, device).map_or_else(not_measurable, |a| {
                     format!(
                         "held-out day/night {:.3}, crowdedness exact {:.3}, ±1 {:.3} ({} worlds)",
                         a.time_of_day, a.crowdedness_exact, a.crowdedness_within_one, a.samples
                     )
                 })
-                .unwrap_or_else(|e| format!("held-out accuracy not measurable: {e}"));
-            (summary.clone(), acc.clone(), save(opts, &config, &ema.model, &summary, &acc)?)
+            })
         }
         Evaluator::ClipEncoder => {
             let config = clip_encoder_config(opts.tier);
             let task = ClipEncoderTask { config: config.clone(), frames, batch: opts.batch };
-            let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, opts.resume, device, cancel, on_event)?;
-            if summary.last_step == 0 {
-                return Ok(EvaluatorReport { summary, weights: None, accuracy: None });
-            }
-            let acc = clip_encoder_accuracy(&ema.model, &task.frames, &held_out, device)
-                .map(|a| motion_accuracy_line(&a))
-                .unwrap_or_else(|e| format!("held-out accuracy not measurable: {e}"));
-            (summary.clone(), acc.clone(), save(opts, &config, &ema.model, &summary, &acc)?)
+            fit_and_save::<B, _, _>(opts, &task, &config, device, cancel, on_event, |model| {
+                clip_encoder_accuracy(model, &task.frames, &held_out, device)
+                    .map_or_else(not_measurable, |a| motion_accuracy_line(&a))
+            })
         }
-    };
-    Ok(EvaluatorReport { summary, weights: Some(written), accuracy: Some(accuracy) })
+    }
+}
+
+/// Fits an evaluator's `task`, measures its EMA weights with `accuracy` (one line) and
+/// saves them with `config` (nothing is saved when stopped before the first step).
+fn fit_and_save<B, T, C>(
+    opts: &EvaluatorTrainOptions,
+    task: &T,
+    config: &C,
+    device: &B::Device,
+    cancel: &AtomicBool,
+    on_event: impl FnMut(Event),
+    accuracy: impl FnOnce(&<T::Model as AutodiffModule<B>>::InnerModule) -> String,
+) -> Result<EvaluatorReport, TrainError>
+where
+    B: AutodiffBackend,
+    T: crate::train::Task<B> + Sync,
+    C: Serialize,
+{
+    let Fitted { ema, summary, .. } =
+        fit::<B, _>(task, &opts.loop_config, &opts.run_dir, opts.resume, device, cancel, on_event)?;
+    if summary.last_step == 0 {
+        return Ok(EvaluatorReport { summary, weights: None, accuracy: None });
+    }
+    let acc = accuracy(&ema.model);
+    let written = save(opts, config, &ema.model, &summary, &acc)?;
+    Ok(EvaluatorReport { summary, weights: Some(written), accuracy: Some(acc) })
 }
 
 /// One line on the clip encoder's held-out motion accuracy.
