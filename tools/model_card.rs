@@ -256,6 +256,10 @@ fn main() -> Result<()> {
         ("upsampler", "upsampler_video"),
     ] {
         let Some(entry) = manifest.model(model) else { continue };
+        // The decoder fine-tuning's row only for an autoencoder that records one.
+        if run == "autoencoder_decoder" && entry.training.as_ref().is_none_or(|t| t.base.is_none()) {
+            continue;
+        }
         let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();
         if log.is_empty()
             && let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | ")))
@@ -263,9 +267,6 @@ fn main() -> Result<()> {
             eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
             writeln!(card, "{row}")?;
             continue;
-        }
-        if log.is_empty() && run == "autoencoder_decoder" {
-            continue; // never fine-tuned
         }
         let held: Vec<(u64, f32)> = log.iter().filter_map(|r| r.held_out.map(|h| (r.step, h))).collect();
         let held = match (held.first(), held.last()) {
