@@ -44,6 +44,7 @@ pub mod training;
 
 pub use centernet::{DetectorLoss, DetectorTargets, detector_loss};
 pub use classifier::{ClassifierConfig, ClassifierOutput, ConditionClassifier};
+pub use clip_encoder::{ClipEncoder, ClipEncoderConfig, ClipOrder, EgoMotion};
 pub use conditions::{ConditionAccuracy, condition_accuracy};
 pub use detection::{AP50_IOU, Detection, DetectionScores, ImageDetections, evaluate_detections};
 pub use detector::{Detector, DetectorConfig, DetectorOutput};
@@ -57,7 +58,6 @@ pub use run::{
     EvalResults, evaluate,
 };
 pub use scenes::EvalScene;
-pub use clip_encoder::{ClipEncoder, ClipEncoderConfig, ClipOrder, EgoMotion};
 pub use tasks::{
     ClassifierTask, ClipEncoderTask, DetectorTask, MIN_CAR_PX, MotionAccuracy, classifier_accuracy,
     clip_encoder_accuracy, detector_accuracy, held_out_loss,
