@@ -168,13 +168,9 @@ pub fn export_run(run: &Path, dest: &Path) -> Result<usize, PipelineError> {
     Ok(files.len())
 }
 
-/// The commit this binary was built from, if the source tree is a git checkout.
+/// The commit this binary was built from (`build.rs`), if it was built in a git checkout.
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    option_env!("LATENTDRIVE_GIT_COMMIT").map(str::to_string)
 }
 
 /// Writes frames as they come, previews when a future is complete, and keeps only the
