@@ -89,5 +89,6 @@ fn shipped_evaluators_load() {
     let evaluators = latentdrive::eval::Evaluators::<burn::backend::Flex>::load(&dir, &Default::default())
         .expect("weights/eval/tiny loads");
     assert_eq!(evaluators.tier.config().frame_size, (128, 256));
-    assert!(evaluators.facts[0].is_some() && evaluators.facts[1].is_some());
+    assert!(evaluators.facts.iter().all(Option::is_some));
+    assert!(evaluators.clip_encoder.is_some(), "the clip encoder is shipped with the evaluators");
 }
