@@ -88,4 +88,11 @@ impl<B: Backend> Backbone<B> {
         }
         levels
     }
+
+    /// Inputs `[b, c_in, h, w]` → the last stage's features averaged over the image, `[b, c_last]`.
+    pub fn pooled(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let last = self.forward(x).pop().expect("a backbone has at least one stage");
+        let [b, c, _, _] = last.dims();
+        last.mean_dim(3).mean_dim(2).reshape([b, c])
+    }
 }

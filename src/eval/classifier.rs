@@ -66,9 +66,7 @@ pub struct ClassifierOutput<B: Backend> {
 impl<B: Backend> ConditionClassifier<B> {
     /// Images `[b, 3, h, w]` in [-1, 1] (`h`, `w` multiples of `2^stages`) → features and logits.
     pub fn forward(&self, images: Tensor<B, 4>) -> ClassifierOutput<B> {
-        let last = self.backbone.forward(images).pop().expect("a backbone has at least one stage");
-        let [b, c, _, _] = last.dims();
-        let features = last.mean_dim(3).mean_dim(2).reshape([b, c]);
+        let features = self.backbone.pooled(images);
         ClassifierOutput {
             time_of_day: self.time_of_day.forward(features.clone()),
             crowdedness: self.crowdedness.forward(features.clone()),

@@ -158,9 +158,7 @@ impl<B: Backend> ClipEncoder<B> {
     pub fn forward(&self, clips: Tensor<B, 5>) -> ClipOutput<B> {
         let [b, t, c, h, w] = clips.dims();
         assert_eq!(t, self.frames, "the clip encoder reads clips of {} frames", self.frames);
-        let last = self.backbone.forward(clips.reshape([b, t * c, h, w])).pop().expect("a backbone has stages");
-        let [_, d, _, _] = last.dims();
-        let features = last.mean_dim(3).mean_dim(2).reshape([b, d]);
+        let features = self.backbone.pooled(clips.reshape([b, t * c, h, w]));
         ClipOutput {
             motion: self.motion.forward(features.clone()),
             order: self.order.forward(features.clone()),
