@@ -99,11 +99,16 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     // Clip features come from the clip encoder, whose own accuracy is reported.
     assert!(json["generated"]["frechet_clips"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
     assert!(json["evaluators"]["clip_motion"]["samples"].as_u64().is_some_and(|n| n > 0), "{}", json["evaluators"]);
+    // The autoencoder's ceiling: world renders through it, measured like a generator.
+    let ae = &json["autoencoded"];
+    assert!(ae["frechet_frames"].as_f64().is_some_and(|v| v >= 0.0), "{ae}");
+    assert!(ae["flicker_static"].as_f64().is_some(), "{ae}");
     let rows = json["ablations"][0]["rows"].as_array().expect("the steps table");
     assert_eq!(rows.len(), 2);
     assert!(json["drift"]["segments"].as_array().is_some_and(|s| s.len() == 3), "{}", json["drift"]);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
+    assert!(md.contains("| metric | generated | world through the autoencoder | world renders |"), "{md}");
     assert!(
         md.contains("| clip encoder | ego speed MAE") && md.contains("Clip features are the clip encoder's"),
         "{md}"

@@ -221,10 +221,32 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         "The right column measures the world's own renders like a generator: for the layout, condition and \
          temporal metrics it is the ceiling the evaluators allow; Fréchet distances are 0 there by definition.\n"
     );
-    let _ = writeln!(s, "| metric | generated | world renders |\n|---|---|---|");
-    for ((name, generated), (_, reference)) in metric_rows(&r.generated).into_iter().zip(metric_rows(&r.reference)) {
-        let reference = if name.starts_with("Fréchet") { "0 (itself)".into() } else { reference };
-        let _ = writeln!(s, "| {name} | {generated} | {reference} |");
+    match &r.autoencoded {
+        Some(ae) => {
+            let _ = writeln!(
+                s,
+                "The middle column is the world's renders encoded and decoded by the autoencoder (per-frame decoder): \
+                 the ceiling of any generator working in its latent space.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| metric | generated | world through the autoencoder | world renders |\n|---|---|---|---|"
+            );
+            let rows = metric_rows(&r.generated).into_iter().zip(metric_rows(ae)).zip(metric_rows(&r.reference));
+            for (((name, generated), (_, autoencoded)), (_, reference)) in rows {
+                let reference = if name.starts_with("Fréchet") { "0 (itself)".into() } else { reference };
+                let _ = writeln!(s, "| {name} | {generated} | {autoencoded} | {reference} |");
+            }
+        }
+        None => {
+            let _ = writeln!(s, "| metric | generated | world renders |\n|---|---|---|");
+            for ((name, generated), (_, reference)) in
+                metric_rows(&r.generated).into_iter().zip(metric_rows(&r.reference))
+            {
+                let reference = if name.starts_with("Fréchet") { "0 (itself)".into() } else { reference };
+                let _ = writeln!(s, "| {name} | {generated} | {reference} |");
+            }
+        }
     }
     let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", r.generated.generation_s);
 

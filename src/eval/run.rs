@@ -154,6 +154,11 @@ pub struct EvalResults {
     pub evaluators: EvaluatorAccuracy,
     /// The world's renders of the scenes, measured like a generator (the ceiling).
     pub reference: SettingMetrics,
+    /// The world's renders encoded and decoded by the autoencoder (per-frame decoder,
+    /// posterior mean): the ceiling of any generator in this latent space. Absent in
+    /// reports written before it was measured.
+    #[serde(default)]
+    pub autoencoded: Option<SettingMetrics>,
     pub generated: SettingMetrics,
     pub drift: Option<DriftResult>,
     pub ablations: Vec<AblationTable>,
@@ -311,6 +316,7 @@ pub fn evaluate<B: Backend>(
         .collect();
     let reference = Reference::new(&judges, reference_frames, opts.components)?;
     let reference_metrics = measure(&judges, &scenes, &reference, None);
+    let autoencoded = measure(&judges, &scenes, &reference, Some(&autoencode(generator, &reference.frames)));
     let mut generated = measure(&judges, &scenes, &reference, Some(&main_frames));
     generated.generation_s = main_s;
     let samples = sample_sheet(&reference.frames, &main_frames, SAMPLE_SCENES);
@@ -350,12 +356,29 @@ pub fn evaluate<B: Backend>(
         requested_boxes: scenes.iter().map(|s| s.requested.len()).sum(),
         evaluators: evaluator_accuracy,
         reference: reference_metrics,
+        autoencoded: Some(autoencoded),
         generated,
         drift,
         ablations,
         wall_time_s: started.elapsed().as_secs_f64(),
         samples,
     })
+}
+
+/// `frames` through the generator's autoencoder: each frame encoded to its posterior
+/// mean and decoded by the per-frame decoder, one future's frames at a time.
+fn autoencode<B: Backend>(generator: &Generator<B>, frames: &SceneFrames) -> SceneFrames {
+    let ae = &generator.models.autoencoder;
+    let device = &generator.device;
+    let round_trip = |video: &Vec<RgbImage>| {
+        let x = burn::tensor::Tensor::stack(
+            video.iter().map(|f| crate::data::image_to_tensor::<B>(f, device)).collect(),
+            0,
+        );
+        let (mean, _) = ae.encoder.forward(x);
+        crate::data::tensor_to_images(ae.decoder.forward(mean, 1))
+    };
+    frames.iter().map(|futures| futures.iter().map(round_trip).collect()).collect()
 }
 
 /// Scenes shown in `samples.png`.
