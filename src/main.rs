@@ -230,6 +230,11 @@ struct TrainArgs {
     /// must be at least the stage's size; video stages need whole-frame strides to their rates).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Start the stage from the same model in this trained weights folder (e.g. weights/tiny)
+    /// instead of fresh weights, to continue training it longer: autoencoder, image-ldm, and
+    /// the temporal layers of video-ldm and interpolator. Ignored when --resume finds a checkpoint.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -436,6 +441,13 @@ macro_rules! on_training_backend {
 }
 
 fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) -> Result<train::FitSummary> {
+    if a.init_from.is_some() && !stage.can_init_from() {
+        return Err(InputError(format!(
+            "--init-from is not supported for the {} stage (autoencoder, image-ldm, video-ldm and interpolator are)",
+            stage.run_name()
+        ))
+        .into());
+    }
     let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
     let opts = train::TrainOptions {
         stage,
@@ -447,6 +459,7 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         run_dir,
         resume,
         data: a.data.clone(),
+        init_from: a.init_from.clone(),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

@@ -43,6 +43,7 @@ fn every_stage_builds_on_the_previous_ones() {
             weights_dir: weights.clone(),
             resume: false,
             data: None,
+            init_from: None,
         };
         let report = train_stage(&opts, &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, 3);
@@ -119,6 +120,7 @@ fn stages_train_from_an_on_disk_dataset() {
         weights_dir: root.join("weights"),
         resume: false,
         data: Some(data.clone()),
+        init_from: None,
     };
     let report = train_stage(&opts(Stage::Autoencoder), &never, |_| {}).unwrap();
     assert_eq!(report.summary.last_step, 2);
@@ -162,6 +164,7 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
         weights_dir: weights.clone(),
         resume: false,
         data: None,
+        init_from: None,
     };
     let device = Default::default();
     let load = || {
@@ -191,7 +194,89 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
         let facts = entry.training.as_ref().unwrap();
         assert_eq!(facts.steps, 3 + steps, "{facts:?}");
         assert_eq!(facts.base.as_ref().unwrap().steps, 3);
-        assert!(facts.notes.contains(&format!("decoder fine-tuned {steps} steps")), "{}", facts.notes);
+        assert!(
+            facts
+                .notes
+                .starts_with(&format!("decoder fine-tuned with the encoder frozen (latent scale kept): {steps} steps")),
+            "{}",
+            facts.notes
+        );
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn init_from_continues_a_trained_model_and_adds_up_its_training() {
+    let root = std::env::temp_dir().join(format!("latentdrive-init-from-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let never = AtomicBool::new(false);
+    let opts = |stage: Stage, weights: &str, init_from: Option<&str>| TrainOptions {
+        stage,
+        tier: ModelTier::Micro,
+        loop_config: LoopConfig {
+            steps: 2,
+            lr: 1e-3,
+            warmup_steps: 1,
+            grad_clip: 1.0,
+            ema_decay: 0.5,
+            checkpoint_every: 100,
+            eval_every: 2,
+            init_seed: 1,
+            data_parallel: 1,
+        },
+        batch: 2,
+        seed: 5,
+        run_dir: root.join(format!("{weights}-{}", stage.run_name())),
+        weights_dir: root.join(weights),
+        resume: false,
+        data: None,
+        init_from: init_from.map(|d| root.join(d)),
+    };
+    let device = Default::default();
+    let cfg = ModelTier::Micro.config();
+    let ae = |dir: &str| {
+        let init = cfg.autoencoder.init::<Flex>(&device);
+        load_parts(init, &root.join(dir).join("autoencoder.safetensors"), None, TemporalInit::Require).unwrap()
+    };
+    let distance = |a: &latentdrive::model::Autoencoder<Flex>, b: &latentdrive::model::Autoencoder<Flex>| {
+        let (wa, wb) = (a.decoder.conv_out.weight.val(), b.decoder.conv_out.weight.val());
+        (wa - wb).abs().max().into_scalar()
+    };
+
+    // A trained folder A (autoencoder, image LDM, video LDM) from other initial weights.
+    for stage in [Stage::Autoencoder, Stage::ImageLdm, Stage::VideoLdm] {
+        let mut o = opts(stage, "a", None);
+        o.loop_config.init_seed = 7;
+        train_stage(&o, &never, |_| {}).unwrap();
+    }
+    // B continues A's autoencoder; C starts fresh with B's seeds.
+    train_stage(&opts(Stage::Autoencoder, "b", Some("a")), &never, |_| {}).unwrap();
+    train_stage(&opts(Stage::Autoencoder, "c", None), &never, |_| {}).unwrap();
+    let (a, b, c) = (ae("a"), ae("b"), ae("c"));
+    // Two steps of lr 1e-3 move B a little from A; C is another model altogether.
+    let (ab, ac) = (distance(&a, &b), distance(&a, &c));
+    assert!(ab < 1e-2 && ac > 10.0 * ab, "B starts from A, C from a fresh init: |A−B| {ab}, |A−C| {ac}");
+    let facts = Manifest::read(&root.join("b")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
+    assert_eq!(facts.steps, 4, "{facts:?}");
+    assert_eq!(facts.base.as_ref().map(|f| f.steps), Some(2));
+    assert!(facts.notes.starts_with("continued from the weights in"), "{}", facts.notes);
+
+    // The image LDM and the video LDM's temporal layers continue too.
+    train_stage(&opts(Stage::ImageLdm, "b", Some("a")), &never, |_| {}).unwrap();
+    train_stage(&opts(Stage::VideoLdm, "b", Some("a")), &never, |_| {}).unwrap();
+    let manifest = Manifest::read(&root.join("b")).unwrap();
+    for name in ["image_ldm", "video_ldm"] {
+        assert_eq!(manifest.model(name).unwrap().training.as_ref().unwrap().steps, 4, "{name}");
+    }
+
+    // Stages it cannot start, and a folder of another tier, are clear errors.
+    let err = train_stage(&opts(Stage::Upsampler, "b", Some("a")), &never, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--init-from is not supported for the upsampler stage"), "{err}");
+    let mut other = opts(Stage::Autoencoder, "b", Some("a"));
+    other.tier = ModelTier::Tiny;
+    let err = train_stage(&other, &never, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("its weights are tier Micro"), "{err}");
+    let err = train_stage(&opts(Stage::Autoencoder, "d", Some("missing")), &never, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -257,7 +257,9 @@ fn main() -> Result<()> {
     ] {
         let Some(entry) = manifest.model(model) else { continue };
         // The decoder fine-tuning's row only for an autoencoder that records one.
-        if run == "autoencoder_decoder" && entry.training.as_ref().is_none_or(|t| t.base.is_none()) {
+        if run == "autoencoder_decoder"
+            && entry.training.as_ref().is_none_or(|t| !t.notes.starts_with("decoder fine-tuned"))
+        {
             continue;
         }
         let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();

@@ -77,6 +77,13 @@ impl Stage {
         }
     }
 
+    /// Whether `train --init-from` can start this stage from trained weights: the
+    /// autoencoder and image LDM (every parameter), the video LDM and interpolator
+    /// (their temporal layers; the spatial ones are the current image LDM's, frozen).
+    pub fn can_init_from(self) -> bool {
+        matches!(self, Stage::Autoencoder | Stage::ImageLdm | Stage::VideoLdm | Stage::Interpolator)
+    }
+
     /// Name of the stage's run folder.
     pub fn run_name(self) -> &'static str {
         match self {
@@ -102,6 +109,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Train on this on-disk dataset (`synth` output) instead of rendering frames.
     pub data: Option<PathBuf>,
+    /// Start from this weights folder's trained model of the stage instead of a seeded
+    /// init (a longer run continuing shipped weights); see [`Stage::can_init_from`].
+    pub init_from: Option<PathBuf>,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -134,17 +144,24 @@ pub fn train_stage_on<B: AutodiffBackend>(
     let device = device.clone();
     let cfg = opts.tier.config();
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
+    // Checked up front: stages without a start from trained weights must not ignore it.
+    initial_weights(opts)?;
     match opts.stage {
         Stage::Autoencoder => {
             let mut task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed)
                 .with_crop(cfg.autoencoder_crop);
             task.frames = frame_source(opts, cfg.frame_size, &[])?;
+            let start = initial_weights(opts)?;
+            task.init_from = start.as_ref().map(|s| s.spatial.clone());
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
             let scale = latent_scale(&ema.model, &task.frames, &device);
-            let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| e.latent_scale = Some(scale))?;
+            let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| {
+                e.latent_scale = Some(scale);
+                continued(e, start.as_ref(), &summary);
+            })?;
             Ok(StageReport { summary, weights: Some(path) })
         }
         Stage::Decoder => {
@@ -169,6 +186,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
             Ok(StageReport { summary, weights: Some(path) })
         }
         Stage::ImageLdm => {
+            let start = initial_weights(opts)?;
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let task = ImageLdmTask {
                 config: cfg.image_ldm.clone(),
@@ -178,12 +196,14 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 frames: frame_source(opts, cfg.frame_size, &[])?,
                 batch: opts.batch,
                 drop_p: LABEL_DROP_P,
+                init_from: start.as_ref().map(|s| s.spatial.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
-            let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |_| {})?;
+            let path =
+                save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |e| continued(e, start.as_ref(), &summary))?;
             Ok(StageReport { summary, weights: Some(path) })
         }
         Stage::TemporalDecoder => {
@@ -234,10 +254,11 @@ pub fn train_stage_on<B: AutodiffBackend>(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
-            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary)?;
+            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, None)?;
             Ok(StageReport { summary, weights: Some(temporal) })
         }
         Stage::VideoLdm | Stage::Interpolator => {
+            let start = initial_weights(opts)?;
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
             let (kind, config) = match opts.stage {
@@ -266,12 +287,13 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 fps: KEYFRAME_FPS,
                 clips: opts.batch,
                 drop_p: LABEL_DROP_P,
+                temporal_from: start.as_ref().and_then(|s| s.temporal.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None });
             }
-            let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary)?;
+            let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary, start.as_ref())?;
             Ok(StageReport { summary, weights: Some(temporal) })
         }
     }
@@ -281,13 +303,31 @@ pub fn train_stage_on<B: AutodiffBackend>(
 /// scale are `before`'s (later stages were trained on them); the training facts add up.
 fn fine_tuned(entry: &mut ModelEntry, before: &ModelEntry, summary: &FitSummary) {
     entry.latent_scale = before.latent_scale;
-    let Some(prev) = &before.training else { return };
-    // Fine-tuning again (or resumed) starts from the autoencoder's own training, not twice.
+    add_base_training(
+        entry,
+        before.training.as_ref(),
+        summary,
+        "decoder fine-tuned with the encoder frozen (latent scale kept)",
+    );
+}
+
+/// Records in `entry` that its run started from `start`'s trained weights.
+fn continued(entry: &mut ModelEntry, start: Option<&InitialWeights>, summary: &FitSummary) {
+    if let Some(start) = start {
+        let what = format!("continued from the weights in {}", start.dir.display());
+        add_base_training(entry, start.training.as_ref(), summary, &what);
+    }
+}
+
+/// Adds `before`'s training to `entry`'s facts (steps and wall time sum up, `before`'s
+/// own facts kept as `base`) with a note saying `what` was done on top of it.
+fn add_base_training(entry: &mut ModelEntry, before: Option<&TrainingFacts>, summary: &FitSummary, what: &str) {
+    let Some(prev) = before else { return };
+    // Continuing again (or resumed) starts from the first training, not twice.
     let base = prev.base.clone().unwrap_or_else(|| Box::new(prev.clone()));
     if let Some(facts) = entry.training.as_mut() {
         let mut notes = format!(
-            "decoder fine-tuned {} steps ({:.0} s) with the encoder frozen (latent scale kept) on an autoencoder \
-             trained {} steps",
+            "{what}: {} steps ({:.0} s) on top of {} steps of earlier training",
             summary.last_step, facts.wall_time_s, base.steps
         );
         if !facts.notes.is_empty() {
@@ -298,6 +338,41 @@ fn fine_tuned(entry: &mut ModelEntry, before: &ModelEntry, summary: &FitSummary)
         facts.wall_time_s += base.wall_time_s;
         facts.base = Some(base);
     }
+}
+
+/// Trained weights a stage starts from (`--init-from`).
+#[derive(Debug, Clone)]
+struct InitialWeights {
+    dir: PathBuf,
+    spatial: PathBuf,
+    temporal: Option<PathBuf>,
+    training: Option<TrainingFacts>,
+}
+
+/// The stage's files in `opts.init_from`, checked against this tier; `None` without it.
+fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainError> {
+    let Some(dir) = &opts.init_from else { return Ok(None) };
+    if !opts.stage.can_init_from() {
+        return Err(TrainError::Record(format!(
+            "--init-from is not supported for the {} stage (autoencoder, image-ldm, video-ldm and interpolator are)",
+            opts.stage.run_name()
+        )));
+    }
+    let manifest = Manifest::read(dir)?;
+    if manifest.tier != opts.tier {
+        return Err(TrainError::Record(format!(
+            "--init-from {}: its weights are tier {:?}, this run trains {:?}",
+            dir.display(),
+            manifest.tier,
+            opts.tier
+        )));
+    }
+    let name = opts.stage.model_name();
+    let missing = || TrainError::Weights(WeightsError::MissingFile { path: dir.join(format!("{name}.safetensors")) });
+    let entry = manifest.model(name).ok_or_else(missing)?;
+    let spatial = entry.file_path(dir, Part::Spatial)?.ok_or_else(missing)?;
+    let temporal = entry.file_path(dir, Part::Temporal)?;
+    Ok(Some(InitialWeights { dir: dir.clone(), spatial, temporal, training: entry.training.clone() }))
 }
 
 /// The upsampler's training task for `opts` (high-resolution frames are 4× the key frames).
@@ -386,6 +461,7 @@ fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
     spatial: &Path,
     config: &C,
     summary: &FitSummary,
+    start: Option<&InitialWeights>,
 ) -> Result<PathBuf, TrainError> {
     let temporal_name = format!("{}.temporal.safetensors", opts.stage.model_name());
     let temporal = opts.weights_dir.join(&temporal_name);
@@ -395,7 +471,7 @@ fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
         FileEntry::describe(&opts.weights_dir, spatial_name, Part::Spatial)?,
         FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
     ];
-    record::<IB, _>(opts, config, files, summary, |_| {})?;
+    record::<IB, _>(opts, config, files, summary, |e| continued(e, start, summary))?;
     Ok(temporal)
 }
 

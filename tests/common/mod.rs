@@ -42,6 +42,7 @@ pub fn micro_weights() -> &'static Path {
                 weights_dir: root.join("w"),
                 resume: false,
                 data: None,
+                init_from: None,
             };
             train_stage(&opts, &never, |_| {}).expect("micro stage trains");
         }

@@ -22,6 +22,8 @@ pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
     pub frames: FrameSource,
     pub batch: usize,
     pub drop_p: f64,
+    /// Start from these trained image LDM weights instead of a seeded init.
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 /// Condition dropout and noise of one diffusion batch, drawn from the step's seed.
@@ -96,7 +98,11 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
     type Model = crate::model::UNet<B>;
 
     fn init(&self, device: &B::Device, seed: u64) -> Result<Self::Model, TrainError> {
-        Ok(seeded_init(self.config.init(device), seed))
+        let model = seeded_init(self.config.init(device), seed);
+        Ok(match &self.init_from {
+            Some(path) => crate::weights::load_parts(model, path, None, crate::weights::TemporalInit::Require)?,
+            None => model,
+        })
     }
 
     fn frames(&self) -> &FrameSource {

@@ -39,6 +39,8 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     pub fps: f32,
     pub clips: usize,
     pub drop_p: f64,
+    /// Start the temporal layers from these trained ones instead of a seeded init.
+    pub temporal_from: Option<std::path::PathBuf>,
 }
 
 impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
@@ -107,8 +109,11 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         let model = crate::weights::load_parts(
             seeded_init(self.config.init(device), seed),
             &self.image_weights,
-            None,
-            crate::weights::TemporalInit::Keep,
+            self.temporal_from.as_deref(),
+            match self.temporal_from {
+                Some(_) => crate::weights::TemporalInit::Require,
+                None => crate::weights::TemporalInit::Keep,
+            },
         )?;
         Ok(model.freeze_spatial())
     }
