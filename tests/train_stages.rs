@@ -49,6 +49,9 @@ fn every_stage_builds_on_the_previous_ones() {
         assert_eq!(report.summary.last_step, 3);
         assert!(report.summary.held_out.last().is_some_and(|(_, l)| l.is_finite()));
         assert!(report.weights.unwrap().exists());
+        // Every stage draws what it does on held-out data at its checkpoints.
+        let grid = image::open(root.join(stage.run_name()).join("samples.png"));
+        assert!(grid.is_ok_and(|g| g.width() > 0), "{stage:?}: no samples.png");
     }
     let manifest = Manifest::read(&weights).unwrap();
     manifest.verify(&weights).unwrap();

@@ -174,6 +174,11 @@ pub struct Autoencoder<B: Backend> {
 }
 
 impl<B: Backend> Autoencoder<B> {
+    /// Spatial downsampling factor `f` (frames are `f` times the latents' size).
+    pub fn factor(&self) -> usize {
+        1 << self.decoder.levels.len().saturating_sub(1)
+    }
+
     /// Reparameterised sample `mean + σ·noise` (`noise` drawn by the caller's seeded RNG).
     pub fn sample(mean: Tensor<B, 4>, logvar: Tensor<B, 4>, noise: Tensor<B, 4>) -> Tensor<B, 4> {
         mean + (logvar * 0.5).exp() * noise

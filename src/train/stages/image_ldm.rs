@@ -123,4 +123,70 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
     ) -> Tensor<B, 1> {
         self.diffusion_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), device)
     }
+
+    /// Held-out renders (top row) over samples of the model for their labels and boxes
+    /// (bottom row; boxes outlined in red on both): 10 DDIM steps, label guidance 2,
+    /// decoded by the frozen autoencoder.
+    fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
+        use crate::diffusion::{Ddim, Guidance, Prediction, Sampler};
+        use crate::pipeline::denoise::{ImageCond, ImageDenoiser};
+        use burn::module::AutodiffModule;
+        let unet = model.valid();
+        let n = SAMPLE_GRID_FRAMES;
+        let (mut frames, mut conds, mut boxes) = (Vec::new(), Vec::new(), Vec::new());
+        for s in FrameSource::held_out_seeds(n) {
+            let (f, c, b) = self.frames.labelled_frame::<B::InnerBackend>(s, device);
+            frames.push(f);
+            conds.push(Some(c));
+            boxes.push(Some(b));
+        }
+        let x = Tensor::stack(frames, 0);
+        let [_, _, fh, fw] = x.dims();
+        let f = self.autoencoder.factor();
+        let (h, w) = (fh / f, fw / f);
+        let slots = self.config.boxes.as_ref().map_or(0, |b| b.slots);
+        let cond = ImageCond {
+            labels: Some(crate::model::Labels::new(&conds, device)),
+            boxes: Some(crate::model::Boxes::new(&boxes, slots, h, w, device)),
+        };
+        let sampler =
+            Sampler::new(Ddim::new(&self.schedule, Prediction::Epsilon, 10, 0.0).ok()?, Guidance::new(2.0, 1.0));
+        let mut rng = ChaCha8Rng::seed_from_u64(SAMPLE_GRID_SEED);
+        let z_t = gaussian::<B::InnerBackend, 4, _>([n, self.config.in_channels, h, w], &mut rng, device);
+        let z = sampler.sample(&ImageDenoiser(&unet), z_t, &cond, &mut rng);
+        let samples = self.autoencoder.decoder.forward(z / self.latent_scale, 1);
+        let mut grid = super::tensor_grid(&[x, samples]);
+        let gap = 2;
+        for (i, b) in boxes.iter().flatten().enumerate() {
+            for row in 0..2 {
+                let (ox, oy) = ((i * (fw + gap)) as u32, (row * (fh + gap)) as u32);
+                for &b in b {
+                    outline(&mut grid, (ox, oy), (fw as u32, fh as u32), b);
+                }
+            }
+        }
+        Some(grid)
+    }
 }
+
+/// Draws the normalised box `b` (`[x1, y1, x2, y2]` in [0, 1]) in red into the `size`
+/// cell of `grid` at `origin`.
+fn outline(grid: &mut image::RgbImage, origin: (u32, u32), size: (u32, u32), b: [f32; 4]) {
+    let px = |v: f32, n: u32| ((v.clamp(0.0, 1.0) * n as f32) as u32).min(n - 1);
+    let (x1, x2) = (px(b[0], size.0), px(b[2], size.0));
+    let (y1, y2) = (px(b[1], size.1), px(b[3], size.1));
+    let red = image::Rgb([255, 40, 40]);
+    for x in x1..=x2 {
+        grid.put_pixel(origin.0 + x, origin.1 + y1, red);
+        grid.put_pixel(origin.0 + x, origin.1 + y2, red);
+    }
+    for y in y1..=y2 {
+        grid.put_pixel(origin.0 + x1, origin.1 + y, red);
+        grid.put_pixel(origin.0 + x2, origin.1 + y, red);
+    }
+}
+
+/// Frames in the image LDM's `samples.png`.
+const SAMPLE_GRID_FRAMES: usize = 4;
+/// Noise seed of `samples.png` (fixed: successive grids differ only by the model).
+const SAMPLE_GRID_SEED: u64 = 0x5a3e;

@@ -106,4 +106,14 @@ impl<B: AutodiffBackend> Task<B> for TemporalDecoderTask<B::InnerBackend> {
         let gan = matches!(batch, Batch::Train { step } if step >= self.disc_start);
         self.clip_loss(model, seeds, gan, device)
     }
+
+    /// A held-out clip (top row) over its reconstruction by the temporal decoder (bottom).
+    fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
+        use burn::module::AutodiffModule;
+        let seed = FrameSource::held_out_seeds(1)[0];
+        let (clip, _) = self.frames.clip::<B::InnerBackend>(seed, self.window, crate::train::KEYFRAME_FPS, device);
+        let (mean, _) = self.encoder.forward(clip.clone());
+        let rec = model.decoder.valid().forward(mean, self.window);
+        Some(super::tensor_grid(&[clip, rec]))
+    }
 }

@@ -136,4 +136,47 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     ) -> Tensor<B, 1> {
         self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), device)
     }
+
+    /// A held-out clip (top row) over the model's sample of it (bottom row) given the
+    /// frames a generation knows — the first two (prediction) or every 4th (interpolation,
+    /// 2.5 → 10 Hz) — and the clip's labels: 10 DDIM steps, decoded per frame.
+    fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
+        use crate::diffusion::{Ddim, Guidance, Prediction, Sampler};
+        use crate::pipeline::denoise::{VideoCond, VideoDenoiser};
+        use burn::module::AutodiffModule;
+        type IB<B> = <B as AutodiffBackend>::InnerBackend;
+        let unet = model.valid();
+        let (t, fps, stage) = match self.kind {
+            VideoTask::Prediction => (self.window, self.fps, None),
+            VideoTask::Interpolation => (self.window + 1, 4.0 * self.fps, Some(0i64)),
+        };
+        let seed = FrameSource::held_out_seeds(1)[0];
+        let (clip, conditions) = self.frames.clip::<IB<B>>(seed, t, fps, device);
+        let (mean, _) = self.autoencoder.encoder.forward(clip.clone());
+        let z0 = mean * self.latent_scale;
+        let [n, c, h, w] = z0.dims();
+        let known: Vec<f32> = (0..n)
+            .map(|i| match self.kind {
+                VideoTask::Prediction => i < 2,
+                VideoTask::Interpolation => i % 4 == 0,
+            })
+            .map(|k| if k { 1.0 } else { 0.0 })
+            .collect();
+        let m = Tensor::<IB<B>, 1>::from_floats(known.as_slice(), device)
+            .reshape([n, 1, 1, 1])
+            .repeat_dim(2, h)
+            .repeat_dim(3, w);
+        let cond = VideoCond {
+            frames: t,
+            labels: Some(crate::model::Labels::new(&vec![Some(conditions); n], device)),
+            context: Some(Tensor::cat(vec![z0 * m.clone().repeat_dim(1, c), m], 1)),
+            fps_stage: stage.map(|s| Tensor::from_data(burn::tensor::TensorData::new(vec![s; n], [n]), device)),
+        };
+        let sampler = Sampler::new(Ddim::new(&self.schedule, Prediction::Epsilon, 10, 0.0).ok()?, Guidance::NONE);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5a3e);
+        let z_t = gaussian::<IB<B>, 4, _>([n, c, h, w], &mut rng, device);
+        let z = sampler.sample(&VideoDenoiser(&unet), z_t, &cond, &mut rng);
+        let samples = self.autoencoder.decoder.forward(z / self.latent_scale, 1);
+        Some(super::tensor_grid(&[clip, samples]))
+    }
 }
