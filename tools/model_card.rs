@@ -277,10 +277,25 @@ fn main() -> Result<()> {
         };
         let steps = log.last().map_or(0, |r| r.step);
         let facts = entry.training.as_ref();
+        let minutes = wall_seconds(&runs.join(run).join("log.csv")) / 60.0;
+        // `train --init-from`: this log is the continuation; the earlier training's steps
+        // and time come from the previous card's row (made from its log), else the manifest.
+        let (mut steps, mut minutes) = (steps.to_string(), format!("{minutes:.0} min"));
+        if let Some(base) = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref()) {
+            let earlier = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))).and_then(|l| {
+                let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+                Some((cols.get(2)?.to_string(), cols.get(3)?.to_string()))
+            });
+            let (s0, m0) =
+                earlier.unwrap_or_else(|| (base.steps.to_string(), format!("{:.0} min", base.wall_time_s / 60.0)));
+            // Keep only the first training's figures when the previous card already listed a continuation.
+            let first = |v: &str| v.split(" + ").next().unwrap_or(v).to_string();
+            steps = format!("{} + {steps}", first(&s0));
+            minutes = format!("{} + {minutes}", first(&m0));
+        }
         writeln!(
             card,
-            "| {run} | {steps} | {:.0} min | {held} | {} |",
-            wall_seconds(&runs.join(run).join("log.csv")) / 60.0,
+            "| {run} | {steps} | {minutes} | {held} | {} |",
             facts.map_or("—".into(), |f| f.hardware.clone())
         )?;
     }
