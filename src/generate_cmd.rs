@@ -297,5 +297,18 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     for p in report.missing.iter().take(20) {
         println!("  missing: {}", p.display());
     }
+    // Bit-identical replays hold for the same build on the CPU; say when this is another.
+    let this = (env!("CARGO_PKG_VERSION"), pipeline::output::git_commit());
+    if (meta.latentdrive_version.as_str(), meta.git_commit.clone()) != this {
+        let commit = |c: &Option<String>| c.as_deref().map_or("unknown".to_string(), |c| c.chars().take(12).collect());
+        println!(
+            "note: the run was made by latentdrive {} (commit {}); this is {} (commit {}). Another build may round \
+             differently (a changed kernel, a new model path); replay with the build that made the run to check it.",
+            meta.latentdrive_version,
+            commit(&meta.git_commit),
+            this.0,
+            commit(&this.1)
+        );
+    }
     Ok(ExitCode::from(1))
 }

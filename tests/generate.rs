@@ -140,6 +140,15 @@ fn generate_writes_a_complete_run_that_replays_bit_identically() {
     let o = run(&["replay", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("future_01/frames/000003.png"), "{}", text(&o));
+    assert!(!text(&o).contains("made by latentdrive"), "same build: no note\n{}", text(&o));
+    // A run made by another build says so (rounding may differ between builds).
+    let meta = std::fs::read_to_string(dir.join("metadata.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    json["git_commit"] = serde_json::Value::String("0123456789abcdef".into());
+    std::fs::write(dir.join("metadata.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let o = run(&["replay", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("the run was made by latentdrive 0.1.0 (commit 0123456789ab)"), "{}", text(&o));
 }
 
 #[test]

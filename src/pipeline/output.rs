@@ -169,7 +169,7 @@ pub fn export_run(run: &Path, dest: &Path) -> Result<usize, PipelineError> {
 }
 
 /// The commit this binary was built from (`build.rs`), if it was built in a git checkout.
-fn git_commit() -> Option<String> {
+pub fn git_commit() -> Option<String> {
     option_env!("LATENTDRIVE_GIT_COMMIT").map(str::to_string)
 }
 
