@@ -68,23 +68,6 @@ fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
     out
 }
 
-fn outline(img: &mut RgbImage, b: [f32; 4]) {
-    let (w, h) = img.dimensions();
-    let x1 = (b[0].max(0.0) as u32).min(w - 1);
-    let x2 = (b[2].max(0.0) as u32).min(w - 1);
-    let y1 = (b[1].max(0.0) as u32).min(h - 1);
-    let y2 = (b[3].max(0.0) as u32).min(h - 1);
-    let red = image::Rgb([255, 40, 40]);
-    for x in x1..=x2 {
-        img.put_pixel(x, y1, red);
-        img.put_pixel(x, y2, red);
-    }
-    for y in y1..=y2 {
-        img.put_pixel(x1, y, red);
-        img.put_pixel(x2, y, red);
-    }
-}
-
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = PathBuf::from(args.first().map_or("weights/tiny", String::as_str));
@@ -204,7 +187,7 @@ fn main() -> Result<()> {
         let (reference, _) = Renderer::new(w as u32, h as u32).render(&world, 0);
         let labels = latentdrive::pipeline::requested_labels(&s, w as u32, h as u32)?;
         for o in &labels.objects {
-            outline(&mut generated, [o.box2d.x1, o.box2d.y1, o.box2d.x2, o.box2d.y2]);
+            latentdrive::train::outline_box(&mut generated, (0, 0), [o.box2d.x1, o.box2d.y1, o.box2d.x2, o.box2d.y2]);
         }
         rows.push(vec![reference, generated]);
     }

@@ -20,7 +20,7 @@ pub use fit::{Batch, EmaOf, Event, FitSummary, Fitted, LoopConfig, Task, fit};
 pub use run::{KEYFRAME_FPS, Stage, StageReport, TrainOptions, default_run_dir, hardware, train_stage, train_stage_on};
 pub use stages::{
     AutoencoderTask, EgoState, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
-    visible_boxes,
+    outline_box, visible_boxes,
 };
 
 /// Why training stopped.

@@ -254,6 +254,24 @@ pub fn visible_boxes(labels: &FrameLabels) -> Vec<[f32; 4]> {
     boxes.into_iter().map(|(_, b)| b).collect()
 }
 
+/// Outlines the box `b` (`[x1, y1, x2, y2]`, pixels of a picture placed at `origin` in
+/// `img`) in red, clamped to `img`.
+pub fn outline_box(img: &mut image::RgbImage, origin: (u32, u32), b: [f32; 4]) {
+    let (w, h) = img.dimensions();
+    let px = |v: f32, o: u32, n: u32| ((o as f32 + v.max(0.0)) as u32).min(n.saturating_sub(1));
+    let (x1, x2) = (px(b[0], origin.0, w), px(b[2], origin.0, w));
+    let (y1, y2) = (px(b[1], origin.1, h), px(b[3], origin.1, h));
+    let red = image::Rgb([255, 40, 40]);
+    for x in x1..=x2 {
+        img.put_pixel(x, y1, red);
+        img.put_pixel(x, y2, red);
+    }
+    for y in y1..=y2 {
+        img.put_pixel(x1, y, red);
+        img.put_pixel(x2, y, red);
+    }
+}
+
 /// Rows of frames `[n, 3, h, w]` in [-1, 1] as one picture, 2 px gaps.
 pub fn tensor_grid<B: burn::tensor::backend::Backend>(rows: &[Tensor<B, 4>]) -> image::RgbImage {
     let [n, _, h, w] = rows[0].dims();

@@ -160,29 +160,13 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
         for (i, b) in boxes.iter().flatten().enumerate() {
             for row in 0..2 {
                 let (ox, oy) = ((i * (fw + gap)) as u32, (row * (fh + gap)) as u32);
-                for &b in b {
-                    outline(&mut grid, (ox, oy), (fw as u32, fh as u32), b);
+                for &[x1, y1, x2, y2] in b {
+                    let (sx, sy) = (fw as f32, fh as f32);
+                    super::outline_box(&mut grid, (ox, oy), [x1 * sx, y1 * sy, x2 * sx, y2 * sy]);
                 }
             }
         }
         Some(grid)
-    }
-}
-
-/// Draws the normalised box `b` (`[x1, y1, x2, y2]` in [0, 1]) in red into the `size`
-/// cell of `grid` at `origin`.
-fn outline(grid: &mut image::RgbImage, origin: (u32, u32), size: (u32, u32), b: [f32; 4]) {
-    let px = |v: f32, n: u32| ((v.clamp(0.0, 1.0) * n as f32) as u32).min(n - 1);
-    let (x1, x2) = (px(b[0], size.0), px(b[2], size.0));
-    let (y1, y2) = (px(b[1], size.1), px(b[3], size.1));
-    let red = image::Rgb([255, 40, 40]);
-    for x in x1..=x2 {
-        grid.put_pixel(origin.0 + x, origin.1 + y1, red);
-        grid.put_pixel(origin.0 + x, origin.1 + y2, red);
-    }
-    for y in y1..=y2 {
-        grid.put_pixel(origin.0 + x1, origin.1 + y, red);
-        grid.put_pixel(origin.0 + x2, origin.1 + y, red);
     }
 }
 

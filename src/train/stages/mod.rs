@@ -8,7 +8,7 @@ mod upsampler;
 mod video;
 
 pub use autoencoder::{AutoencoderTask, encode_frozen};
-pub use frames::{EgoState, FrameSource, tensor_grid, visible_boxes};
+pub use frames::{EgoState, FrameSource, outline_box, tensor_grid, visible_boxes};
 pub use image_ldm::ImageLdmTask;
 pub use temporal_decoder::TemporalDecoderTask;
 pub use upsampler::{UpsamplerPhase, UpsamplerTask};
