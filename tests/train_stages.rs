@@ -181,6 +181,8 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
     train_stage(&opts(Stage::Autoencoder, 3), &never, |_| {}).unwrap();
     let before = load();
     let entry_before = Manifest::read(&weights).unwrap().model("autoencoder").unwrap().clone();
+    // Fine-tuned twice, the second run starting from the first's decoder: 3 + 4, then 3 + 4 + 2 steps.
+    let mut trained = 3;
     for steps in [4, 2] {
         let report = train_stage(&opts(Stage::Decoder, steps), &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, steps);
@@ -195,8 +197,9 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
         let entry = manifest.model("autoencoder").unwrap();
         assert_eq!(entry.latent_scale, entry_before.latent_scale);
         let facts = entry.training.as_ref().unwrap();
-        assert_eq!(facts.steps, 3 + steps, "{facts:?}");
-        assert_eq!(facts.base.as_ref().unwrap().steps, 3);
+        assert_eq!(facts.base.as_ref().unwrap().steps, trained);
+        trained += steps;
+        assert_eq!(facts.steps, trained, "{facts:?}");
         assert!(
             facts
                 .notes
@@ -263,6 +266,28 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     assert_eq!(facts.steps, 4, "{facts:?}");
     assert_eq!(facts.base.as_ref().map(|f| f.steps), Some(2));
     assert!(facts.notes.starts_with("continued from the weights in"), "{}", facts.notes);
+
+    // Continuing B again counts B's own steps too; a run stopped and resumed does not
+    // count its first part twice.
+    train_stage(&opts(Stage::Autoencoder, "e", Some("b")), &never, |_| {}).unwrap();
+    let facts = Manifest::read(&root.join("e")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
+    assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (6, Some(4)), "{facts:?}");
+    let stop_at_one = AtomicBool::new(false);
+    let mut first = opts(Stage::Autoencoder, "d", Some("a"));
+    first.loop_config.checkpoint_every = 1;
+    let report = train_stage(&first, &stop_at_one, |e| {
+        if matches!(e, latentdrive::train::Event::Step { step: 1, .. }) {
+            stop_at_one.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert_eq!(report.summary.last_step, 1, "stopped after one step");
+    let mut rest = opts(Stage::Autoencoder, "d", Some("d"));
+    rest.resume = true;
+    rest.run_dir = first.run_dir.clone();
+    train_stage(&rest, &never, |_| {}).unwrap();
+    let facts = Manifest::read(&root.join("d")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
+    assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
 
     // The image LDM and the video LDM's temporal layers continue too.
     train_stage(&opts(Stage::ImageLdm, "b", Some("a")), &never, |_| {}).unwrap();

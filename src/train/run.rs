@@ -321,10 +321,16 @@ fn continued(entry: &mut ModelEntry, start: Option<&InitialWeights>, summary: &F
 
 /// Adds `before`'s training to `entry`'s facts (steps and wall time sum up, `before`'s
 /// own facts kept as `base`) with a note saying `what` was done on top of it.
+///
+/// A fresh run adds all of `before` (itself possibly a continuation). A resumed run's
+/// `before` is taken to be this run's own interim entry (written when it was stopped,
+/// holding its steps so far), whose `base` is what the run started from.
 fn add_base_training(entry: &mut ModelEntry, before: Option<&TrainingFacts>, summary: &FitSummary, what: &str) {
     let Some(prev) = before else { return };
-    // Continuing again (or resumed) starts from the first training, not twice.
-    let base = prev.base.clone().unwrap_or_else(|| Box::new(prev.clone()));
+    let base = match (summary.first_step, &prev.base) {
+        (0, _) | (_, None) => Box::new(prev.clone()),
+        (_, Some(start)) => start.clone(),
+    };
     if let Some(facts) = entry.training.as_mut() {
         let mut notes = format!(
             "{what}: {} steps ({:.0} s) on top of {} steps of earlier training",
