@@ -144,14 +144,13 @@ pub fn train_stage_on<B: AutodiffBackend>(
     let device = device.clone();
     let cfg = opts.tier.config();
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
-    // Checked up front: stages without a start from trained weights must not ignore it.
-    initial_weights(opts)?;
+    // Read (and checked) up front: stages that cannot start from trained weights refuse it.
+    let start = initial_weights(opts)?;
     match opts.stage {
         Stage::Autoencoder => {
             let mut task = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, opts.batch, opts.seed)
                 .with_crop(cfg.autoencoder_crop);
             task.frames = frame_source(opts, cfg.frame_size, &[])?;
-            let start = initial_weights(opts)?;
             task.init_from = start.as_ref().map(|s| s.spatial.clone());
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
@@ -186,7 +185,6 @@ pub fn train_stage_on<B: AutodiffBackend>(
             Ok(StageReport { summary, weights: Some(path) })
         }
         Stage::ImageLdm => {
-            let start = initial_weights(opts)?;
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let task = ImageLdmTask {
                 config: cfg.image_ldm.clone(),
@@ -258,7 +256,6 @@ pub fn train_stage_on<B: AutodiffBackend>(
             Ok(StageReport { summary, weights: Some(temporal) })
         }
         Stage::VideoLdm | Stage::Interpolator => {
-            let start = initial_weights(opts)?;
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
             let (kind, config) = match opts.stage {
