@@ -151,7 +151,7 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
         };
         let sampler =
             Sampler::new(Ddim::new(&self.schedule, Prediction::Epsilon, 10, 0.0).ok()?, Guidance::new(2.0, 1.0));
-        let mut rng = ChaCha8Rng::seed_from_u64(SAMPLE_GRID_SEED);
+        let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<B::InnerBackend, 4, _>([n, self.config.in_channels, h, w], &mut rng, device);
         let z = sampler.sample(&ImageDenoiser(&unet), z_t, &cond, &mut rng);
         let samples = self.autoencoder.decoder.forward(z / self.latent_scale, 1);
@@ -172,5 +172,3 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
 
 /// Frames in the image LDM's `samples.png`.
 const SAMPLE_GRID_FRAMES: usize = 4;
-/// Noise seed of `samples.png` (fixed: successive grids differ only by the model).
-const SAMPLE_GRID_SEED: u64 = 0x5a3e;

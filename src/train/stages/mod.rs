@@ -13,3 +13,7 @@ pub use image_ldm::ImageLdmTask;
 pub use temporal_decoder::TemporalDecoderTask;
 pub use upsampler::{UpsamplerPhase, UpsamplerTask};
 pub use video::{VideoLdmTask, VideoTask};
+
+/// Noise seed of the diffusion stages' `samples.png` (fixed: successive grids differ
+/// only by the model).
+const SAMPLE_GRID_SEED: u64 = 0x5a3e;

@@ -42,6 +42,12 @@ pub struct UpsamplerTask {
 }
 
 impl UpsamplerTask {
+    /// Crops lie on the space-to-depth × downsampling grid, which keeps patches aligned
+    /// with whole frames.
+    fn crop_grid(&self) -> usize {
+        4 * self.config.unshuffle * (1 << (self.config.unet.channel_mult.len() - 1))
+    }
+
     fn patch_loss<B: AutodiffBackend>(
         &self,
         model: &crate::model::Upsampler<B>,
@@ -54,8 +60,7 @@ impl UpsamplerTask {
         let t = if self.phase == UpsamplerPhase::Video { self.window } else { 1 };
         let (ph, pw) = self.patch;
         let (fh, fw) = self.frame_size;
-        // Crops on the space-to-depth × downsampling grid keep patches aligned with whole frames.
-        let grid = 4 * self.config.unshuffle * (1 << (self.config.unet.channel_mult.len() - 1));
+        let grid = self.crop_grid();
         let mut patches = Vec::new();
         for &s in seeds {
             let (y0, x0) =
@@ -149,13 +154,13 @@ impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
         let seed = FrameSource::held_out_seeds(1)[0];
         let frame = self.frames.frame::<B::InnerBackend>(seed, device).unsqueeze::<4>();
         // The middle of the frame, on the training grid.
-        let grid = 4 * self.config.unshuffle * (1 << (self.config.unet.channel_mult.len() - 1));
+        let grid = self.crop_grid();
         let (y0, x0) = ((fh - ph) / 2 / grid * grid, (fw - pw) / 2 / grid * grid);
         let hi = frame.slice([0..1, 0..3, y0..y0 + ph, x0..x0 + pw]);
         let low = burn::tensor::module::avg_pool2d(hi.clone(), [4, 4], [4, 4], [0, 0], true, false);
         let bilinear = up.upsample_condition(low);
         let level = 20;
-        let mut rng = ChaCha8Rng::seed_from_u64(0x5a3e);
+        let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let noise = gaussian::<B::InnerBackend, 4, _>(bilinear.dims(), &mut rng, device);
         let cond = UpsampleCond {
             frames: 1,

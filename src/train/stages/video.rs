@@ -82,12 +82,8 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
             VideoTask::Prediction => i % t < context_frames[i / t],
             VideoTask::Interpolation => (i % t).is_multiple_of(4),
         };
-        let mask: Vec<f32> = (0..n).map(|i| if known(i) { 1.0 } else { 0.0 }).collect();
-        let m = Tensor::<B, 1>::from_floats(mask.as_slice(), device)
-            .reshape([n, 1, 1, 1])
-            .repeat_dim(2, h)
-            .repeat_dim(3, w);
-        let context = Tensor::cat(vec![z0.clone() * m.clone().repeat_dim(1, c), m], 1);
+        let known: Vec<bool> = (0..n).map(known).collect();
+        let context = context(z0.clone(), &known, device);
         let x_t = self.schedule.add_noise(z0, noise.clone(), &timesteps);
         let steps: Vec<f32> = timesteps.iter().map(|&s| s as f32).collect();
         let mut input = crate::model::UNetInput::new(x_t, Tensor::from_floats(steps.as_slice(), device), t);
@@ -155,28 +151,32 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         let (mean, _) = self.autoencoder.encoder.forward(clip.clone());
         let z0 = mean * self.latent_scale;
         let [n, c, h, w] = z0.dims();
-        let known: Vec<f32> = (0..n)
+        let known: Vec<bool> = (0..n)
             .map(|i| match self.kind {
                 VideoTask::Prediction => i < 2,
                 VideoTask::Interpolation => i % 4 == 0,
             })
-            .map(|k| if k { 1.0 } else { 0.0 })
             .collect();
-        let m = Tensor::<IB<B>, 1>::from_floats(known.as_slice(), device)
-            .reshape([n, 1, 1, 1])
-            .repeat_dim(2, h)
-            .repeat_dim(3, w);
         let cond = VideoCond {
             frames: t,
             labels: Some(crate::model::Labels::new(&vec![Some(conditions); n], device)),
-            context: Some(Tensor::cat(vec![z0 * m.clone().repeat_dim(1, c), m], 1)),
+            context: Some(context(z0, &known, device)),
             fps_stage: stage.map(|s| Tensor::from_data(burn::tensor::TensorData::new(vec![s; n], [n]), device)),
         };
         let sampler = Sampler::new(Ddim::new(&self.schedule, Prediction::Epsilon, 10, 0.0).ok()?, Guidance::NONE);
-        let mut rng = ChaCha8Rng::seed_from_u64(0x5a3e);
+        let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<IB<B>, 4, _>([n, c, h, w], &mut rng, device);
         let z = sampler.sample(&VideoDenoiser(&unet), z_t, &cond, &mut rng);
         let samples = self.autoencoder.decoder.forward(z / self.latent_scale, 1);
         Some(super::tensor_grid(&[clip, samples]))
     }
+}
+
+/// The context `(m ∘ z0, m)` of latents `z0` `[n, c, h, w]` whose frames `known` are given.
+fn context<B: burn::tensor::backend::Backend>(z0: Tensor<B, 4>, known: &[bool], device: &B::Device) -> Tensor<B, 4> {
+    let [n, c, h, w] = z0.dims();
+    let mask: Vec<f32> = known.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+    let m =
+        Tensor::<B, 1>::from_floats(mask.as_slice(), device).reshape([n, 1, 1, 1]).repeat_dim(2, h).repeat_dim(3, w);
+    Tensor::cat(vec![z0 * m.clone().repeat_dim(1, c), m], 1)
 }
