@@ -10,7 +10,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::{Distribution, Tensor, backend::Backend};
 
-use latentdrive::model::{LATENT_CHANNELS, ModelTier, UNet, UNetInput, Upsampler};
+use latentdrive::model::{ModelTier, UNet, UNetInput, Upsampler};
 
 type B = Flex;
 type AB = Autodiff<Flex>;
@@ -84,8 +84,10 @@ fn main() {
     let (h, w) = (cfg.frame_size.0 / f, cfg.frame_size.1 / f);
     let t = cfg.window;
     println!(
-        "tier {tier:?}: frames {}×{}, latents {LATENT_CHANNELS}×{h}×{w}, window T = {t}",
-        cfg.frame_size.0, cfg.frame_size.1
+        "tier {tier:?}: frames {}×{}, latents {}×{h}×{w}, window T = {t}",
+        cfg.frame_size.0,
+        cfg.frame_size.1,
+        cfg.latent_channels()
     );
     println!("{:<18} {:>12} {:>12} {:>13} {:>15}", "model", "params", "input", "forward", "fwd+backward");
 

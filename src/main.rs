@@ -235,6 +235,10 @@ struct TrainArgs {
     /// the temporal layers of video-ldm and interpolator. Ignored when --resume finds a checkpoint.
     #[arg(long)]
     init_from: Option<PathBuf>,
+    /// Latent channels of a new autoencoder (default: the tier's, 4 as in LDM's f=8 z=4). Only
+    /// for the autoencoder stage: the later stages follow the autoencoder in --weights.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    latent_channels: Option<u16>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -441,13 +445,6 @@ macro_rules! on_training_backend {
 }
 
 fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) -> Result<train::FitSummary> {
-    if a.init_from.is_some() && !stage.can_init_from() {
-        return Err(InputError(format!(
-            "--init-from is not supported for the {} stage (autoencoder, image-ldm, video-ldm and interpolator are)",
-            stage.run_name()
-        ))
-        .into());
-    }
     let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
     let opts = train::TrainOptions {
         stage,
@@ -460,15 +457,20 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         resume,
         data: a.data.clone(),
         init_from: a.init_from.clone(),
+        latent_channels: a.latent_channels.map(usize::from),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))
     })?;
     let report = report.map_err(|e| match e {
         train::TrainError::Data(m) => anyhow::Error::from(InputError(format!("training data: {m}"))),
+        train::TrainError::Options(m) => anyhow::Error::from(InputError(m)),
         other => other.into(),
     })?;
     print_fit(stage.run_name(), &report.summary, &opts.run_dir);
+    if let Some(q) = &report.quality {
+        println!("{q}");
+    }
     if let Some(w) = &report.weights {
         println!("EMA weights: {} (manifest updated)", w.display());
     }

@@ -158,5 +158,18 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     let out = run(&resume);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("no checkpoint"));
+    assert!(text(&run(&with_dirs)).contains("held-out PSNR"), "the autoencoder reports its PSNR");
+    // Options that do not fit the stage: exit 2 with the reason.
+    for (extra, says) in [
+        (["upsampler", "--init-from", &w], "--init-from is not supported for the upsampler stage"),
+        (["image-ldm", "--latent-channels", "8"], "applies to the autoencoder stage only"),
+    ] {
+        let mut wrong: Vec<&str> = vec!["train", extra[0], "--tier", "micro", "--steps", "1", "--run-dir", &m];
+        wrong.extend(["--weights", &w]);
+        wrong.extend(&extra[1..]);
+        let out = run(&wrong);
+        assert_eq!(out.status.code(), Some(2), "{wrong:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{wrong:?}: {}", text(&out));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -347,6 +347,22 @@ fn a_sink_error_on_a_parallel_run_stops_it_with_that_error() {
     assert!(matches!(&result, Err(PipelineError::Io { message, .. }) if message == "full"), "{result:?}");
 }
 
+/// Models with a latent wider than the tier's (`train autoencoder --latent-channels`)
+/// generate like the default ones: the pipeline takes the width from the autoencoder.
+#[test]
+fn a_wider_latent_generates() {
+    let cfg = ModelTier::Micro.config().with_latent_channels(6);
+    let generator = Generator::new(Models::<Flex>::seeded_from(cfg, 5, &Default::default()), Default::default());
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (1, 1.2, 1, 1);
+    let mut sink = Recorder::default();
+    let never = AtomicBool::new(false);
+    generator.run(&s, &opts, &mut sink, &mut |_| {}, &never).unwrap();
+    assert_eq!(sink.done.len(), 1);
+    assert!(sink.frames.len() > 4, "{} frames", sink.frames.len());
+}
+
 #[test]
 fn seeds_and_frames_are_reproducible_and_futures_differ() {
     let generator =

@@ -5,11 +5,15 @@ use std::sync::atomic::AtomicBool;
 
 use burn::backend::Flex;
 use latentdrive::model::ModelTier;
+use latentdrive::pipeline::Models;
 use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
 #[test]
 fn every_stage_builds_on_the_previous_ones() {
+    // A latent wider than the tier's 4 channels: every later stage follows the autoencoder's.
+    const Z: usize = 6;
+    let micro = || ModelTier::Micro.config().with_latent_channels(Z);
     let root = std::env::temp_dir().join(format!("latentdrive-stages-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let weights = root.join("weights");
@@ -44,6 +48,7 @@ fn every_stage_builds_on_the_previous_ones() {
             resume: false,
             data: None,
             init_from: None,
+            latent_channels: (stage == Stage::Autoencoder).then_some(Z),
         };
         let report = train_stage(&opts, &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, 3);
@@ -57,27 +62,28 @@ fn every_stage_builds_on_the_previous_ones() {
     manifest.verify(&weights).unwrap();
     let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["autoencoder", "temporal_decoder", "image_ldm", "video_ldm", "interpolator", "upsampler"]);
-    let scale = manifest.model("autoencoder").unwrap().latent_scale.unwrap();
+    let ae = manifest.model("autoencoder").unwrap();
+    let scale = ae.latent_scale.unwrap();
     assert!(scale.is_finite() && scale > 0.0);
+    assert!(ae.training.as_ref().unwrap().notes.contains("held-out PSNR"), "{:?}", ae.training);
     // The temporal decoder: its fine-tuned decoder and temporal blocks, in two files.
     let td = manifest.model("temporal_decoder").unwrap();
     let (spatial, temporal) = (
         td.file_path(&weights, Part::Spatial).unwrap().unwrap(),
         td.file_path(&weights, Part::Temporal).unwrap().unwrap(),
     );
-    let decoder =
-        ModelTier::Micro.config().autoencoder.with_temporal_decoder(true).init::<Flex>(&Default::default()).decoder;
+    let decoder = micro().autoencoder.with_temporal_decoder(true).init::<Flex>(&Default::default()).decoder;
     load_parts(decoder, &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     // The video model is the image LDM's spatial file plus its own temporal file.
     let video = manifest.model("video_ldm").unwrap();
     let spatial = video.file_path(&weights, Part::Spatial).unwrap().unwrap();
     let temporal = video.file_path(&weights, Part::Temporal).unwrap().unwrap();
     assert!(spatial.ends_with("image_ldm.safetensors"));
-    let cfg = ModelTier::Micro.config().video_ldm;
+    let cfg = micro().video_ldm;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     let interp = manifest.model("interpolator").unwrap();
     let temporal = interp.file_path(&weights, Part::Temporal).unwrap().unwrap();
-    let cfg = ModelTier::Micro.config().interpolator;
+    let cfg = micro().interpolator;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     // The upsampler's entry: its image-phase spatial file plus the video phase's temporal file.
     let up = manifest.model("upsampler").unwrap();
@@ -87,6 +93,40 @@ fn every_stage_builds_on_the_previous_ones() {
     );
     let cfg = ModelTier::Micro.config().upsampler;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
+    // The pipeline draws latents of the autoencoder's width.
+    let models = Models::<Flex>::load(&weights, &Default::default()).unwrap();
+    assert_eq!(models.latent_shape(), (Z, 4, 8));
+    // --latent-channels is the autoencoder's alone.
+    let mut opts = TrainOptions {
+        stage: Stage::ImageLdm,
+        tier: ModelTier::Micro,
+        loop_config: LoopConfig {
+            steps: 1,
+            lr: 1e-3,
+            warmup_steps: 1,
+            grad_clip: 1.0,
+            ema_decay: 0.5,
+            checkpoint_every: 1,
+            eval_every: 1,
+            init_seed: 1,
+            data_parallel: 1,
+        },
+        batch: 1,
+        seed: 5,
+        run_dir: root.join("refused"),
+        weights_dir: weights.clone(),
+        resume: false,
+        data: None,
+        init_from: None,
+        latent_channels: Some(8),
+    };
+    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("autoencoder stage only"), "{err}");
+    // An autoencoder of another width makes the folder's LDMs unusable: loading says so.
+    (opts.stage, opts.latent_channels, opts.run_dir) = (Stage::Autoencoder, None, root.join("ae4"));
+    train_stage(&opts, &never, |_| {}).unwrap();
+    let err = Models::<Flex>::load(&weights, &Default::default()).err().unwrap().to_string();
+    assert!(err.contains("6-channel latents") && err.contains("4-channel ones"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -124,6 +164,7 @@ fn stages_train_from_an_on_disk_dataset() {
         resume: false,
         data: Some(data.clone()),
         init_from: None,
+        latent_channels: None,
     };
     let report = train_stage(&opts(Stage::Autoencoder), &never, |_| {}).unwrap();
     assert_eq!(report.summary.last_step, 2);
@@ -168,6 +209,7 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
         resume: false,
         data: None,
         init_from: None,
+        latent_channels: None,
     };
     let device = Default::default();
     let load = || {
@@ -237,6 +279,7 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
         resume: false,
         data: None,
         init_from: init_from.map(|d| root.join(d)),
+        latent_channels: None,
     };
     let device = Default::default();
     let cfg = ModelTier::Micro.config();

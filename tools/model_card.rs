@@ -17,6 +17,7 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use latentdrive::data::psnr;
 use latentdrive::data::{EVAL_SEED_BASE, tensor_to_images};
 use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Sampler, gaussian};
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
@@ -27,14 +28,6 @@ use latentdrive::weights::Manifest;
 use latentdrive::world::{Renderer, World};
 
 type B = Flex;
-
-/// Mean PSNR (dB) of frames `[n, 3, h, w]` in [-1, 1] against `reference`, peak 1 on [0, 1].
-fn psnr(x: Tensor<B, 4>, reference: Tensor<B, 4>) -> Vec<f64> {
-    let n = x.dims()[0];
-    let d = ((x.clamp(-1.0, 1.0) - reference) * 0.5).powi_scalar(2);
-    let mse = d.reshape([n as i32, -1]).mean_dim(1).into_data().convert::<f32>().to_vec::<f32>().unwrap();
-    mse.iter().map(|&m| 10.0 * (1.0 / (m as f64).max(1e-12)).log10()).collect()
-}
 
 /// Training wall time from a log's `seconds` column, summed over resumed runs.
 fn wall_seconds(log: &Path) -> f64 {

@@ -31,9 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use latentdrive::diffusion::gaussian;
-use latentdrive::model::{
-    Boxes, LATENT_CHANNELS, Labels, ModelTier, UNet, UNetConfig, UNetInput, Upsampler, UpsamplerConfig,
-};
+use latentdrive::model::{Boxes, Labels, ModelTier, UNet, UNetConfig, UNetInput, Upsampler, UpsamplerConfig};
 use latentdrive::weights::{FileEntry, Manifest, ModelEntry, Part, TemporalInit, load_parts, save_parts};
 
 type B = Flex;
@@ -164,6 +162,8 @@ struct Case {
 
 struct Run {
     out: PathBuf,
+    /// Channels of the latents the LDMs denoise.
+    latent_channels: usize,
     weights: Option<(PathBuf, Manifest)>,
     seed: u64,
     entries: Vec<ModelEntry>,
@@ -259,8 +259,8 @@ fn unet_case(run: &mut Run, case: &str, model: &str, unet: &UNet<B>, input: UNet
 /// Video inputs: `clips` clips of `t` latents, the first `known[i]` frames of clip `i` as context.
 fn video_input(run: &mut Run, clips: usize, t: usize, h: usize, w: usize, known: &[usize]) -> UNetInput<B> {
     let n = clips * t;
-    let x = run.normal([n, LATENT_CHANNELS, h, w]);
-    let z = run.normal([n, LATENT_CHANNELS, h, w]);
+    let x = run.normal([n, run.latent_channels, h, w]);
+    let z = run.normal([n, run.latent_channels, h, w]);
     let mask: Vec<f32> =
         (0..n).flat_map(|i| std::iter::repeat_n(if i % t < known[i / t] { 1.0 } else { 0.0 }, h * w)).collect();
     let m = Tensor::<B, 4>::from_data(TensorData::new(mask, [n, 1, h, w]), &Default::default());
@@ -277,7 +277,7 @@ fn main() -> Result<()> {
         "tiny" => ModelTier::Tiny,
         _ => ModelTier::Base,
     };
-    let cfg = tier.config();
+    let mut cfg = tier.config();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let weights = match &args.weights {
         Some(dir) => {
@@ -286,11 +286,16 @@ fn main() -> Result<()> {
             if m.tier != tier {
                 bail!("{} holds tier {:?}, not {:?} (pass --tier)", dir.display(), m.tier, tier);
             }
+            // The latent stages follow the folder's autoencoder (its latent channels).
+            if let Some(ae) = m.model("autoencoder") {
+                cfg = cfg.with_autoencoder(ae.config(&Manifest::path(dir))?);
+            }
             Some((dir.clone(), m))
         }
         None => None,
     };
     let mut run = Run {
+        latent_channels: cfg.latent_channels(),
         out: args.out.clone(),
         weights,
         seed: args.seed,
@@ -314,7 +319,7 @@ fn main() -> Result<()> {
     let box_lists =
         vec![Some(vec![[0.1, 0.5, 0.35, 0.8], [0.55, 0.45, 0.7, 0.62]]), Some(vec![[0.0, 0.6, 0.5, 1.0]]), None];
     let boxes = Boxes::new(&box_lists, slots, h, w, &dev);
-    let mut input = UNetInput::new(run.normal([3, LATENT_CHANNELS, h, w]), timesteps(&[999.0, 421.0, 3.0], 1), 1);
+    let mut input = UNetInput::new(run.normal([3, cfg.latent_channels(), h, w]), timesteps(&[999.0, 421.0, 3.0], 1), 1);
     input.labels = Some(labels(&[(0, 2), (1, 4), (2, 0)], 1));
     input.boxes = Some(boxes);
     unet_case(&mut run, "image", "image_ldm", &image, input)?;

@@ -52,6 +52,15 @@ pub fn tensor_to_images<B: Backend>(frames: Tensor<B, 4>) -> Vec<RgbImage> {
         .collect()
 }
 
+/// PSNR (dB) of each frame of `x` `[n, 3, h, w]` against `reference`, both in [-1, 1]
+/// (`x` clamped to it), with peak 1 on the [0, 1] scale.
+pub fn psnr<B: Backend>(x: Tensor<B, 4>, reference: Tensor<B, 4>) -> Vec<f64> {
+    let n = x.dims()[0];
+    let d = ((x.clamp(-1.0, 1.0) - reference) * 0.5).powi_scalar(2);
+    let mse = d.reshape([n as i32, -1]).mean_dim(1).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    mse.iter().map(|&m| 10.0 * (1.0 / f64::from(m).max(1e-12)).log10()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ pub mod upsampler;
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use conditioning::{BoxEncoderConfig, Boxes, Labels};
 pub use discriminator::{Discriminator3d, Discriminator3dConfig};
-pub use tiers::{LATENT_CHANNELS, ModelTier, TierConfig};
+pub use tiers::{ModelTier, TierConfig};
 pub use unet::{GlobalCondition, UNet, UNetConfig, UNetInput, VideoConfig};
 pub use upsampler::{Upsampler, UpsamplerConfig};
 

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::tiers::{LATENT_CHANNELS, ModelTier};
+use super::tiers::ModelTier;
 use super::unet::{UNet, UNetInput};
 use super::{Boxes, Labels};
 use crate::scenario::{Conditions, TimeOfDay};
@@ -92,6 +92,11 @@ fn params<Bk: Backend, M: Module<Bk>>(m: &M) -> Vec<(String, Vec<f32>)> {
     c.1
 }
 
+/// Latent channels of the micro tier.
+fn micro_z() -> usize {
+    ModelTier::Micro.config().latent_channels()
+}
+
 struct Batch<Bk: Backend> {
     input: UNetInput<Bk>,
 }
@@ -102,7 +107,7 @@ fn batch<Bk: Backend>(clips: usize, t: usize, seed: u64, dev: &Bk::Device) -> Ba
     let (h, w) = (cfg.frame_size.0 / cfg.autoencoder.factor(), cfg.frame_size.1 / cfg.autoencoder.factor());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = clips * t;
-    let x = randn::<Bk, 4>([n, LATENT_CHANNELS, h, w], &mut rng, 1.0, dev);
+    let x = randn::<Bk, 4>([n, micro_z(), h, w], &mut rng, 1.0, dev);
     let steps: Vec<f32> = (0..n).map(|i| (100 + 37 * (i / t)) as f32).collect();
     let cond = Conditions { time_of_day: TimeOfDay::Night, crowdedness: 2 };
     let mut input = UNetInput::new(x, Tensor::from_floats(steps.as_slice(), dev), t);
@@ -142,10 +147,8 @@ fn alpha_one_is_the_image_model_frame_by_frame() {
 
     // Perturbing frame 2 of clip 0 changes that frame's output only.
     let mut perturbed = input.clone();
-    perturbed.x = perturbed
-        .x
-        .clone()
-        .slice_assign([2..3, 0..LATENT_CHANNELS, 0..4, 0..8], Tensor::ones([1, LATENT_CHANNELS, 4, 8], &dev));
+    perturbed.x =
+        perturbed.x.clone().slice_assign([2..3, 0..micro_z(), 0..4, 0..8], Tensor::ones([1, micro_z(), 4, 8], &dev));
     let out_p = video.forward(perturbed.clone());
     for i in 0..8 {
         let d = max_abs_diff(frame(&out_video, i), frame(&out_p, i));
@@ -290,8 +293,8 @@ fn every_micro_model_has_the_documented_shapes() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let frames = randn::<B, 4>([4, 3, 16, 32], &mut rng, 1.0, &dev);
     let (mean, logvar) = ae.encoder.forward(frames);
-    assert_eq!(mean.dims(), [4, LATENT_CHANNELS, 4, 8]);
-    assert_eq!(logvar.dims(), [4, LATENT_CHANNELS, 4, 8]);
+    assert_eq!(mean.dims(), [4, micro_z(), 4, 8]);
+    assert_eq!(logvar.dims(), [4, micro_z(), 4, 8]);
     assert_eq!(ae.decoder.forward(mean.clone(), 1).dims(), [4, 3, 16, 32]);
     let tdec = cfg.autoencoder.clone().with_temporal_decoder(true).init::<B>(&dev);
     assert_eq!(tdec.decoder.forward(mean, 4).dims(), [4, 3, 16, 32]);
@@ -300,5 +303,5 @@ fn every_micro_model_has_the_documented_shapes() {
     let interp = cfg.interpolator.init::<B>(&dev);
     let Batch { mut input } = batch::<B>(1, 4, 3, &dev);
     input.fps_stage = Some(Tensor::<B, 1, Int>::from_ints([1, 1, 1, 1], &dev));
-    assert_eq!(interp.forward(input).dims(), [4, LATENT_CHANNELS, 4, 8]);
+    assert_eq!(interp.forward(input).dims(), [4, micro_z(), 4, 8]);
 }

@@ -67,6 +67,34 @@ pub struct TierConfig {
     pub upsampler_patch: (usize, usize),
 }
 
+impl TierConfig {
+    /// Latent channels `z` of the autoencoder, which the latent stages denoise.
+    pub fn latent_channels(&self) -> usize {
+        self.autoencoder.latent_channels
+    }
+
+    /// The tier with this autoencoder (e.g. the one a weights folder holds, or one with a
+    /// wider latent): the latent stages' input, output and context channels follow its `z`.
+    pub fn with_autoencoder(mut self, autoencoder: AutoencoderConfig) -> Self {
+        let z = autoencoder.latent_channels;
+        self.autoencoder = autoencoder.with_temporal_decoder(false);
+        for unet in [&mut self.image_ldm, &mut self.video_ldm, &mut self.interpolator] {
+            unet.in_channels = z;
+            unet.out_channels = z;
+            if let Some(video) = unet.video.as_mut() {
+                video.context_channels = Some(z);
+            }
+        }
+        self
+    }
+
+    /// The tier with `z` latent channels (see [`TierConfig::with_autoencoder`]).
+    pub fn with_latent_channels(self, z: usize) -> Self {
+        let autoencoder = AutoencoderConfig { latent_channels: z, ..self.autoencoder.clone() };
+        self.with_autoencoder(autoencoder)
+    }
+}
+
 impl ModelTier {
     pub fn config(self) -> TierConfig {
         match self {
@@ -75,6 +103,7 @@ impl ModelTier {
                 (16, 32),
                 4,
                 Widths {
+                    latent: 4,
                     ae: 8,
                     ae_mult: vec![1, 2, 2],
                     unet: 8,
@@ -95,6 +124,7 @@ impl ModelTier {
                 (128, 256),
                 8,
                 Widths {
+                    latent: 4,
                     ae: 16,
                     ae_mult: vec![1, 2, 4, 4],
                     unet: 48,
@@ -115,6 +145,7 @@ impl ModelTier {
                 (128, 256),
                 16,
                 Widths {
+                    latent: 4,
                     ae: 64,
                     ae_mult: vec![1, 2, 4, 4],
                     unet: 128,
@@ -135,6 +166,8 @@ impl ModelTier {
 }
 
 struct Widths {
+    /// Latent channels `z` of the autoencoder (LDM's f=8, z=4).
+    latent: usize,
     ae: usize,
     ae_mult: Vec<usize>,
     unet: usize,
@@ -151,25 +184,19 @@ struct Widths {
     unshuffle: usize,
 }
 
-/// Latent channels of the autoencoder (LDM's f=8, z=4).
-pub const LATENT_CHANNELS: usize = 4;
-
 fn build(tier: ModelTier, frame_size: (usize, usize), window: usize, w: Widths) -> TierConfig {
     let norm = NormKind::Group(w.groups);
-    let autoencoder = AutoencoderConfig::new(LATENT_CHANNELS, w.ae, w.ae_mult, 1).with_norm(norm);
-    let image_ldm = UNetConfig::new(LATENT_CHANNELS, LATENT_CHANNELS, w.unet, w.unet_mult, 1, w.attn, w.heads)
+    let z = w.latent;
+    let autoencoder = AutoencoderConfig::new(z, w.ae, w.ae_mult, 1).with_norm(norm);
+    let image_ldm = UNetConfig::new(z, z, w.unet, w.unet_mult, 1, w.attn, w.heads)
         .with_boxes(Some(BoxEncoderConfig::new(w.tokens, w.slots)))
         .with_norm(norm)
         .with_global(GlobalCondition::DrivingLabels);
     let mut video_ldm = image_ldm.clone();
-    video_ldm.video =
-        Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(LATENT_CHANNELS)));
+    video_ldm.video = Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(z)));
     let mut interpolator = video_ldm.clone();
-    interpolator.video = Some(
-        VideoConfig::new(TemporalLayers::ConvAndAttention)
-            .with_context_channels(Some(LATENT_CHANNELS))
-            .with_fps_flag(true),
-    );
+    interpolator.video =
+        Some(VideoConfig::new(TemporalLayers::ConvAndAttention).with_context_channels(Some(z)).with_fps_flag(true));
     // The upsampler's UNet works on r×r pixel blocks as channels (see upsampler.rs).
     let rr = 3 * w.unshuffle * w.unshuffle;
     let upsampler_unet = UNetConfig::new(rr, rr, w.up, w.up_mult, 1, vec![], w.heads)

@@ -619,9 +619,8 @@ impl<'a, B: Backend> Run<'a, B> {
     }
 
     fn latent_noise(&self, n: usize, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
-        let (h, w) = self.g.models.frame_size();
-        let f = self.g.models.tier.config().autoencoder.factor();
-        gaussian::<B, 4, _>([n, crate::model::LATENT_CHANNELS, h / f, w / f], rng, &self.g.device)
+        let (z, h, w) = self.g.models.latent_shape();
+        gaussian::<B, 4, _>([n, z, h, w], rng, &self.g.device)
     }
 
     /// DDIM for the latent denoisers (ε-prediction).

@@ -25,6 +25,8 @@ pub struct Models<B: Backend> {
     /// Where they were loaded from (`None` for seeded test models).
     pub dir: Option<PathBuf>,
     pub autoencoder: Autoencoder<B>,
+    /// Its configuration: latent channels and downsampling factor of the latents.
+    pub autoencoder_config: AutoencoderConfig,
     /// The video-fine-tuned decoder (absent if that stage was not trained).
     pub temporal_decoder: Option<Decoder<B>>,
     /// Latents are `posterior mean × latent_scale`.
@@ -134,6 +136,22 @@ impl<B: Backend> Models<B> {
 
         let image_entry = require("image_ldm", "image-ldm")?;
         let image_cfg: UNetConfig = image_entry.config(&mpath)?;
+        let video_cfgs = [Some(require("video_ldm", "video-ldm")?), optional("interpolator")];
+        for e in std::iter::once(image_entry).chain(video_cfgs.into_iter().flatten()) {
+            let cfg: UNetConfig = e.config(&mpath)?;
+            if cfg.in_channels != ae_cfg.latent_channels {
+                return Err(WeightsError::ModelConfig {
+                    manifest: mpath.clone(),
+                    model: e.name.clone(),
+                    message: format!(
+                        "it denoises {}-channel latents but the folder's autoencoder makes {}-channel ones \
+                         (train the latent stages again on this autoencoder)",
+                        cfg.in_channels, ae_cfg.latent_channels
+                    ),
+                }
+                .into());
+            }
+        }
         let image_ldm = load_parts(image_cfg.init::<B>(device), &spatial(image_entry)?, None, TemporalInit::Require)?;
         record(image_entry);
 
@@ -172,6 +190,7 @@ impl<B: Backend> Models<B> {
             tier,
             dir: Some(dir.to_path_buf()),
             autoencoder,
+            autoencoder_config: ae_cfg,
             temporal_decoder,
             latent_scale,
             image_ldm,
@@ -186,13 +205,19 @@ impl<B: Backend> Models<B> {
     /// Every model of `tier` with seeded random weights (tests and benches of the
     /// pipeline's plumbing; the pictures are noise).
     pub fn seeded(tier: ModelTier, seed: u64, device: &B::Device) -> Self {
+        Self::seeded_from(tier.config(), seed, device)
+    }
+
+    /// [`Models::seeded`] for a tier configuration (e.g. one with a wider latent).
+    pub fn seeded_from(cfg: crate::model::TierConfig, seed: u64, device: &B::Device) -> Self {
         use crate::train::init::seeded_init;
-        let cfg = tier.config();
+        let tier = cfg.tier;
         let td = cfg.autoencoder.clone().with_temporal_decoder(true);
         Models {
             tier,
             dir: None,
             autoencoder: seeded_init(cfg.autoencoder.init(device), seed),
+            autoencoder_config: cfg.autoencoder.clone(),
             temporal_decoder: Some(seeded_init(td.init::<B>(device).decoder, seed ^ 1)),
             latent_scale: 1.0,
             image_ldm: seeded_init(cfg.image_ldm.init(device), seed ^ 2),
@@ -207,6 +232,13 @@ impl<B: Backend> Models<B> {
     /// Key-frame size `(height, width)`.
     pub fn frame_size(&self) -> (usize, usize) {
         self.tier.config().frame_size
+    }
+
+    /// Latent shape `(channels, height, width)` of one key frame.
+    pub fn latent_shape(&self) -> (usize, usize, usize) {
+        let (h, w) = self.frame_size();
+        let f = self.autoencoder_config.factor();
+        (self.autoencoder_config.latent_channels, h / f, w / f)
     }
 
     /// Frames per prediction window `T`.

@@ -74,12 +74,29 @@ pub trait Task<B: AutodiffBackend> {
         None
     }
 
-    /// Mean loss on the fixed held-out batch (world seeds from the evaluation range).
+    /// Mean loss on the fixed held-out set ([`HELD_OUT_ITEMS`] world seeds from the
+    /// evaluation range, whatever the batch size), evaluated a training batch at a time.
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
-        let seeds = FrameSource::held_out_seeds(self.batch_size().max(2));
-        self.batch_loss(model, &seeds, HELD_OUT_DRAWS, Batch::HeldOut, device).into_scalar().elem()
+        let seeds = FrameSource::held_out_seeds(HELD_OUT_ITEMS);
+        let chunk = self.batch_size().clamp(2, HELD_OUT_ITEMS);
+        let total: f64 = seeds
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let loss: f32 = self
+                    .batch_loss(model, part, HELD_OUT_DRAWS ^ i as u64, Batch::HeldOut, device)
+                    .into_scalar()
+                    .elem();
+                f64::from(loss) * part.len() as f64
+            })
+            .sum();
+        (total / seeds.len() as f64) as f32
     }
 }
+
+/// Frames (or clips) in the held-out set. It does not follow `--batch`, so runs with
+/// different batch sizes, and the parts of one, report comparable held-out losses.
+pub const HELD_OUT_ITEMS: usize = 8;
 
 /// Seed of the held-out batch's noise and timesteps: the same at every evaluation.
 const HELD_OUT_DRAWS: u64 = 0xE7A1;

@@ -37,6 +37,10 @@ pub enum TrainError {
     /// An on-disk dataset (`--data`) that cannot feed this stage.
     #[error("training data: {0}")]
     Data(String),
+    /// Options that do not fit the stage or the weights they name (e.g. `--init-from` on a
+    /// stage that cannot start from trained weights).
+    #[error("{0}")]
+    Options(String),
     #[error(
         "loss became {loss} at step {step}; stopped without saving it. The last good checkpoint is in {} (resume from it with a lower --lr)",
         checkpoint.display()

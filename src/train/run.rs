@@ -15,10 +15,10 @@ use super::TrainError;
 use super::fit::{Event, FitSummary, Fitted, LoopConfig, fit};
 use super::stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
-    VideoTask,
+    VideoTask, held_out_psnr,
 };
 use crate::diffusion::{BetaSchedule, NoiseSchedule};
-use crate::model::{Autoencoder, ModelTier};
+use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
 use crate::weights::{
     FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
 };
@@ -112,6 +112,9 @@ pub struct TrainOptions {
     /// Start from this weights folder's trained model of the stage instead of a seeded
     /// init (a longer run continuing shipped weights); see [`Stage::can_init_from`].
     pub init_from: Option<PathBuf>,
+    /// Latent channels of a new autoencoder (autoencoder stage only; default: the tier's).
+    /// The stages after it take the latent channels of the weights folder's autoencoder.
+    pub latent_channels: Option<usize>,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -120,6 +123,8 @@ pub struct StageReport {
     pub summary: FitSummary,
     /// The weights file written (absent when interrupted before any step).
     pub weights: Option<PathBuf>,
+    /// A quality measured on the saved weights, for the console (e.g. the autoencoder's PSNR).
+    pub quality: Option<String>,
 }
 
 /// Classifier-free guidance needs the model to see dropped conditions this often.
@@ -142,7 +147,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
     on_event: impl FnMut(Event),
 ) -> Result<StageReport, TrainError> {
     let device = device.clone();
-    let cfg = opts.tier.config();
+    let cfg = stage_config(opts)?;
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
     // Read (and checked) up front: stages that cannot start from trained weights refuse it.
     let start = initial_weights(opts)?;
@@ -154,14 +159,16 @@ pub fn train_stage_on<B: AutodiffBackend>(
             task.init_from = start.as_ref().map(|s| s.spatial.clone());
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             let scale = latent_scale(&ema.model, &task.frames, &device);
+            let quality = psnr_note(&ema.model, &task.frames, &device);
             let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| {
                 e.latent_scale = Some(scale);
                 continued(e, start.as_ref(), &summary);
+                add_note(e, &quality);
             })?;
-            Ok(StageReport { summary, weights: Some(path) })
+            Ok(StageReport { summary, weights: Some(path), quality: Some(quality) })
         }
         Stage::Decoder => {
             let manifest = Manifest::read(&opts.weights_dir)?;
@@ -177,12 +184,16 @@ pub fn train_stage_on<B: AutodiffBackend>(
             let (original, _) = load_autoencoder::<B::InnerBackend>(opts, &device)?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             // The encoder as loaded, whatever the checkpoint's average holds for it.
             let model = Autoencoder { encoder: original.encoder, decoder: ema.model.decoder };
-            let path = save_stage(opts, &cfg.autoencoder, &model, &summary, |e| fine_tuned(e, &before, &summary))?;
-            Ok(StageReport { summary, weights: Some(path) })
+            let quality = psnr_note(&model, &task.frames, &device);
+            let path = save_stage(opts, &cfg.autoencoder, &model, &summary, |e| {
+                fine_tuned(e, &before, &summary);
+                add_note(e, &quality);
+            })?;
+            Ok(StageReport { summary, weights: Some(path), quality: Some(quality) })
         }
         Stage::ImageLdm => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
@@ -198,11 +209,11 @@ pub fn train_stage_on<B: AutodiffBackend>(
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             let path =
                 save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |e| continued(e, start.as_ref(), &summary))?;
-            Ok(StageReport { summary, weights: Some(path) })
+            Ok(StageReport { summary, weights: Some(path), quality: None })
         }
         Stage::TemporalDecoder => {
             let autoencoder_weights = stage_file(opts, Stage::Autoencoder, Part::Spatial)?;
@@ -223,7 +234,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             std::fs::create_dir_all(&opts.weights_dir).map_err(|e| TrainError::io(&opts.weights_dir, e))?;
             let name = opts.stage.model_name();
@@ -234,26 +245,26 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 FileEntry::describe(&opts.weights_dir, &temporal, Part::Temporal)?,
             ];
             record::<B::InnerBackend, _>(opts, &config, files, &summary, |_| {})?;
-            Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)) })
+            Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)), quality: None })
         }
         Stage::Upsampler => {
             let task = upsampler_task(opts, UpsamplerPhase::Image, None)?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             let path = save_stage(opts, &cfg.upsampler, &ema.model, &summary, |_| {})?;
-            Ok(StageReport { summary, weights: Some(path) })
+            Ok(StageReport { summary, weights: Some(path), quality: None })
         }
         Stage::UpsamplerVideo => {
             let spatial = stage_file(opts, Stage::Upsampler, Part::Spatial)?;
             let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()))?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, None)?;
-            Ok(StageReport { summary, weights: Some(temporal) })
+            Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
         Stage::VideoLdm | Stage::Interpolator => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
@@ -288,10 +299,10 @@ pub fn train_stage_on<B: AutodiffBackend>(
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
-                return Ok(StageReport { summary, weights: None });
+                return Ok(StageReport { summary, weights: None, quality: None });
             }
             let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary, start.as_ref())?;
-            Ok(StageReport { summary, weights: Some(temporal) })
+            Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
     }
 }
@@ -356,14 +367,14 @@ struct InitialWeights {
 fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainError> {
     let Some(dir) = &opts.init_from else { return Ok(None) };
     if !opts.stage.can_init_from() {
-        return Err(TrainError::Record(format!(
+        return Err(TrainError::Options(format!(
             "--init-from is not supported for the {} stage (autoencoder, image-ldm, video-ldm and interpolator are)",
             opts.stage.run_name()
         )));
     }
     let manifest = Manifest::read(dir)?;
     if manifest.tier != opts.tier {
-        return Err(TrainError::Record(format!(
+        return Err(TrainError::Options(format!(
             "--init-from {}: its weights are tier {:?}, this run trains {:?}",
             dir.display(),
             manifest.tier,
@@ -376,6 +387,36 @@ fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainE
     let spatial = entry.file_path(dir, Part::Spatial)?.ok_or_else(missing)?;
     let temporal = entry.file_path(dir, Part::Temporal)?;
     Ok(Some(InitialWeights { dir: dir.clone(), spatial, temporal, training: entry.training.clone() }))
+}
+
+/// The tier's configuration for this run: the autoencoder stage takes `--latent-channels`;
+/// the latent stages after it follow the weights folder's autoencoder (its latent channels).
+fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
+    let cfg = opts.tier.config();
+    if opts.latent_channels.is_some_and(|z| z == 0 || opts.stage != Stage::Autoencoder) {
+        return Err(TrainError::Options(
+            "--latent-channels takes a positive count and applies to the autoencoder stage only \
+             (later stages follow the autoencoder in the weights folder)"
+                .into(),
+        ));
+    }
+    Ok(match opts.stage {
+        Stage::Autoencoder => match opts.latent_channels {
+            Some(z) => cfg.with_latent_channels(z),
+            None => cfg,
+        },
+        Stage::Upsampler | Stage::UpsamplerVideo => cfg,
+        _ => cfg.with_autoencoder(autoencoder_entry(opts)?.1),
+    })
+}
+
+/// The weights folder's autoencoder: its manifest entry and configuration.
+fn autoencoder_entry(opts: &TrainOptions) -> Result<(ModelEntry, AutoencoderConfig), TrainError> {
+    let manifest = Manifest::read(&opts.weights_dir)?;
+    let entry =
+        manifest.model(Stage::Autoencoder.model_name()).ok_or_else(|| missing_stage(opts, Stage::Autoencoder))?;
+    let config = entry.config(&Manifest::path(&opts.weights_dir))?;
+    Ok((entry.clone(), config))
 }
 
 /// The upsampler's training task for `opts` (high-resolution frames are 4× the key frames).
@@ -421,6 +462,22 @@ fn frame_source(opts: &TrainOptions, size: (usize, usize), clips: &[(usize, f32)
 /// Key frames are 2.5 Hz (ARCHITECTURE.md, "Frame rates").
 pub const KEYFRAME_FPS: f32 = 2.5;
 
+/// Held-out frames for the autoencoder's PSNR (the model card measures 32).
+const PSNR_FRAMES: usize = 16;
+
+/// The saved autoencoder's mean PSNR on the held-out renders, as a note.
+fn psnr_note<IB: Backend>(ae: &Autoencoder<IB>, frames: &FrameSource, device: &IB::Device) -> String {
+    let db = held_out_psnr(ae, frames, PSNR_FRAMES, device);
+    format!("saved weights: held-out PSNR {db:.2} dB ({PSNR_FRAMES} whole frames, posterior mean)")
+}
+
+/// Appends `note` to an entry's training notes.
+fn add_note(e: &mut ModelEntry, note: &str) {
+    if let Some(t) = e.training.as_mut() {
+        t.notes = if t.notes.is_empty() { note.to_string() } else { format!("{}; {note}", t.notes) };
+    }
+}
+
 /// `1 / std` of the posterior means of the held-out frames (LDM's scale factor).
 fn latent_scale<IB: Backend>(ae: &Autoencoder<IB>, frames: &FrameSource, device: &IB::Device) -> f32 {
     use burn::tensor::ElementConversion;
@@ -435,11 +492,9 @@ fn load_autoencoder<IB: Backend>(
     opts: &TrainOptions,
     device: &IB::Device,
 ) -> Result<(Autoencoder<IB>, f32), TrainError> {
-    let manifest = Manifest::read(&opts.weights_dir)?;
-    let entry =
-        manifest.model(Stage::Autoencoder.model_name()).ok_or_else(|| missing_stage(opts, Stage::Autoencoder))?;
+    let (entry, config) = autoencoder_entry(opts)?;
     let path = stage_file(opts, Stage::Autoencoder, Part::Spatial)?;
-    let ae = load_parts(opts.tier.config().autoencoder.init::<IB>(device), &path, None, TemporalInit::Require)?;
+    let ae = load_parts(config.init::<IB>(device), &path, None, TemporalInit::Require)?;
     Ok((ae, entry.latent_scale.unwrap_or(1.0)))
 }
 

@@ -179,3 +179,40 @@ fn data_parallel_training_is_deterministic_and_resumes_exactly() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// The held-out set is the same whatever the batch size (it used to be one batch), so
+/// runs and parts of a run with different `--batch` report comparable losses; the
+/// autoencoder's held-out loss is deterministic, so it is equal up to summation order.
+#[test]
+fn the_held_out_loss_does_not_follow_the_batch_size() {
+    use crate::train::fit::{HELD_OUT_ITEMS, Task};
+    let dev = Default::default();
+    let model = task_init();
+    let cfg = ModelTier::Micro.config();
+    let losses: Vec<f32> = [1, 3, HELD_OUT_ITEMS, 2 * HELD_OUT_ITEMS]
+        .into_iter()
+        .map(|batch| {
+            let t = AutoencoderTask::new(cfg.autoencoder.clone(), cfg.frame_size, batch, 7);
+            Task::<AB>::held_out_loss(&t, &model, &dev)
+        })
+        .collect();
+    assert!(losses[0].is_finite() && losses[0] > 0.0);
+    for l in &losses[1..] {
+        assert!((l - losses[0]).abs() <= 1e-5 * losses[0], "{losses:?}");
+    }
+}
+
+/// The autoencoder's saved weights carry their held-out PSNR: a reconstruction of the
+/// frames themselves would be infinite, an untrained one is finite and low.
+#[test]
+fn autoencoder_psnr_is_measured_on_the_held_out_frames() {
+    use burn::module::AutodiffModule;
+    let dev = Default::default();
+    let model = task_init().valid();
+    let frames = task().frames;
+    let db = crate::train::stages::held_out_psnr(&model, &frames, 3, &dev);
+    assert!(db.is_finite() && db > 0.0 && db < 20.0, "{db}");
+    let x = frames.held_out::<Flex>(2, &dev);
+    let same = crate::data::psnr(x.clone(), x);
+    assert!(same.iter().all(|&p| p >= 100.0), "{same:?}");
+}

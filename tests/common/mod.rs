@@ -43,6 +43,7 @@ pub fn micro_weights() -> &'static Path {
                 resume: false,
                 data: None,
                 init_from: None,
+                latent_channels: None,
             };
             train_stage(&opts, &never, |_| {}).expect("micro stage trains");
         }

@@ -154,3 +154,23 @@ pub fn encode_frozen<B: AutodiffBackend>(
     let (mean, _) = ae.encoder.forward(frames);
     Tensor::from_inner(mean * latent_scale)
 }
+
+/// Mean PSNR (dB) of `ae`'s reconstructions (posterior mean) of the `n` held-out frames,
+/// decoded four at a time.
+pub fn held_out_psnr<B: burn::tensor::backend::Backend>(
+    ae: &Autoencoder<B>,
+    frames: &FrameSource,
+    n: usize,
+    device: &B::Device,
+) -> f64 {
+    let seeds = FrameSource::held_out_seeds(n);
+    let per_frame: Vec<f64> = seeds
+        .chunks(4)
+        .flat_map(|part| {
+            let x = Tensor::stack(part.iter().map(|&s| frames.frame::<B>(s, device)).collect(), 0);
+            let (mean, _) = ae.encoder.forward(x.clone());
+            crate::data::psnr(ae.decoder.forward(mean, 1), x)
+        })
+        .collect();
+    per_frame.iter().sum::<f64>() / per_frame.len().max(1) as f64
+}

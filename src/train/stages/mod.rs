@@ -7,7 +7,7 @@ mod temporal_decoder;
 mod upsampler;
 mod video;
 
-pub use autoencoder::{AutoencoderTask, encode_frozen};
+pub use autoencoder::{AutoencoderTask, encode_frozen, held_out_psnr};
 pub use frames::{EgoState, FrameSource, outline_box, tensor_grid, visible_boxes};
 pub use image_ldm::ImageLdmTask;
 pub use temporal_decoder::TemporalDecoderTask;
