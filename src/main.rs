@@ -184,6 +184,24 @@ enum TierArg {
     Base,
 }
 
+/// What a latent denoiser predicts (`train image-ldm --prediction`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum PredictionArg {
+    /// The added noise ε (DDPM, LDM).
+    Epsilon,
+    /// The velocity v = √ᾱ·ε − √(1−ᾱ)·x₀ (Salimans & Ho 2022).
+    V,
+}
+
+impl From<PredictionArg> for latentdrive::diffusion::Prediction {
+    fn from(p: PredictionArg) -> Self {
+        match p {
+            PredictionArg::Epsilon => latentdrive::diffusion::Prediction::Epsilon,
+            PredictionArg::V => latentdrive::diffusion::Prediction::V,
+        }
+    }
+}
+
 /// Options of `train`.
 #[derive(Args, Debug, Clone)]
 struct TrainArgs {
@@ -239,6 +257,15 @@ struct TrainArgs {
     /// for the autoencoder stage: the later stages follow the autoencoder in --weights.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     latent_channels: Option<u16>,
+    /// Image LDM only: what the denoiser predicts [default: epsilon, as LDM]. The video LDM and
+    /// interpolator take the image LDM's (recorded in the manifest), as their spatial layers are its.
+    #[arg(long, value_enum)]
+    prediction: Option<PredictionArg>,
+    /// Image LDM only: rescale the noise schedule to zero terminal SNR (Lin et al. 2024), so the
+    /// noisiest level holds no signal and sampling from pure noise matches training; needs
+    /// `--prediction v`. Generation then samples with trailing timesteps.
+    #[arg(long)]
+    zero_terminal_snr: bool,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -458,6 +485,11 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         data: a.data.clone(),
         init_from: a.init_from.clone(),
         latent_channels: a.latent_channels.map(usize::from),
+        diffusion: (a.prediction.is_some() || a.zero_terminal_snr).then(|| latentdrive::diffusion::DiffusionConfig {
+            prediction: a.prediction.map_or(latentdrive::diffusion::Prediction::Epsilon, Into::into),
+            zero_terminal_snr: a.zero_terminal_snr,
+            ..Default::default()
+        }),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

@@ -160,10 +160,13 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     assert!(text(&out).contains("no checkpoint"));
     assert!(text(&run(&with_dirs)).contains("held-out PSNR"), "the autoencoder reports its PSNR");
     // Options that do not fit the stage: exit 2 with the reason.
-    for (extra, says) in [
-        (["upsampler", "--init-from", &w], "--init-from is not supported for the upsampler stage"),
-        (["image-ldm", "--latent-channels", "8"], "applies to the autoencoder stage only"),
-    ] {
+    let wrong_options: [(&[&str], &str); 4] = [
+        (&["upsampler", "--init-from", &w], "--init-from is not supported for the upsampler stage"),
+        (&["image-ldm", "--latent-channels", "8"], "applies to the autoencoder stage only"),
+        (&["image-ldm", "--zero-terminal-snr"], "needs v- or x_0-prediction"),
+        (&["video-ldm", "--prediction", "v"], "apply to the image-ldm stage only"),
+    ];
+    for (extra, says) in wrong_options {
         let mut wrong: Vec<&str> = vec!["train", extra[0], "--tier", "micro", "--steps", "1", "--run-dir", &m];
         wrong.extend(["--weights", &w]);
         wrong.extend(&extra[1..]);

@@ -347,12 +347,16 @@ fn a_sink_error_on_a_parallel_run_stops_it_with_that_error() {
     assert!(matches!(&result, Err(PipelineError::Io { message, .. }) if message == "full"), "{result:?}");
 }
 
-/// Models with a latent wider than the tier's (`train autoencoder --latent-channels`)
-/// generate like the default ones: the pipeline takes the width from the autoencoder.
+/// Models with a latent wider than the tier's (`train autoencoder --latent-channels`) and
+/// trained with v-prediction on a zero-terminal-SNR schedule generate like the default ones:
+/// the pipeline takes the width from the autoencoder and the diffusion from the manifest.
 #[test]
 fn a_wider_latent_generates() {
     let cfg = ModelTier::Micro.config().with_latent_channels(6);
-    let generator = Generator::new(Models::<Flex>::seeded_from(cfg, 5, &Default::default()), Default::default());
+    let mut models = Models::<Flex>::seeded_from(cfg, 5, &Default::default());
+    // With v-prediction on a zero-terminal-SNR schedule (trailing DDIM steps from pure noise).
+    models.diffusion = latentdrive::diffusion::DiffusionConfig::v_zero_snr();
+    let generator = Generator::new(models, Default::default());
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (1, 1.2, 1, 1);

@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::Flex;
+use latentdrive::diffusion::DiffusionConfig;
 use latentdrive::model::ModelTier;
 use latentdrive::pipeline::Models;
 use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
@@ -49,6 +50,8 @@ fn every_stage_builds_on_the_previous_ones() {
             data: None,
             init_from: None,
             latent_channels: (stage == Stage::Autoencoder).then_some(Z),
+            // v-prediction on a zero-terminal-SNR schedule; the video stages take it over.
+            diffusion: (stage == Stage::ImageLdm).then(DiffusionConfig::v_zero_snr),
         };
         let report = train_stage(&opts, &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, 3);
@@ -93,9 +96,20 @@ fn every_stage_builds_on_the_previous_ones() {
     );
     let cfg = ModelTier::Micro.config().upsampler;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
-    // The pipeline draws latents of the autoencoder's width.
+    // The pipeline draws latents of the autoencoder's width and samples with the LDMs' diffusion.
+    for name in ["image_ldm", "video_ldm", "interpolator"] {
+        assert_eq!(manifest.model(name).unwrap().diffusion, Some(DiffusionConfig::v_zero_snr()), "{name}");
+    }
     let models = Models::<Flex>::load(&weights, &Default::default()).unwrap();
     assert_eq!(models.latent_shape(), (Z, 4, 8));
+    assert_eq!(models.diffusion, DiffusionConfig::v_zero_snr());
+    // A video model trained with another diffusion than its image LDM's cannot load.
+    let mut edited = manifest.clone();
+    edited.models.iter_mut().find(|m| m.name == "interpolator").unwrap().diffusion = None;
+    edited.write(&weights).unwrap();
+    let err = Models::<Flex>::load(&weights, &Default::default()).err().unwrap().to_string();
+    assert!(err.contains("interpolator") && err.contains("spatial layers"), "{err}");
+    manifest.write(&weights).unwrap();
     // --latent-channels is the autoencoder's alone.
     let mut opts = TrainOptions {
         stage: Stage::ImageLdm,
@@ -119,6 +133,7 @@ fn every_stage_builds_on_the_previous_ones() {
         data: None,
         init_from: None,
         latent_channels: Some(8),
+        diffusion: None,
     };
     let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
     assert!(err.contains("autoencoder stage only"), "{err}");
@@ -165,6 +180,7 @@ fn stages_train_from_an_on_disk_dataset() {
         data: Some(data.clone()),
         init_from: None,
         latent_channels: None,
+        diffusion: None,
     };
     let report = train_stage(&opts(Stage::Autoencoder), &never, |_| {}).unwrap();
     assert_eq!(report.summary.last_step, 2);
@@ -210,6 +226,7 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
         data: None,
         init_from: None,
         latent_channels: None,
+        diffusion: None,
     };
     let device = Default::default();
     let load = || {
@@ -280,6 +297,7 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
         data: None,
         init_from: init_from.map(|d| root.join(d)),
         latent_channels: None,
+        diffusion: None,
     };
     let device = Default::default();
     let cfg = ModelTier::Micro.config();

@@ -11,7 +11,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use super::DiffusionError;
-use super::schedule::{NoiseSchedule, Prediction, estimate_at};
+use super::schedule::{DiffusionConfig, NoiseSchedule, Prediction, estimate_at};
 
 /// Which of the `train_steps` noise levels a `steps`-step sampler visits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,6 +94,13 @@ impl Ddim {
         eta: f64,
     ) -> Result<Self, DiffusionError> {
         Ddim::from_config(schedule, prediction, &DdimConfig { steps, eta, spacing: TimestepSpacing::Leading })
+    }
+
+    /// `steps` steps with η = `eta` for a model trained with `diffusion`: its schedule,
+    /// its prediction and the spacing that schedule wants ([`DiffusionConfig::spacing`]).
+    pub fn for_model(diffusion: &DiffusionConfig, steps: usize, eta: f64) -> Result<Self, DiffusionError> {
+        let schedule = diffusion.schedule()?;
+        Ddim::from_config(&schedule, diffusion.prediction, &DdimConfig { steps, eta, spacing: diffusion.spacing() })
     }
 
     /// The sampler a [`DdimConfig`] describes. Fails on a step count outside

@@ -49,4 +49,7 @@ pub enum DiffusionError {
     /// DDIM's η interpolates between deterministic DDIM (0) and DDPM-like sampling (1).
     #[error("DDIM η must lie in [0, 1], got {0}")]
     Eta(f64),
+    /// ε-prediction cannot recover x̂_0 where ᾱ = 0.
+    #[error("a zero-terminal-SNR schedule needs v- or x_0-prediction, not ε (x̂_0 is undefined where ᾱ = 0)")]
+    ZeroSnrEpsilon,
 }

@@ -75,18 +75,50 @@ pub struct DiffusionConfig {
     /// Number of discrete noise levels the model was trained on (1000 in DDPM and LDM).
     pub train_steps: usize,
     pub prediction: Prediction,
+    /// The schedule rescaled to zero terminal SNR (Lin et al. 2024, "Common Diffusion Noise
+    /// Schedules and Sample Steps are Flawed", Alg. 1): the noisiest level holds no signal,
+    /// so sampling from pure noise is what training saw. Needs v-prediction; sampled with
+    /// trailing timesteps (their §3.3).
+    #[serde(default)]
+    pub zero_terminal_snr: bool,
 }
 
 impl Default for DiffusionConfig {
+    /// LDM's: ε-prediction on the scaled-linear schedule, whose last level keeps
+    /// √ᾱ ≈ 0.068 of the signal.
     fn default() -> Self {
-        DiffusionConfig { betas: BetaSchedule::LDM, train_steps: 1000, prediction: Prediction::Epsilon }
+        DiffusionConfig {
+            betas: BetaSchedule::LDM,
+            train_steps: 1000,
+            prediction: Prediction::Epsilon,
+            zero_terminal_snr: false,
+        }
     }
 }
 
 impl DiffusionConfig {
-    /// The schedule this config describes.
+    /// LDM's schedule rescaled to zero terminal SNR, with v-prediction.
+    pub fn v_zero_snr() -> Self {
+        DiffusionConfig { prediction: Prediction::V, zero_terminal_snr: true, ..Default::default() }
+    }
+
+    /// The schedule this config describes. Fails for invalid β, and for zero terminal SNR
+    /// with ε-prediction (x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ is undefined where ᾱ = 0).
     pub fn schedule(&self) -> Result<NoiseSchedule, DiffusionError> {
-        NoiseSchedule::new(self.betas, self.train_steps)
+        let schedule = NoiseSchedule::new(self.betas, self.train_steps)?;
+        if !self.zero_terminal_snr {
+            return Ok(schedule);
+        }
+        if self.prediction == Prediction::Epsilon {
+            return Err(DiffusionError::ZeroSnrEpsilon);
+        }
+        Ok(schedule.with_zero_terminal_snr())
+    }
+
+    /// How DDIM spaces its timesteps for this model: trailing (starting at the noisiest
+    /// level) with zero terminal SNR, LDM's leading spacing otherwise.
+    pub fn spacing(&self) -> super::TimestepSpacing {
+        if self.zero_terminal_snr { super::TimestepSpacing::Trailing } else { super::TimestepSpacing::Leading }
     }
 }
 
@@ -103,6 +135,7 @@ pub struct Estimate<B: Backend, const D: usize> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoiseSchedule {
     kind: BetaSchedule,
+    zero_terminal_snr: bool,
     alphas_cumprod: Vec<f64>,
 }
 
@@ -125,7 +158,31 @@ impl NoiseSchedule {
                 Some(*acc)
             })
             .collect();
-        Ok(NoiseSchedule { kind, alphas_cumprod })
+        Ok(NoiseSchedule { kind, zero_terminal_snr: false, alphas_cumprod })
+    }
+
+    /// This schedule rescaled so that its last level has ᾱ = 0 (no signal) and its first
+    /// keeps its ᾱ: `√ᾱ_t ← (√ᾱ_t − √ᾱ_T) · √ᾱ_0 / (√ᾱ_0 − √ᾱ_T)` (Lin et al. 2024, Alg. 1).
+    /// A one-level schedule is returned as it is.
+    pub fn with_zero_terminal_snr(mut self) -> Self {
+        let (Some(&first), Some(&last)) = (self.alphas_cumprod.first(), self.alphas_cumprod.last()) else {
+            return self;
+        };
+        let (a0, at) = (first.sqrt(), last.sqrt());
+        if self.alphas_cumprod.len() < 2 || a0 <= at {
+            return self;
+        }
+        for a in &mut self.alphas_cumprod {
+            let r = (a.sqrt() - at) * a0 / (a0 - at);
+            *a = r * r;
+        }
+        self.zero_terminal_snr = true;
+        self
+    }
+
+    /// Whether the last level holds no signal (see [`Self::with_zero_terminal_snr`]).
+    pub fn zero_terminal_snr(&self) -> bool {
+        self.zero_terminal_snr
     }
 
     /// LDM's schedule: scaled-linear `0.00085 → 0.012` over 1000 steps.
@@ -400,5 +457,33 @@ mod tests {
         let back: DiffusionConfig = ron::from_str(&text).unwrap();
         assert_eq!(back, cfg);
         assert_eq!(cfg.schedule().unwrap(), NoiseSchedule::ldm());
+    }
+
+    /// Lin et al.'s rescaling: the first level keeps its ᾱ, the last has none, the levels
+    /// between keep their order; the v-reading at ᾱ = 0 is finite (x̂_0 = −v, ε̂ = x_t).
+    #[test]
+    fn zero_terminal_snr_rescales_the_ends_and_reads_v() {
+        let base = NoiseSchedule::ldm();
+        let z = DiffusionConfig::v_zero_snr().schedule().unwrap();
+        assert!(z.zero_terminal_snr() && !base.zero_terminal_snr());
+        assert!((z.alpha_bar(0) - base.alpha_bar(0)).abs() < 1e-12);
+        assert_eq!(z.alpha_bar(999), 0.0);
+        assert!(base.alpha_bar(999) > 0.004, "LDM's last level keeps signal: {}", base.alpha_bar(999));
+        assert!(z.alphas_cumprod().windows(2).all(|w| w[0] > w[1]));
+        assert_eq!(z.snr(999), 0.0);
+        let (x, v) = (tensor(&[0.3, -1.2], [1, 1, 2]), tensor(&[0.5, 2.0], [1, 1, 2]));
+        let e = z.estimate(x.clone(), v.clone(), &[999], Prediction::V);
+        assert_close(&vec_of(e.x0), &[-0.5, -2.0], 1e-6);
+        assert_close(&vec_of(e.eps), &vec_of(x), 1e-6);
+        // ε-prediction cannot be read there: refused up front.
+        let eps = DiffusionConfig { zero_terminal_snr: true, ..Default::default() };
+        assert_eq!(eps.schedule().unwrap_err(), DiffusionError::ZeroSnrEpsilon);
+        // Older manifests have no `zero_terminal_snr`: they read as LDM's schedule.
+        let old: DiffusionConfig = ron::from_str(
+            "(betas: ScaledLinear(beta_start: 0.00085, beta_end: 0.012), train_steps: 1000, prediction: V)",
+        )
+        .unwrap();
+        assert!(!old.zero_terminal_snr);
+        assert_eq!(DiffusionConfig::v_zero_snr().spacing(), crate::diffusion::TimestepSpacing::Trailing);
     }
 }

@@ -623,9 +623,9 @@ impl<'a, B: Backend> Run<'a, B> {
         gaussian::<B, 4, _>([n, z, h, w], rng, &self.g.device)
     }
 
-    /// DDIM for the latent denoisers (ε-prediction).
+    /// DDIM for the latent denoisers, with the schedule and prediction they were trained on.
     fn sampler(&self, steps: usize, guidance: Guidance) -> Result<Sampler, PipelineError> {
-        self.sampler_for(Prediction::Epsilon, steps, guidance)
+        Ok(Sampler::new(Ddim::for_model(&self.g.models.diffusion, steps, self.opts.eta)?, guidance))
     }
 
     fn sampler_for(&self, prediction: Prediction, steps: usize, guidance: Guidance) -> Result<Sampler, PipelineError> {

@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use serde::Serialize;
 
 use super::PipelineError;
+use crate::diffusion::DiffusionConfig;
 use crate::model::autoencoder::Decoder;
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, UNet, UNetConfig, Upsampler, UpsamplerConfig};
 use crate::weights::{Manifest, ModelEntry, Part, TemporalInit, WeightsError, load_parts};
@@ -34,6 +35,9 @@ pub struct Models<B: Backend> {
     pub image_ldm: UNet<B>,
     pub video_ldm: UNet<B>,
     pub interpolator: Option<UNet<B>>,
+    /// Noise schedule and parameterisation the latent denoisers were trained with (one for
+    /// all three: the video models are the image LDM's spatial layers plus temporal ones).
+    pub diffusion: DiffusionConfig,
     pub upsampler: Option<Upsampler<B>>,
     /// Whether the upsampler carries video-fine-tuned temporal layers.
     pub upsampler_video: bool,
@@ -136,8 +140,20 @@ impl<B: Backend> Models<B> {
 
         let image_entry = require("image_ldm", "image-ldm")?;
         let image_cfg: UNetConfig = image_entry.config(&mpath)?;
+        let diffusion = image_entry.diffusion.unwrap_or_default();
         let video_cfgs = [Some(require("video_ldm", "video-ldm")?), optional("interpolator")];
         for e in std::iter::once(image_entry).chain(video_cfgs.into_iter().flatten()) {
+            if e.diffusion.unwrap_or_default() != diffusion {
+                return Err(WeightsError::ModelConfig {
+                    manifest: mpath.clone(),
+                    model: e.name.clone(),
+                    message: format!(
+                        "it was trained with {:?} but the image LDM, whose spatial layers it uses, with {diffusion:?}",
+                        e.diffusion.unwrap_or_default()
+                    ),
+                }
+                .into());
+            }
             let cfg: UNetConfig = e.config(&mpath)?;
             if cfg.in_channels != ae_cfg.latent_channels {
                 return Err(WeightsError::ModelConfig {
@@ -196,6 +212,7 @@ impl<B: Backend> Models<B> {
             image_ldm,
             video_ldm,
             interpolator,
+            diffusion,
             upsampler,
             upsampler_video,
             files,
@@ -223,6 +240,7 @@ impl<B: Backend> Models<B> {
             image_ldm: seeded_init(cfg.image_ldm.init(device), seed ^ 2),
             video_ldm: seeded_init(cfg.video_ldm.init(device), seed ^ 3),
             interpolator: Some(seeded_init(cfg.interpolator.init(device), seed ^ 4)),
+            diffusion: DiffusionConfig::default(),
             upsampler: Some(seeded_init(cfg.upsampler.init(device), seed ^ 5)),
             upsampler_video: true,
             files: Vec::new(),

@@ -17,7 +17,7 @@ use super::stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
     VideoTask, held_out_psnr,
 };
-use crate::diffusion::{BetaSchedule, NoiseSchedule};
+use crate::diffusion::{BetaSchedule, DiffusionConfig, NoiseSchedule};
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
 use crate::weights::{
     FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
@@ -115,6 +115,9 @@ pub struct TrainOptions {
     /// Latent channels of a new autoencoder (autoencoder stage only; default: the tier's).
     /// The stages after it take the latent channels of the weights folder's autoencoder.
     pub latent_channels: Option<usize>,
+    /// The image LDM's noise schedule and parameterisation (image-ldm stage only; default:
+    /// LDM's ε on scaled-linear). The video LDM and interpolator take the image LDM's.
+    pub diffusion: Option<DiffusionConfig>,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -197,11 +200,13 @@ pub fn train_stage_on<B: AutodiffBackend>(
         }
         Stage::ImageLdm => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
+            let diffusion = opts.diffusion.unwrap_or_default();
             let task = ImageLdmTask {
                 config: cfg.image_ldm.clone(),
                 autoencoder,
                 latent_scale,
-                schedule: NoiseSchedule::ldm(),
+                diffusion,
+                schedule: diffusion.schedule().map_err(|e| TrainError::Options(e.to_string()))?,
                 frames: frame_source(opts, cfg.frame_size, &[])?,
                 batch: opts.batch,
                 drop_p: LABEL_DROP_P,
@@ -211,8 +216,10 @@ pub fn train_stage_on<B: AutodiffBackend>(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let path =
-                save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |e| continued(e, start.as_ref(), &summary))?;
+            let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |e| {
+                continued(e, start.as_ref(), &summary);
+                e.diffusion = Some(diffusion);
+            })?;
             Ok(StageReport { summary, weights: Some(path), quality: None })
         }
         Stage::TemporalDecoder => {
@@ -263,12 +270,17 @@ pub fn train_stage_on<B: AutodiffBackend>(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, None)?;
+            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, None, None)?;
             Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
         Stage::VideoLdm | Stage::Interpolator => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
+            // The frozen spatial layers were trained on the image LDM's diffusion: keep it.
+            let diffusion = Manifest::read(&opts.weights_dir)?
+                .model(Stage::ImageLdm.model_name())
+                .and_then(|e| e.diffusion)
+                .unwrap_or_default();
             let (kind, config) = match opts.stage {
                 Stage::Interpolator => (VideoTask::Interpolation, cfg.interpolator.clone()),
                 _ => (VideoTask::Prediction, cfg.video_ldm.clone()),
@@ -279,7 +291,8 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 image_weights: image_weights.clone(),
                 autoencoder,
                 latent_scale,
-                schedule: NoiseSchedule::ldm(),
+                diffusion,
+                schedule: diffusion.schedule().map_err(|e| TrainError::Options(e.to_string()))?,
                 // Prediction clips at 2.5 Hz; interpolation clips at 10 and 40 Hz (fps flag 0, 1).
                 frames: frame_source(
                     opts,
@@ -301,7 +314,8 @@ pub fn train_stage_on<B: AutodiffBackend>(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary, start.as_ref())?;
+            let temporal =
+                save_temporal(opts, &ema.model, &image_weights, &config, &summary, start.as_ref(), Some(diffusion))?;
             Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
     }
@@ -393,6 +407,13 @@ fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainE
 /// the latent stages after it follow the weights folder's autoencoder (its latent channels).
 fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
     let cfg = opts.tier.config();
+    if opts.diffusion.is_some() && opts.stage != Stage::ImageLdm {
+        return Err(TrainError::Options(
+            "--prediction and --zero-terminal-snr apply to the image-ldm stage only \
+             (the video LDM and interpolator take the image LDM's)"
+                .into(),
+        ));
+    }
     if opts.latent_channels.is_some_and(|z| z == 0 || opts.stage != Stage::Autoencoder) {
         return Err(TrainError::Options(
             "--latent-channels takes a positive count and applies to the autoencoder stage only \
@@ -520,6 +541,7 @@ fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
     config: &C,
     summary: &FitSummary,
     start: Option<&InitialWeights>,
+    diffusion: Option<DiffusionConfig>,
 ) -> Result<PathBuf, TrainError> {
     let temporal_name = format!("{}.temporal.safetensors", opts.stage.model_name());
     let temporal = opts.weights_dir.join(&temporal_name);
@@ -529,7 +551,10 @@ fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
         FileEntry::describe(&opts.weights_dir, spatial_name, Part::Spatial)?,
         FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
     ];
-    record::<IB, _>(opts, config, files, summary, |e| continued(e, start, summary))?;
+    record::<IB, _>(opts, config, files, summary, |e| {
+        continued(e, start, summary);
+        e.diffusion = diffusion;
+    })?;
     Ok(temporal)
 }
 

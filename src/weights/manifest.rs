@@ -70,6 +70,10 @@ pub struct ModelEntry {
     pub latent_scale: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingFacts>,
+    /// For a latent denoiser: its noise schedule and output parameterisation. Absent in
+    /// older manifests, meaning LDM's ([`DiffusionConfig::default`]: ε on scaled-linear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffusion: Option<crate::diffusion::DiffusionConfig>,
 }
 
 /// One tensor file of a model.
@@ -222,7 +226,7 @@ impl ModelEntry {
         };
         let text = ron::ser::to_string_pretty(config, pretty).map_err(|e| config_error(e.to_string()))?;
         let config = RawValue::from_boxed_ron(text.into_boxed_str()).map_err(|e| config_error(e.to_string()))?;
-        Ok(ModelEntry { name: name.to_string(), config, files, latent_scale: None, training: None })
+        Ok(ModelEntry { name: name.to_string(), config, files, latent_scale: None, training: None, diffusion: None })
     }
 
     /// The config parsed as `C`. `manifest` (the manifest's path) names it in errors.

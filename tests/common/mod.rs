@@ -44,6 +44,7 @@ pub fn micro_weights() -> &'static Path {
                 data: None,
                 init_from: None,
                 latent_channels: None,
+                diffusion: None,
             };
             train_stage(&opts, &never, |_| {}).expect("micro stage trains");
         }

@@ -18,6 +18,9 @@ pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
     pub config: crate::model::UNetConfig,
     pub autoencoder: Autoencoder<IB>,
     pub latent_scale: f32,
+    /// Schedule and parameterisation (recorded in the manifest; the video stages take it over).
+    pub diffusion: crate::diffusion::DiffusionConfig,
+    /// `diffusion`'s schedule.
     pub schedule: crate::diffusion::NoiseSchedule,
     pub frames: FrameSource,
     pub batch: usize,
@@ -72,7 +75,7 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
         let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::stack(frames, 0), self.latent_scale);
         let [n, c, h, w] = z0.dims();
         let d = draws::<B>(draw_seed, n, [n, c, h, w], drop_p, self.schedule.train_steps(), device);
-        let x_t = self.schedule.add_noise(z0, d.noise.clone(), &d.timesteps);
+        let x_t = self.schedule.add_noise(z0.clone(), d.noise.clone(), &d.timesteps);
         let mut input = crate::model::UNetInput::new(
             x_t,
             Tensor::from_floats(d.timesteps.iter().map(|&t| t as f32).collect::<Vec<_>>().as_slice(), device),
@@ -90,7 +93,8 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
             w,
             device,
         ));
-        crate::diffusion::mse(model.forward(input), d.noise)
+        let target = self.schedule.training_target(z0, d.noise, &d.timesteps, self.diffusion.prediction);
+        crate::diffusion::mse(model.forward(input), target)
     }
 }
 
@@ -128,7 +132,7 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
     /// (bottom row; boxes outlined in red on both): 10 DDIM steps, label guidance 2,
     /// decoded by the frozen autoencoder.
     fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
-        use crate::diffusion::{Ddim, Guidance, Prediction, Sampler};
+        use crate::diffusion::{Ddim, Guidance, Sampler};
         use crate::pipeline::denoise::{ImageCond, ImageDenoiser};
         use burn::module::AutodiffModule;
         let unet = model.valid();
@@ -149,8 +153,7 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
             labels: Some(crate::model::Labels::new(&conds, device)),
             boxes: Some(crate::model::Boxes::new(&boxes, slots, h, w, device)),
         };
-        let sampler =
-            Sampler::new(Ddim::new(&self.schedule, Prediction::Epsilon, 10, 0.0).ok()?, Guidance::new(2.0, 1.0));
+        let sampler = Sampler::new(Ddim::for_model(&self.diffusion, 10, 0.0).ok()?, Guidance::new(2.0, 1.0));
         let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<B::InnerBackend, 4, _>([n, self.config.in_channels, h, w], &mut rng, device);
         let z = sampler.sample(&ImageDenoiser(&unet), z_t, &cond, &mut rng);

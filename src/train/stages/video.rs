@@ -33,6 +33,9 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     pub image_weights: std::path::PathBuf,
     pub autoencoder: Autoencoder<IB>,
     pub latent_scale: f32,
+    /// The image LDM's schedule and parameterisation (its frozen layers were trained on them).
+    pub diffusion: crate::diffusion::DiffusionConfig,
+    /// `diffusion`'s schedule.
     pub schedule: crate::diffusion::NoiseSchedule,
     pub frames: FrameSource,
     pub window: usize,
@@ -84,7 +87,7 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         };
         let known: Vec<bool> = (0..n).map(known).collect();
         let context = context(z0.clone(), &known, device);
-        let x_t = self.schedule.add_noise(z0, noise.clone(), &timesteps);
+        let x_t = self.schedule.add_noise(z0.clone(), noise.clone(), &timesteps);
         let steps: Vec<f32> = timesteps.iter().map(|&s| s as f32).collect();
         let mut input = crate::model::UNetInput::new(x_t, Tensor::from_floats(steps.as_slice(), device), t);
         let labels: Vec<Option<Conditions>> = (0..n).map(|i| keep[i / t].then_some(conds[i / t])).collect();
@@ -94,7 +97,8 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
             let stages: Vec<i64> = (0..n).map(|i| fps_stage[i / t]).collect();
             input.fps_stage = Some(Tensor::from_data(burn::tensor::TensorData::new(stages, [n]), device));
         }
-        crate::diffusion::mse(model.forward(input), noise)
+        let target = self.schedule.training_target(z0, noise, &timesteps, self.diffusion.prediction);
+        crate::diffusion::mse(model.forward(input), target)
     }
 }
 
@@ -137,7 +141,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     /// frames a generation knows — the first two (prediction) or every 4th (interpolation,
     /// 2.5 → 10 Hz) — and the clip's labels: 10 DDIM steps, decoded per frame.
     fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
-        use crate::diffusion::{Ddim, Guidance, Prediction, Sampler};
+        use crate::diffusion::{Ddim, Guidance, Sampler};
         use crate::pipeline::denoise::{VideoCond, VideoDenoiser};
         use burn::module::AutodiffModule;
         type IB<B> = <B as AutodiffBackend>::InnerBackend;
@@ -163,7 +167,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
             context: Some(context(z0, &known, device)),
             fps_stage: stage.map(|s| Tensor::from_data(burn::tensor::TensorData::new(vec![s; n], [n]), device)),
         };
-        let sampler = Sampler::new(Ddim::new(&self.schedule, Prediction::Epsilon, 10, 0.0).ok()?, Guidance::NONE);
+        let sampler = Sampler::new(Ddim::for_model(&self.diffusion, 10, 0.0).ok()?, Guidance::NONE);
         let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<IB<B>, 4, _>([n, c, h, w], &mut rng, device);
         let z = sampler.sample(&VideoDenoiser(&unet), z_t, &cond, &mut rng);
