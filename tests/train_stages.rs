@@ -1,6 +1,7 @@
 //! The stage chain on micro models: each stage trains a few steps, writes its EMA
 //! weights and manifest entry, and the next stage builds on them.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::Flex;
@@ -10,11 +11,40 @@ use latentdrive::pipeline::Models;
 use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
+/// Micro-tier options: `steps` steps of batch 2 (run seed 5, init seed 1) from `run_dir`
+/// into `weights`, a held-out loss and a checkpoint at the last step; tests change the rest.
+fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainOptions {
+    TrainOptions {
+        stage,
+        tier: ModelTier::Micro,
+        loop_config: LoopConfig {
+            steps,
+            lr: 1e-3,
+            warmup_steps: 1,
+            grad_clip: 1.0,
+            ema_decay: 0.5,
+            checkpoint_every: steps,
+            eval_every: steps,
+            init_seed: 1,
+            data_parallel: 1,
+        },
+        batch: 2,
+        seed: 5,
+        run_dir,
+        weights_dir: weights,
+        resume: false,
+        data: None,
+        init_from: None,
+        latent_channels: None,
+        diffusion: None,
+    }
+}
+
 #[test]
 fn every_stage_builds_on_the_previous_ones() {
     // A latent wider than the tier's 4 channels: every later stage follows the autoencoder's.
     const Z: usize = 6;
-    let micro = || ModelTier::Micro.config().with_latent_channels(Z);
+    let tier = || ModelTier::Micro.config().with_latent_channels(Z);
     let root = std::env::temp_dir().join(format!("latentdrive-stages-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let weights = root.join("weights");
@@ -28,31 +58,11 @@ fn every_stage_builds_on_the_previous_ones() {
         Stage::Upsampler,
         Stage::UpsamplerVideo,
     ] {
-        let opts = TrainOptions {
-            stage,
-            tier: ModelTier::Micro,
-            loop_config: LoopConfig {
-                steps: 3,
-                lr: 1e-3,
-                warmup_steps: 1,
-                grad_clip: 1.0,
-                ema_decay: 0.5,
-                checkpoint_every: 2,
-                eval_every: 3,
-                init_seed: 1,
-                data_parallel: 1,
-            },
-            batch: 2,
-            seed: 5,
-            run_dir: root.join(stage.run_name()),
-            weights_dir: weights.clone(),
-            resume: false,
-            data: None,
-            init_from: None,
-            latent_channels: (stage == Stage::Autoencoder).then_some(Z),
-            // v-prediction on a zero-terminal-SNR schedule; the video stages take it over.
-            diffusion: (stage == Stage::ImageLdm).then(DiffusionConfig::v_zero_snr),
-        };
+        let mut opts = micro(stage, 3, root.join(stage.run_name()), weights.clone());
+        opts.loop_config.checkpoint_every = 2;
+        opts.latent_channels = (stage == Stage::Autoencoder).then_some(Z);
+        // v-prediction on a zero-terminal-SNR schedule; the video stages take it over.
+        opts.diffusion = (stage == Stage::ImageLdm).then(DiffusionConfig::v_zero_snr);
         let report = train_stage(&opts, &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, 3);
         assert!(report.summary.held_out.last().is_some_and(|(_, l)| l.is_finite()));
@@ -75,18 +85,18 @@ fn every_stage_builds_on_the_previous_ones() {
         td.file_path(&weights, Part::Spatial).unwrap().unwrap(),
         td.file_path(&weights, Part::Temporal).unwrap().unwrap(),
     );
-    let decoder = micro().autoencoder.with_temporal_decoder(true).init::<Flex>(&Default::default()).decoder;
+    let decoder = tier().autoencoder.with_temporal_decoder(true).init::<Flex>(&Default::default()).decoder;
     load_parts(decoder, &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     // The video model is the image LDM's spatial file plus its own temporal file.
     let video = manifest.model("video_ldm").unwrap();
     let spatial = video.file_path(&weights, Part::Spatial).unwrap().unwrap();
     let temporal = video.file_path(&weights, Part::Temporal).unwrap().unwrap();
     assert!(spatial.ends_with("image_ldm.safetensors"));
-    let cfg = micro().video_ldm;
+    let cfg = tier().video_ldm;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     let interp = manifest.model("interpolator").unwrap();
     let temporal = interp.file_path(&weights, Part::Temporal).unwrap().unwrap();
-    let cfg = micro().interpolator;
+    let cfg = tier().interpolator;
     load_parts(cfg.init::<Flex>(&Default::default()), &spatial, Some(&temporal), TemporalInit::Require).unwrap();
     // The upsampler's entry: its image-phase spatial file plus the video phase's temporal file.
     let up = manifest.model("upsampler").unwrap();
@@ -111,30 +121,8 @@ fn every_stage_builds_on_the_previous_ones() {
     assert!(err.contains("interpolator") && err.contains("spatial layers"), "{err}");
     manifest.write(&weights).unwrap();
     // --latent-channels is the autoencoder's alone.
-    let mut opts = TrainOptions {
-        stage: Stage::ImageLdm,
-        tier: ModelTier::Micro,
-        loop_config: LoopConfig {
-            steps: 1,
-            lr: 1e-3,
-            warmup_steps: 1,
-            grad_clip: 1.0,
-            ema_decay: 0.5,
-            checkpoint_every: 1,
-            eval_every: 1,
-            init_seed: 1,
-            data_parallel: 1,
-        },
-        batch: 1,
-        seed: 5,
-        run_dir: root.join("refused"),
-        weights_dir: weights.clone(),
-        resume: false,
-        data: None,
-        init_from: None,
-        latent_channels: Some(8),
-        diffusion: None,
-    };
+    let mut opts = micro(Stage::ImageLdm, 1, root.join("refused"), weights.clone());
+    opts.latent_channels = Some(8);
     let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
     assert!(err.contains("autoencoder stage only"), "{err}");
     // An autoencoder of another width makes the folder's LDMs unusable: loading says so.
@@ -159,28 +147,8 @@ fn stages_train_from_an_on_disk_dataset() {
     write_dataset(&data, &synth, |_| {}).unwrap();
     let never = AtomicBool::new(false);
     let opts = |stage: Stage| TrainOptions {
-        stage,
-        tier: ModelTier::Micro,
-        loop_config: LoopConfig {
-            steps: 2,
-            lr: 1e-3,
-            warmup_steps: 1,
-            grad_clip: 1.0,
-            ema_decay: 0.5,
-            checkpoint_every: 2,
-            eval_every: 2,
-            init_seed: 1,
-            data_parallel: 1,
-        },
-        batch: 2,
-        seed: 5,
-        run_dir: root.join(stage.run_name()),
-        weights_dir: root.join("weights"),
-        resume: false,
         data: Some(data.clone()),
-        init_from: None,
-        latent_channels: None,
-        diffusion: None,
+        ..micro(stage, 2, root.join(stage.run_name()), root.join("weights"))
     };
     let report = train_stage(&opts(Stage::Autoencoder), &never, |_| {}).unwrap();
     assert_eq!(report.summary.last_step, 2);
@@ -204,29 +172,10 @@ fn decoder_fine_tuning_keeps_the_encoder_and_the_latent_scale() {
     let _ = std::fs::remove_dir_all(&root);
     let weights = root.join("weights");
     let never = AtomicBool::new(false);
-    let opts = |stage: Stage, steps: u64| TrainOptions {
-        stage,
-        tier: ModelTier::Micro,
-        loop_config: LoopConfig {
-            steps,
-            lr: 1e-3,
-            warmup_steps: 1,
-            grad_clip: 1.0,
-            ema_decay: 0.5,
-            checkpoint_every: 100,
-            eval_every: steps,
-            init_seed: 1,
-            data_parallel: 1,
-        },
-        batch: 2,
-        seed: 5,
-        run_dir: root.join(format!("{}-{steps}", stage.run_name())),
-        weights_dir: weights.clone(),
-        resume: false,
-        data: None,
-        init_from: None,
-        latent_channels: None,
-        diffusion: None,
+    let opts = |stage: Stage, steps: u64| {
+        let mut o = micro(stage, steps, root.join(format!("{}-{steps}", stage.run_name())), weights.clone());
+        o.loop_config.checkpoint_every = 100;
+        o
     };
     let device = Default::default();
     let load = || {
@@ -275,29 +224,11 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     let root = std::env::temp_dir().join(format!("latentdrive-init-from-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let never = AtomicBool::new(false);
-    let opts = |stage: Stage, weights: &str, init_from: Option<&str>| TrainOptions {
-        stage,
-        tier: ModelTier::Micro,
-        loop_config: LoopConfig {
-            steps: 2,
-            lr: 1e-3,
-            warmup_steps: 1,
-            grad_clip: 1.0,
-            ema_decay: 0.5,
-            checkpoint_every: 100,
-            eval_every: 2,
-            init_seed: 1,
-            data_parallel: 1,
-        },
-        batch: 2,
-        seed: 5,
-        run_dir: root.join(format!("{weights}-{}", stage.run_name())),
-        weights_dir: root.join(weights),
-        resume: false,
-        data: None,
-        init_from: init_from.map(|d| root.join(d)),
-        latent_channels: None,
-        diffusion: None,
+    let opts = |stage: Stage, weights: &str, init_from: Option<&str>| {
+        let mut o = micro(stage, 2, root.join(format!("{weights}-{}", stage.run_name())), root.join(weights));
+        o.loop_config.checkpoint_every = 100;
+        o.init_from = init_from.map(|d| root.join(d));
+        o
     };
     let device = Default::default();
     let cfg = ModelTier::Micro.config();
