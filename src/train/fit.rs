@@ -75,12 +75,12 @@ pub trait Task<B: AutodiffBackend> {
     }
 
     /// Mean loss on the fixed held-out set ([`HELD_OUT_ITEMS`] world seeds from the
-    /// evaluation range, whatever the batch size), evaluated a training batch at a time.
+    /// evaluation range), in batches of [`HELD_OUT_CHUNK`] with fixed noise draws: the
+    /// same number whatever `--batch` is.
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
         let seeds = FrameSource::held_out_seeds(HELD_OUT_ITEMS);
-        let chunk = self.batch_size().clamp(2, HELD_OUT_ITEMS);
         let total: f64 = seeds
-            .chunks(chunk)
+            .chunks(HELD_OUT_CHUNK)
             .enumerate()
             .map(|(i, part)| {
                 let loss: f32 = self
@@ -95,8 +95,11 @@ pub trait Task<B: AutodiffBackend> {
 }
 
 /// Frames (or clips) in the held-out set. It does not follow `--batch`, so runs with
-/// different batch sizes, and the parts of one, report comparable held-out losses.
+/// different batch sizes, and the parts of one, report the same held-out loss.
 pub const HELD_OUT_ITEMS: usize = 8;
+
+/// Held-out items per forward pass (each pass draws its own noise and timesteps).
+const HELD_OUT_CHUNK: usize = 2;
 
 /// Seed of the held-out batch's noise and timesteps: the same at every evaluation.
 const HELD_OUT_DRAWS: u64 = 0xE7A1;
