@@ -142,31 +142,29 @@ impl<B: Backend> Models<B> {
         let image_cfg: UNetConfig = image_entry.config(&mpath)?;
         let diffusion = image_entry.diffusion.unwrap_or_default();
         let video_cfgs = [Some(require("video_ldm", "video-ldm")?), optional("interpolator")];
+        // The latent denoisers must fit the folder's autoencoder and the image LDM they build on.
         for e in std::iter::once(image_entry).chain(video_cfgs.into_iter().flatten()) {
-            if e.diffusion.unwrap_or_default() != diffusion {
-                return Err(WeightsError::ModelConfig {
-                    manifest: mpath.clone(),
-                    model: e.name.clone(),
-                    message: format!(
-                        "it was trained with {:?} but the image LDM, whose spatial layers it uses, with {diffusion:?}",
-                        e.diffusion.unwrap_or_default()
-                    ),
-                }
-                .into());
-            }
             let cfg: UNetConfig = e.config(&mpath)?;
-            if cfg.in_channels != ae_cfg.latent_channels {
-                return Err(WeightsError::ModelConfig {
-                    manifest: mpath.clone(),
-                    model: e.name.clone(),
-                    message: format!(
-                        "it denoises {}-channel latents but the folder's autoencoder makes {}-channel ones \
-                         (train the latent stages again on this autoencoder)",
-                        cfg.in_channels, ae_cfg.latent_channels
-                    ),
-                }
-                .into());
+            let trained = e.diffusion.unwrap_or_default();
+            let mismatch = if trained != diffusion {
+                format!(
+                    "it was trained with {trained:?} but the image LDM, whose spatial layers it uses, with {diffusion:?}"
+                )
+            } else if cfg.in_channels != ae_cfg.latent_channels {
+                format!(
+                    "it denoises {}-channel latents but the folder's autoencoder makes {}-channel ones \
+                     (train the latent stages again on this autoencoder)",
+                    cfg.in_channels, ae_cfg.latent_channels
+                )
+            } else {
+                continue;
+            };
+            return Err(WeightsError::ModelConfig {
+                manifest: mpath.clone(),
+                model: e.name.clone(),
+                message: mismatch,
             }
+            .into());
         }
         let image_ldm = load_parts(image_cfg.init::<B>(device), &spatial(image_entry)?, None, TemporalInit::Require)?;
         record(image_entry);
