@@ -250,7 +250,8 @@ struct TrainArgs {
     data: Option<PathBuf>,
     /// Start the stage from the same model in this trained weights folder (e.g. weights/tiny)
     /// instead of fresh weights, to continue training it longer: autoencoder, image-ldm, and
-    /// the temporal layers of video-ldm and interpolator. Ignored when --resume finds a checkpoint.
+    /// the temporal layers of video-ldm and interpolator. A resumed run keeps the one it started
+    /// with (recorded in its run folder), as do --latent-channels and the diffusion flags.
     #[arg(long)]
     init_from: Option<PathBuf>,
     /// Latent channels of a new autoencoder (default: the tier's, 4 as in LDM's f=8 z=4). Only

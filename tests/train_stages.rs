@@ -300,3 +300,31 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     assert!(err.to_string().contains("missing"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `--resume` rebuilds the model its run started with: the flags that shape it
+/// (`--latent-channels`, the diffusion, `--init-from`) are kept in the run folder, and one
+/// given again with another value is refused before any work.
+#[test]
+fn resume_continues_the_model_its_run_started_with() {
+    let root = std::env::temp_dir().join(format!("latentdrive-resume-options-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (run, weights) = (root.join("ae"), root.join("weights"));
+    let never = AtomicBool::new(false);
+    let mut opts = micro(Stage::Autoencoder, 2, run.clone(), weights.clone());
+    opts.latent_channels = Some(6);
+    train_stage(&opts, &never, |_| {}).unwrap();
+    // Resumed without the flag: the 6-channel model goes on (the tier's preset has 4).
+    let mut resumed = micro(Stage::Autoencoder, 4, run, weights.clone());
+    resumed.resume = true;
+    let report = train_stage(&resumed, &never, |_| {}).unwrap();
+    assert_eq!((report.summary.first_step, report.summary.last_step), (2, 4));
+    let manifest = Manifest::read(&weights).unwrap();
+    let entry = manifest.model("autoencoder").unwrap();
+    let config: latentdrive::model::AutoencoderConfig = entry.config(&Manifest::path(&weights)).unwrap();
+    assert_eq!(config.latent_channels, 6);
+    assert_eq!(entry.training.as_ref().unwrap().steps, 4);
+    resumed.latent_channels = Some(5);
+    let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--latent-channels 6, not 5"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -2,6 +2,7 @@
 //! `docs/samples/`: autoencoder PSNR on held-out renders, temporal vs per-frame decoder,
 //! upsampler vs bilinear, frame 0 against the world's render of the same scenario,
 //! several futures of one scenario, and the training facts from the manifest and logs.
+//! A folder with the first stages only (no image LDM yet) gets a card of what it holds.
 //!
 //! `cargo run --release --no-default-features --example model_card -- weights/tiny runs/train/tiny [NOTES.md]`
 
@@ -20,11 +21,12 @@ use rand_chacha::ChaCha8Rng;
 use latentdrive::data::psnr;
 use latentdrive::data::{EVAL_SEED_BASE, tensor_to_images};
 use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
+use latentdrive::model::AutoencoderConfig;
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
 use latentdrive::pipeline::{GenerateOptions, Generator, Models, RunRequest, UpsampleMode, generate_to_dir};
 use latentdrive::train::FrameSource;
 use latentdrive::train::plot::read_log;
-use latentdrive::weights::Manifest;
+use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 use latentdrive::world::{Renderer, World};
 
 type B = Flex;
@@ -61,13 +63,176 @@ fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
     out
 }
 
+/// The autoencoder's reconstruction PSNR on 32 held-out renders (world seeds from the
+/// evaluation range) as a quality row, and `autoencoder.png` (renders over reconstructions).
+fn autoencoder_quality(
+    ae: &latentdrive::model::Autoencoder<B>,
+    frames: &FrameSource,
+    samples: &Path,
+    device: &<B as burn::tensor::backend::Backend>::Device,
+) -> Result<String> {
+    eprintln!("autoencoder PSNR…");
+    let mut ae_psnr = Vec::new();
+    let mut ae_rows = vec![vec![], vec![]];
+    for chunk in 0..4 {
+        let seeds: Vec<u64> = (0..8).map(|i| EVAL_SEED_BASE + chunk * 8 + i).collect();
+        let x = Tensor::stack(seeds.iter().map(|&s| frames.frame::<B>(s, device)).collect(), 0);
+        let (mean_z, _) = ae.encoder.forward(x.clone());
+        let rec = ae.decoder.forward(mean_z, 1);
+        ae_psnr.extend(psnr(rec.clone(), x.clone()));
+        if chunk == 0 {
+            ae_rows[0] = tensor_to_images(x.slice(0..4));
+            ae_rows[1] = tensor_to_images(rec.slice(0..4));
+        }
+    }
+    grid(&ae_rows).save(samples.join("autoencoder.png"))?;
+    let min = ae_psnr.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(format!(
+        "| autoencoder reconstruction PSNR, 32 held-out 128×256 renders | {:.2} dB (min {:.2}; target ≥ 28) |\n",
+        mean(&ae_psnr),
+        min
+    ))
+}
+
+/// The training table's rows: one per stage the manifest holds, from its run log in `runs`
+/// (or the folder's previous card where the log is gone) and its manifest facts.
+fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String> {
+    let mut card = String::new();
+    // A stage whose training log is gone (another machine, a wiped run folder) keeps its
+    // row from the card already in `dir`, which was made from that log.
+    let previous_card = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap_or_default();
+    writeln!(card, "| stage | steps | wall time | held-out loss (first → last) | hardware |")?;
+    writeln!(card, "|---|---|---|---|---|")?;
+    for (model, run) in [
+        ("autoencoder", "autoencoder"),
+        // `train decoder`: the autoencoder's decoder fine-tuned, encoder frozen.
+        ("autoencoder", "autoencoder_decoder"),
+        ("temporal_decoder", "temporal_decoder"),
+        ("image_ldm", "image_ldm"),
+        ("video_ldm", "video_ldm"),
+        ("interpolator", "interpolator"),
+        ("upsampler", "upsampler"),
+        ("upsampler", "upsampler_video"),
+    ] {
+        let Some(entry) = manifest.model(model) else { continue };
+        // The decoder fine-tuning's row only for an autoencoder that records one.
+        if run == "autoencoder_decoder"
+            && entry.training.as_ref().is_none_or(|t| !t.notes.starts_with("decoder fine-tuned"))
+        {
+            continue;
+        }
+        let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();
+        if log.is_empty()
+            && let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | ")))
+        {
+            eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
+            writeln!(card, "{row}")?;
+            continue;
+        }
+        let held: Vec<(u64, f32)> = log.iter().filter_map(|r| r.held_out.map(|h| (r.step, h))).collect();
+        let held = match (held.first(), held.last()) {
+            (Some(a), Some(b)) => format!("{:.4} (step {}) → {:.4} (step {})", a.1, a.0, b.1, b.0),
+            _ => "—".into(),
+        };
+        let steps = log.last().map_or(0, |r| r.step);
+        let facts = entry.training.as_ref();
+        let minutes = wall_seconds(&runs.join(run).join("log.csv")) / 60.0;
+        // `train --init-from`: this log is the continuation; the earlier training's steps
+        // and time come from the previous card's row (made from its log), else the manifest.
+        let (mut steps, mut minutes) = (steps.to_string(), format!("{minutes:.0} min"));
+        if let Some(base) = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref()) {
+            let earlier = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))).and_then(|l| {
+                let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+                Some((cols.get(2)?.to_string(), cols.get(3)?.to_string()))
+            });
+            // The previous row lists the earlier training (its terms add up to `base`), or already
+            // this continuation too (a card made again for the same weights): then drop its last term.
+            let terms = |v: &str| v.split(" + ").map(str::to_string).collect::<Vec<_>>();
+            let total = |v: &str| terms(v).iter().map(|t| t.parse::<u64>().unwrap_or(0)).sum::<u64>();
+            let (s0, m0) = match earlier {
+                Some((s0, m0)) if total(&s0) == base.steps => (s0, m0),
+                Some((s0, m0)) if total(&s0) == facts.map_or(0, |f| f.steps) && terms(&s0).len() > 1 => {
+                    let drop_last = |v: &str| terms(v)[..terms(v).len() - 1].join(" + ");
+                    (drop_last(&s0), drop_last(&m0))
+                }
+                _ => (base.steps.to_string(), format!("{:.0} min", base.wall_time_s / 60.0)),
+            };
+            steps = format!("{s0} + {steps}");
+            minutes = format!("{m0} + {minutes}");
+        }
+        writeln!(
+            card,
+            "| {run} | {steps} | {minutes} | {held} | {} |",
+            facts.map_or("—".into(), |f| f.hardware.clone())
+        )?;
+    }
+    Ok(card)
+}
+
+/// The card of a folder that holds the first stages only (a tier retrained stage by stage):
+/// the training rows it has and its autoencoder's quality. Generation needs the rest.
+fn partial_card(dir: &Path, runs: &Path, manifest: &Manifest, samples: &Path, notes: Option<&String>) -> Result<()> {
+    let device = Default::default();
+    let entry = manifest.model("autoencoder").context("the folder has no autoencoder to measure")?;
+    let mpath = Manifest::path(dir);
+    let config: AutoencoderConfig = entry.config(&mpath)?;
+    let file = entry.file_path(dir, Part::Spatial)?.context("the autoencoder entry lists no spatial file")?;
+    manifest.verify_models(dir, |name| name == "autoencoder")?;
+    let ae = load_parts(config.init::<B>(&device), &file, None, TemporalInit::Require)?;
+    let (h, w) = manifest.tier.config().frame_size;
+    let frames = FrameSource::new(h, w, 0);
+    let quality = autoencoder_quality(&ae, &frames, samples, &device)?;
+    let card = training_table(dir, runs, manifest)?;
+    let have: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
+    let text = format!(
+        "# latentdrive {tier} weights in progress ({folder}) — model card\n\n\
+         Generated by `cargo run --release --no-default-features --example model_card -- {dir} {runs}{notes_arg}`.\n\n\
+         This folder holds the first stages of a {tier} tier being trained stage by stage ({have}); generation \
+         needs every stage, so `generate` cannot use it yet. Each later stage trains on it with \
+         `latentdrive train <stage> --tier {tier} --weights {dir}`.\n\n\
+         ## Data\n\nThe procedural driving world only (no external data): 128×256 frames rendered on the fly from \
+         world seeds below 2^40, random day/night and crowdedness 0–3. Every number below is measured on held-out \
+         worlds (seeds from 2^40 up), which no training step saw.\n\n\
+         ## Training\n\n{card}\n\
+         Held-out loss: L1 on [-1, 1] of the live weights; the files hold EMA weights.\n\n\
+         ## Measured quality\n\n| measure | value |\n|---|---|\n{quality}\n\
+         Samples: `{samples}/autoencoder.png` (held-out renders over reconstructions).\n",
+        tier = manifest.tier.dir_name(),
+        folder = dir.display(),
+        dir = dir.display(),
+        runs = runs.display(),
+        have = have.join(", "),
+        notes_arg = notes.map_or(String::new(), |n| format!(" {n}")),
+        samples = samples.display(),
+    );
+    let text = match notes {
+        Some(notes) => format!("{text}\n{}", std::fs::read_to_string(notes).with_context(|| notes.clone())?),
+        None => text,
+    };
+    std::fs::write(dir.join("MODEL_CARD.md"), &text)?;
+    println!("{text}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = PathBuf::from(args.first().map_or("weights/tiny", String::as_str));
     let runs = PathBuf::from(args.get(1).map_or("runs/train/tiny", String::as_str));
-    let samples = Path::new("docs/samples");
+    let manifest = Manifest::read(&dir)?;
+    // The tier's own folder draws the grids the README shows; any other folder (a tier being
+    // retrained stage by stage, say) gets its own under docs/samples/<folder>.
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let samples = match folder == manifest.tier.dir_name() {
+        true => PathBuf::from("docs/samples"),
+        false => Path::new("docs/samples").join(&folder),
+    };
+    let samples = samples.as_path();
     std::fs::create_dir_all(samples)?;
     let device = Default::default();
+    // A folder holding the first stages only is measured on what it has.
+    if manifest.model("image_ldm").is_none() {
+        return partial_card(&dir, &runs, &manifest, samples, args.get(2));
+    }
     let models = Models::<B>::load(&dir, &device).with_context(|| format!("loading {}", dir.display()))?;
     let (h, w) = models.frame_size();
     // What the latent denoisers' held-out loss is: the error of what they predict.
@@ -78,32 +243,7 @@ fn main() -> Result<()> {
         _ => "ε-MSE at random timesteps",
     };
     let frames = FrameSource::new(h, w, 0);
-    let mut card = String::new();
-    let mut quality = String::new();
-
-    // Autoencoder: 32 held-out renders (world seeds from the evaluation range).
-    eprintln!("autoencoder PSNR…");
-    let mut ae_psnr = Vec::new();
-    let mut ae_rows = vec![vec![], vec![]];
-    for chunk in 0..4 {
-        let seeds: Vec<u64> = (0..8).map(|i| EVAL_SEED_BASE + chunk * 8 + i).collect();
-        let x = Tensor::stack(seeds.iter().map(|&s| frames.frame::<B>(s, &device)).collect(), 0);
-        let (mean_z, _) = models.autoencoder.encoder.forward(x.clone());
-        let rec = models.autoencoder.decoder.forward(mean_z, 1);
-        ae_psnr.extend(psnr(rec.clone(), x.clone()));
-        if chunk == 0 {
-            ae_rows[0] = tensor_to_images(x.slice(0..4));
-            ae_rows[1] = tensor_to_images(rec.slice(0..4));
-        }
-    }
-    grid(&ae_rows).save(samples.join("autoencoder.png"))?;
-    let min = ae_psnr.iter().copied().fold(f64::INFINITY, f64::min);
-    writeln!(
-        quality,
-        "| autoencoder reconstruction PSNR, 32 held-out 128×256 renders | {:.2} dB (min {:.2}; target ≥ 28) |",
-        mean(&ae_psnr),
-        min
-    )?;
+    let mut quality = autoencoder_quality(&models.autoencoder, &frames, samples, &device)?;
 
     // Temporal vs per-frame decoder on 4 held-out 8-frame clips at 10 Hz.
     if let Some(td) = &models.temporal_decoder {
@@ -220,76 +360,7 @@ fn main() -> Result<()> {
     )?;
     let _ = std::fs::remove_dir_all(&out);
 
-    // Training facts.
-    let manifest = Manifest::read(&dir)?;
-    // A stage whose training log is gone (another machine, a wiped run folder) keeps its
-    // row from the card already in `dir`, which was made from that log.
-    let previous_card = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap_or_default();
-    writeln!(card, "| stage | steps | wall time | held-out loss (first → last) | hardware |")?;
-    writeln!(card, "|---|---|---|---|---|")?;
-    for (model, run) in [
-        ("autoencoder", "autoencoder"),
-        // `train decoder`: the autoencoder's decoder fine-tuned, encoder frozen.
-        ("autoencoder", "autoencoder_decoder"),
-        ("temporal_decoder", "temporal_decoder"),
-        ("image_ldm", "image_ldm"),
-        ("video_ldm", "video_ldm"),
-        ("interpolator", "interpolator"),
-        ("upsampler", "upsampler"),
-        ("upsampler", "upsampler_video"),
-    ] {
-        let Some(entry) = manifest.model(model) else { continue };
-        // The decoder fine-tuning's row only for an autoencoder that records one.
-        if run == "autoencoder_decoder"
-            && entry.training.as_ref().is_none_or(|t| !t.notes.starts_with("decoder fine-tuned"))
-        {
-            continue;
-        }
-        let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();
-        if log.is_empty()
-            && let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | ")))
-        {
-            eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
-            writeln!(card, "{row}")?;
-            continue;
-        }
-        let held: Vec<(u64, f32)> = log.iter().filter_map(|r| r.held_out.map(|h| (r.step, h))).collect();
-        let held = match (held.first(), held.last()) {
-            (Some(a), Some(b)) => format!("{:.4} (step {}) → {:.4} (step {})", a.1, a.0, b.1, b.0),
-            _ => "—".into(),
-        };
-        let steps = log.last().map_or(0, |r| r.step);
-        let facts = entry.training.as_ref();
-        let minutes = wall_seconds(&runs.join(run).join("log.csv")) / 60.0;
-        // `train --init-from`: this log is the continuation; the earlier training's steps
-        // and time come from the previous card's row (made from its log), else the manifest.
-        let (mut steps, mut minutes) = (steps.to_string(), format!("{minutes:.0} min"));
-        if let Some(base) = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref()) {
-            let earlier = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))).and_then(|l| {
-                let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-                Some((cols.get(2)?.to_string(), cols.get(3)?.to_string()))
-            });
-            // The previous row lists the earlier training (its terms add up to `base`), or already
-            // this continuation too (a card made again for the same weights): then drop its last term.
-            let terms = |v: &str| v.split(" + ").map(str::to_string).collect::<Vec<_>>();
-            let total = |v: &str| terms(v).iter().map(|t| t.parse::<u64>().unwrap_or(0)).sum::<u64>();
-            let (s0, m0) = match earlier {
-                Some((s0, m0)) if total(&s0) == base.steps => (s0, m0),
-                Some((s0, m0)) if total(&s0) == facts.map_or(0, |f| f.steps) && terms(&s0).len() > 1 => {
-                    let drop_last = |v: &str| terms(v)[..terms(v).len() - 1].join(" + ");
-                    (drop_last(&s0), drop_last(&m0))
-                }
-                _ => (base.steps.to_string(), format!("{:.0} min", base.wall_time_s / 60.0)),
-            };
-            steps = format!("{s0} + {steps}");
-            minutes = format!("{m0} + {minutes}");
-        }
-        writeln!(
-            card,
-            "| {run} | {steps} | {minutes} | {held} | {} |",
-            facts.map_or("—".into(), |f| f.hardware.clone())
-        )?;
-    }
+    let card = training_table(&dir, &runs, &manifest)?;
     let text = format!(
         "# latentdrive {tier} weights — model card\n\n\
          Generated by `cargo run --release --no-default-features --example model_card -- {dir} {runs}{notes}`.\n\n\

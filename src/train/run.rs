@@ -150,6 +150,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
     on_event: impl FnMut(Event),
 ) -> Result<StageReport, TrainError> {
     let device = device.clone();
+    let opts = &remembered_options(opts)?;
     let cfg = stage_config(opts)?;
     let (lc, run, resume) = (&opts.loop_config, &opts.run_dir, opts.resume);
     // Read (and checked) up front: stages that cannot start from trained weights refuse it.
@@ -377,6 +378,72 @@ struct InitialWeights {
     training: Option<TrainingFacts>,
 }
 
+/// The flags that shape a stage's model and its training facts, kept in the run folder
+/// (`options.json`) when a run starts, so that `--resume` rebuilds the same model without
+/// them being given again (and counts the training of the weights it started from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ModelOptions {
+    latent_channels: Option<usize>,
+    diffusion: Option<DiffusionConfig>,
+    init_from: Option<PathBuf>,
+}
+
+const MODEL_OPTIONS: &str = "options.json";
+
+/// `opts` with the model options of the run it resumes (`--latent-channels` and the
+/// diffusion given again must agree; `--init-from` is the run's own, as the checkpoint
+/// holds the weights); a fresh run records its own. Runs checkpointed before the record existed resume with
+/// the flags as given.
+fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
+    let path = opts.run_dir.join(MODEL_OPTIONS);
+    let given = ModelOptions {
+        latent_channels: opts.latent_channels,
+        diffusion: opts.diffusion,
+        init_from: opts.init_from.clone(),
+    };
+    if !opts.resume {
+        std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
+        let json = serde_json::to_vec_pretty(&given).map_err(|e| TrainError::Record(e.to_string()))?;
+        crate::export::write_atomic(&path, &json)?;
+        return Ok(opts.clone());
+    }
+    let saved: ModelOptions = match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| TrainError::Record(format!("{}: {e}", path.display())))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(opts.clone()),
+        Err(e) => return Err(TrainError::io(&path, e)),
+    };
+    let clash = |flag: &str, was: String, now: String| {
+        TrainError::Options(format!(
+            "--resume: the run in {} was started with {flag} {was}, not {now} (leave the flag out to continue it)",
+            opts.run_dir.display()
+        ))
+    };
+    if let (Some(now), Some(was)) = (given.latent_channels, saved.latent_channels)
+        && now != was
+    {
+        return Err(clash("--latent-channels", was.to_string(), now.to_string()));
+    }
+    if let (Some(now), Some(was)) = (given.diffusion, saved.diffusion)
+        && now != was
+    {
+        return Err(clash("the diffusion", format!("{was:?}"), format!("{now:?}")));
+    }
+    // The checkpoint holds the weights; what the run started from only counts its training.
+    if given.init_from.is_some() && given.init_from != saved.init_from {
+        tracing::warn!(
+            "--resume: --init-from is ignored; the run's training facts count what it started from ({})",
+            saved.init_from.as_deref().map_or("fresh weights".into(), |p| p.display().to_string())
+        );
+    }
+    let mut opts = opts.clone();
+    opts.latent_channels = given.latent_channels.or(saved.latent_channels);
+    opts.diffusion = given.diffusion.or(saved.diffusion);
+    opts.init_from = saved.init_from;
+    Ok(opts)
+}
+
 /// The stage's files in `opts.init_from`, checked against this tier; `None` without it.
 fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainError> {
     let Some(dir) = &opts.init_from else { return Ok(None) };
@@ -422,9 +489,24 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         ));
     }
     Ok(match opts.stage {
-        Stage::Autoencoder => match opts.latent_channels {
-            Some(z) => cfg.with_latent_channels(z),
-            None => cfg,
+        // A continued autoencoder keeps the design it was trained with (latent width,
+        // shortcuts), whatever the tier's preset has become since.
+        Stage::Autoencoder => match (&opts.init_from, opts.latent_channels) {
+            (Some(dir), z) => {
+                let (_, config) = autoencoder_entry_in(dir, opts)?;
+                if z.is_some_and(|z| z != config.latent_channels) {
+                    return Err(TrainError::Options(format!(
+                        "--latent-channels {}: the autoencoder in --init-from {} has {} (a continued \
+                         autoencoder keeps its latent width)",
+                        z.unwrap_or_default(),
+                        dir.display(),
+                        config.latent_channels
+                    )));
+                }
+                cfg.with_autoencoder(config)
+            }
+            (None, Some(z)) => cfg.with_latent_channels(z),
+            (None, None) => cfg,
         },
         Stage::Upsampler | Stage::UpsamplerVideo => cfg,
         _ => cfg.with_autoencoder(autoencoder_entry(opts)?.1),
@@ -433,10 +515,18 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
 
 /// The weights folder's autoencoder: its manifest entry and configuration.
 fn autoencoder_entry(opts: &TrainOptions) -> Result<(ModelEntry, AutoencoderConfig), TrainError> {
-    let manifest = Manifest::read(&opts.weights_dir)?;
-    let entry =
-        manifest.model(Stage::Autoencoder.model_name()).ok_or_else(|| missing_stage(opts, Stage::Autoencoder))?;
-    let config = entry.config(&Manifest::path(&opts.weights_dir))?;
+    autoencoder_entry_in(&opts.weights_dir, opts)
+}
+
+/// The autoencoder of the weights folder `dir`: its manifest entry and configuration.
+fn autoencoder_entry_in(dir: &Path, opts: &TrainOptions) -> Result<(ModelEntry, AutoencoderConfig), TrainError> {
+    let manifest = Manifest::read(dir)?;
+    let name = Stage::Autoencoder.model_name();
+    let entry = manifest.model(name).ok_or_else(|| match dir == opts.weights_dir {
+        true => missing_stage(opts, Stage::Autoencoder),
+        false => TrainError::Weights(WeightsError::MissingFile { path: dir.join(format!("{name}.safetensors")) }),
+    })?;
+    let config = entry.config(&Manifest::path(dir))?;
     Ok((entry.clone(), config))
 }
 
