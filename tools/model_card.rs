@@ -69,7 +69,7 @@ fn autoencoder_quality(
     ae: &latentdrive::model::Autoencoder<B>,
     frames: &FrameSource,
     samples: &Path,
-    device: &<B as burn::tensor::backend::Backend>::Device,
+    device: &burn::backend::flex::FlexDevice,
 ) -> Result<String> {
     eprintln!("autoencoder PSNR…");
     let mut ae_psnr = Vec::new();

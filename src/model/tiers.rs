@@ -105,7 +105,8 @@ impl ModelTier {
                 Widths {
                     latent: 4,
                     ae: 8,
-                    ae_mult: vec![1, 2, 2],
+                    ae_patch: 2,
+                    ae_mult: vec![2, 2],
                     unet: 8,
                     unet_mult: vec![1, 2],
                     heads: 2,
@@ -126,7 +127,8 @@ impl ModelTier {
                 Widths {
                     latent: 4,
                     ae: 16,
-                    ae_mult: vec![1, 2, 4, 4],
+                    ae_patch: 2,
+                    ae_mult: vec![2, 4, 4],
                     unet: 48,
                     unet_mult: vec![1, 2, 2],
                     heads: 4,
@@ -147,7 +149,8 @@ impl ModelTier {
                 Widths {
                     latent: 4,
                     ae: 64,
-                    ae_mult: vec![1, 2, 4, 4],
+                    ae_patch: 2,
+                    ae_mult: vec![2, 4, 4],
                     unet: 128,
                     unet_mult: vec![1, 2, 4],
                     heads: 8,
@@ -169,6 +172,8 @@ struct Widths {
     /// Latent channels `z` of the autoencoder (LDM's f=8, z=4).
     latent: usize,
     ae: usize,
+    /// Autoencoder stem block size (its `f` is `ae_patch · 2^(levels−1)`).
+    ae_patch: usize,
     ae_mult: Vec<usize>,
     unet: usize,
     unet_mult: Vec<usize>,
@@ -187,9 +192,11 @@ struct Widths {
 fn build(tier: ModelTier, frame_size: (usize, usize), window: usize, w: Widths) -> TierConfig {
     let norm = NormKind::Group(w.groups);
     let z = w.latent;
-    // Residual shortcuts (DC-AE): measured in the tiny model card, they are what lets the
-    // narrow autoencoder reach a sharp reconstruction in a CPU budget.
-    let autoencoder = AutoencoderConfig::new(z, w.ae, w.ae_mult, 1).with_norm(norm).with_shortcuts(Some(true));
+    // A space-to-depth stem and residual shortcuts (DC-AE); measured in weights/tiny-next's card.
+    let autoencoder = AutoencoderConfig::new(z, w.ae, w.ae_mult, 1)
+        .with_norm(norm)
+        .with_shortcuts(Some(true))
+        .with_patch(Some(w.ae_patch));
     let image_ldm = UNetConfig::new(z, z, w.unet, w.unet_mult, 1, w.attn, w.heads)
         .with_boxes(Some(BoxEncoderConfig::new(w.tokens, w.slots)))
         .with_norm(norm)
