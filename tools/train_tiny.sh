@@ -6,7 +6,7 @@
 # LATENT=8 trains an 8-channel autoencoder (every later stage follows it); V=1 trains the
 # image LDM (and so the video stages) with v-prediction on a zero-terminal-SNR schedule;
 # WEIGHTS=DIR trains into DIR instead of weights/tiny; FROM=<stage> starts at that stage
-# (the folder already holds the ones before it, e.g. FROM=image-ldm WEIGHTS=weights/tiny-next).
+# (the folder already holds the ones before it, e.g. FROM=image-ldm WEIGHTS=runs/tiny-next).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-1}"

@@ -192,7 +192,7 @@ struct Widths {
 fn build(tier: ModelTier, frame_size: (usize, usize), window: usize, w: Widths) -> TierConfig {
     let norm = NormKind::Group(w.groups);
     let z = w.latent;
-    // A space-to-depth stem and residual shortcuts (DC-AE); measured in weights/tiny-next's card.
+    // A space-to-depth stem and residual shortcuts (DC-AE); measured in docs/autoencoder.md.
     let autoencoder = AutoencoderConfig::new(z, w.ae, w.ae_mult, 1)
         .with_norm(norm)
         .with_shortcuts(Some(true))
