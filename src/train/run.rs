@@ -392,8 +392,8 @@ const MODEL_OPTIONS: &str = "options.json";
 
 /// `opts` with the model options of the run it resumes (`--latent-channels` and the
 /// diffusion given again must agree; `--init-from` is the run's own, as the checkpoint
-/// holds the weights); a fresh run records its own. Runs checkpointed before the record existed resume with
-/// the flags as given.
+/// holds the weights); a fresh run records its own. Runs checkpointed before the record
+/// existed resume with the flags as given.
 fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     let path = opts.run_dir.join(MODEL_OPTIONS);
     let given = ModelOptions {
@@ -493,12 +493,13 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         // shortcuts), whatever the tier's preset has become since.
         Stage::Autoencoder => match (&opts.init_from, opts.latent_channels) {
             (Some(dir), z) => {
-                let (_, config) = autoencoder_entry_in(dir, opts)?;
-                if z.is_some_and(|z| z != config.latent_channels) {
+                let (_, config) = autoencoder_entry_in(dir)?;
+                if let Some(z) = z
+                    && z != config.latent_channels
+                {
                     return Err(TrainError::Options(format!(
-                        "--latent-channels {}: the autoencoder in --init-from {} has {} (a continued \
+                        "--latent-channels {z}: the autoencoder in --init-from {} has {} (a continued \
                          autoencoder keeps its latent width)",
-                        z.unwrap_or_default(),
                         dir.display(),
                         config.latent_channels
                     )));
@@ -515,17 +516,15 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
 
 /// The weights folder's autoencoder: its manifest entry and configuration.
 fn autoencoder_entry(opts: &TrainOptions) -> Result<(ModelEntry, AutoencoderConfig), TrainError> {
-    autoencoder_entry_in(&opts.weights_dir, opts)
+    autoencoder_entry_in(&opts.weights_dir)
 }
 
 /// The autoencoder of the weights folder `dir`: its manifest entry and configuration.
-fn autoencoder_entry_in(dir: &Path, opts: &TrainOptions) -> Result<(ModelEntry, AutoencoderConfig), TrainError> {
+fn autoencoder_entry_in(dir: &Path) -> Result<(ModelEntry, AutoencoderConfig), TrainError> {
     let manifest = Manifest::read(dir)?;
     let name = Stage::Autoencoder.model_name();
-    let entry = manifest.model(name).ok_or_else(|| match dir == opts.weights_dir {
-        true => missing_stage(opts, Stage::Autoencoder),
-        false => TrainError::Weights(WeightsError::MissingFile { path: dir.join(format!("{name}.safetensors")) }),
-    })?;
+    let missing = || TrainError::Weights(WeightsError::MissingFile { path: dir.join(format!("{name}.safetensors")) });
+    let entry = manifest.model(name).ok_or_else(missing)?;
     let config = entry.config(&Manifest::path(dir))?;
     Ok((entry.clone(), config))
 }
