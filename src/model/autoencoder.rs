@@ -227,9 +227,13 @@ impl<B: Backend> Decoder<B> {
             }
             if let Some(us) = &level.upsample {
                 h = match self.shortcuts {
+                    // The shortcut is the nearest-neighbour ×2 the conv reads: upsample once.
                     true => {
-                        let c = h_channels(&h);
-                        upsample_nearest(h.clone(), us) + depth_to_space(channel_repeat(h, 4 * c), 2)
+                        let [_, _, hh, ww] = h.dims();
+                        let nearest =
+                            burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
+                        let up = burn::tensor::module::interpolate(h, [2 * hh, 2 * ww], nearest);
+                        us.forward(up.clone()) + up
                     }
                     false => upsample_nearest(h, us),
                 };
