@@ -236,14 +236,7 @@ fn save<IB: Backend, M: Module<IB>, C: Serialize>(
         notes: format!("EMA weights (decay {}); {accuracy}", opts.loop_config.ema_decay),
         base: None,
     });
-    let mut manifest = match Manifest::read(dir) {
-        Ok(m) => m,
-        Err(WeightsError::MissingFile { .. }) => Manifest::new(opts.tier),
-        Err(e) => return Err(e.into()),
-    };
-    manifest.models.retain(|m| m.name != entry.name);
-    manifest.models.push(entry);
-    manifest.write(dir)?;
+    Manifest::upsert(dir, opts.tier, entry)?;
     Ok(dir.join(file))
 }
 

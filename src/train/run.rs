@@ -694,14 +694,7 @@ fn record<IB: Backend, C: Serialize>(
     let mut entry = ModelEntry::new(opts.stage.model_name(), config, files)?;
     entry.training = Some(facts);
     extra(&mut entry);
-    let mut manifest = match Manifest::read(&opts.weights_dir) {
-        Ok(m) => m,
-        Err(WeightsError::MissingFile { .. }) => Manifest::new(opts.tier),
-        Err(e) => return Err(e.into()),
-    };
-    manifest.models.retain(|m| m.name != entry.name);
-    manifest.models.push(entry);
-    manifest.write(&opts.weights_dir)?;
+    Manifest::upsert(&opts.weights_dir, opts.tier, entry)?;
     Ok(())
 }
 

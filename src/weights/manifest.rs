@@ -40,6 +40,9 @@ use crate::model::ModelTier;
 /// The manifest's file name inside a weights folder.
 pub const MANIFEST_FILE: &str = "manifest.ron";
 
+/// The lock file beside the manifest that [`Manifest::upsert`] holds while it updates it.
+pub const LOCK_FILE: &str = ".manifest.lock";
+
 /// The manifest format this build reads and writes. Bump it (and keep reading the old
 /// one, or say why not) when a field or a tensor name changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
@@ -172,6 +175,34 @@ impl Manifest {
             .map_err(|e| WeightsError::ManifestSerialize { path: origin.to_path_buf(), message: e.to_string() })?;
         text.push('\n');
         Ok(text)
+    }
+
+    /// Puts `entry` into `dir/manifest.ron` in place of the model of the same name (a new
+    /// manifest of `tier` if there is none yet) and returns the manifest's path. The read,
+    /// change and write happen under an exclusive lock on `dir/.manifest.lock`, so stages
+    /// trained side by side into one folder cannot drop each other's entries.
+    pub fn upsert(dir: &Path, tier: ModelTier, entry: ModelEntry) -> Result<PathBuf, WeightsError> {
+        let lock_path = dir.join(LOCK_FILE);
+        let io = |action: &str| {
+            let (path, action) = (lock_path.clone(), action.to_string());
+            move |source| WeightsError::Io { path, action, source }
+        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening the manifest lock"))?;
+        // Released when `lock` is dropped (or the process dies).
+        lock.lock().map_err(io("locking the manifest"))?;
+        let mut manifest = match Manifest::read(dir) {
+            Ok(m) => m,
+            Err(WeightsError::MissingFile { .. }) => Manifest::new(tier),
+            Err(e) => return Err(e),
+        };
+        manifest.models.retain(|m| m.name != entry.name);
+        manifest.models.push(entry);
+        manifest.write(dir)
     }
 
     /// Writes `dir/manifest.ron` atomically and returns its path. `dir` must exist.

@@ -165,3 +165,31 @@ fn config_of_another_type_is_an_error_naming_the_model() {
     let error = manifest.model("unet").unwrap().config::<ToySchedule>(&path).unwrap_err();
     assert!(error.to_string().starts_with(&format!("{}: model \"unet\": ", path.display())), "{error}");
 }
+
+#[test]
+fn upsert_replaces_by_name_and_side_by_side_writers_keep_every_entry() {
+    let dir = TestDir::new("upsert");
+    let entry = |name: &str, channels: usize| ModelEntry::new(name, &ToyConfig { channels, ..toy() }, vec![]).unwrap();
+    // Eight writers at once, as stages trained side by side into one folder: each
+    // read-change-write must see the others' entries.
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let dir = &dir.0;
+            s.spawn(move || {
+                for round in 0..10 {
+                    Manifest::upsert(dir, ModelTier::Tiny, entry(&format!("stage{w}"), round)).unwrap();
+                }
+            });
+        }
+    });
+    let read = Manifest::read(&dir.0).unwrap();
+    assert_eq!(read.tier, ModelTier::Tiny);
+    let mut names: Vec<&str> = read.models.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, (0..8).map(|w| format!("stage{w}")).collect::<Vec<_>>());
+    // Each writer's last round replaced its earlier ones.
+    let path = Manifest::path(&dir.0);
+    for m in &read.models {
+        assert_eq!(m.config::<ToyConfig>(&path).unwrap().channels, 9, "{}", m.name);
+    }
+}
