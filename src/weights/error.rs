@@ -81,8 +81,14 @@ pub enum WeightsError {
     SizeMismatch { path: PathBuf, found: u64, expected: u64 },
 
     /// A file's SHA-256 differs from the hash recorded in the manifest.
-    #[error("{}: SHA-256 is {found}, the manifest records {expected}; the file changed since the manifest was written", path.display())]
-    HashMismatch { path: PathBuf, found: String, expected: String },
+    /// `model` is the entry that lists it: a video model's entry lists the image LDM it was
+    /// fitted on, so retraining that image LDM makes the video model's entry stale.
+    #[error(
+        "{}: SHA-256 is {found}, the manifest's \"{model}\" entry records {expected}; the file changed since \
+         that model was saved (retrain it on this file, or restore the file)",
+        path.display()
+    )]
+    HashMismatch { path: PathBuf, model: String, found: String, expected: String },
 
     /// The manifest is not valid RON for [`Manifest`](super::Manifest). `line` and `col` are 1-based.
     #[error("{}:{line}:{col}: {message}", path.display())]

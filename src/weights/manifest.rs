@@ -222,7 +222,9 @@ impl Manifest {
     /// [`Self::verify`] for the files of the models whose name passes `wanted`.
     pub fn verify_models(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(), WeightsError> {
         let manifest = Self::path(dir);
-        for file in self.models.iter().filter(|m| wanted(&m.name)).flat_map(|m| &m.files) {
+        for (model, file) in
+            self.models.iter().filter(|m| wanted(&m.name)).flat_map(|m| m.files.iter().map(move |f| (m, f)))
+        {
             let path = resolve(&manifest, dir, &file.path)?;
             let bytes = std::fs::metadata(&path).map_err(|e| WeightsError::read(&path, e))?.len();
             if bytes != file.bytes {
@@ -230,7 +232,12 @@ impl Manifest {
             }
             let sha256 = sha256_file(&path)?;
             if !sha256.eq_ignore_ascii_case(&file.sha256) {
-                return Err(WeightsError::HashMismatch { path, found: sha256, expected: file.sha256.clone() });
+                return Err(WeightsError::HashMismatch {
+                    path,
+                    model: model.name.clone(),
+                    found: sha256,
+                    expected: file.sha256.clone(),
+                });
             }
         }
         Ok(())

@@ -102,7 +102,7 @@ fn verify_names_a_file_whose_hash_changed() {
     assert!(matches!(error, WeightsError::HashMismatch { .. }), "{error:?}");
     let expected = &manifest.models[0].files[1].sha256;
     assert!(error.to_string().starts_with(&format!("{}: SHA-256 is ", changed.display())), "{error}");
-    assert!(error.to_string().contains(&format!("the manifest records {expected}")), "{error}");
+    assert!(error.to_string().contains(&format!("the manifest's \"unet\" entry records {expected}")), "{error}");
 }
 
 #[test]
