@@ -22,7 +22,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::norm::{Norm, NormConfig, NormKind};
-use super::resnet::{ResBlock, ResBlockConfig, conv3x3, downsample_conv, upsample_nearest};
+use super::resnet::{ResBlock, ResBlockConfig, conv3x3, downsample_conv, nearest_2x, upsample_nearest};
 use super::temporal::{TemporalResBlock, TemporalResBlockConfig, VideoContext};
 use super::upsampler::{depth_to_space, space_to_depth};
 
@@ -229,10 +229,7 @@ impl<B: Backend> Decoder<B> {
                 h = match self.shortcuts {
                     // The shortcut is the nearest-neighbour ×2 the conv reads: upsample once.
                     true => {
-                        let [_, _, hh, ww] = h.dims();
-                        let nearest =
-                            burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
-                        let up = burn::tensor::module::interpolate(h, [2 * hh, 2 * ww], nearest);
+                        let up = nearest_2x(h);
                         us.forward(up.clone()) + up
                     }
                     false => upsample_nearest(h, us),
@@ -306,9 +303,7 @@ mod tests {
         let pooled = burn::tensor::module::avg_pool2d(x.clone(), [2, 2], [2, 2], [0, 0], true, false);
         down.into_data().assert_approx_eq::<f32>(&pooled.into_data(), Tolerance::absolute(1e-6));
         let up = depth_to_space(channel_repeat(x.clone(), 12), 2);
-        let options = burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
-        let nearest = burn::tensor::module::interpolate(x.clone(), [16, 24], options);
-        assert_eq!(up.into_data(), nearest.into_data());
+        assert_eq!(up.into_data(), nearest_2x(x.clone()).into_data());
         // Averaging undoes repetition exactly (the latent shortcut's pair).
         assert_eq!(channel_average(channel_repeat(x.clone(), 6), 3).into_data(), x.into_data());
     }

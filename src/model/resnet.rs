@@ -35,11 +35,16 @@ pub fn downsample_conv<B: Backend>(cin: usize, cout: usize, device: &B::Device) 
         .init(device)
 }
 
-/// Nearest-neighbour ×2 then `conv` (LDM's `Upsample`): `[n, c, h, w]` → `[n, c', 2h, 2w]`.
-pub fn upsample_nearest<B: Backend>(x: Tensor<B, 4>, conv: &Conv2d<B>) -> Tensor<B, 4> {
+/// Nearest-neighbour ×2: `[n, c, h, w]` → `[n, c, 2h, 2w]`.
+pub fn nearest_2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     let options = burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
-    conv.forward(burn::tensor::module::interpolate(x, [2 * h, 2 * w], options))
+    burn::tensor::module::interpolate(x, [2 * h, 2 * w], options)
+}
+
+/// Nearest-neighbour ×2 then `conv` (LDM's `Upsample`): `[n, c, h, w]` → `[n, c', 2h, 2w]`.
+pub fn upsample_nearest<B: Backend>(x: Tensor<B, 4>, conv: &Conv2d<B>) -> Tensor<B, 4> {
+    conv.forward(nearest_2x(x))
 }
 
 #[derive(Config, Debug)]

@@ -222,6 +222,8 @@ impl Manifest {
     /// [`Self::verify`] for the files of the models whose name passes `wanted`.
     pub fn verify_models(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(), WeightsError> {
         let manifest = Self::path(dir);
+        // The video models' entries list the image LDM's file too: hash each file once.
+        let mut hashed: std::collections::HashMap<PathBuf, String> = Default::default();
         for (model, file) in
             self.models.iter().filter(|m| wanted(&m.name)).flat_map(|m| m.files.iter().map(move |f| (m, f)))
         {
@@ -230,7 +232,14 @@ impl Manifest {
             if bytes != file.bytes {
                 return Err(WeightsError::SizeMismatch { path, found: bytes, expected: file.bytes });
             }
-            let sha256 = sha256_file(&path)?;
+            let sha256 = match hashed.get(&path) {
+                Some(sha256) => sha256.clone(),
+                None => {
+                    let sha256 = sha256_file(&path)?;
+                    hashed.insert(path.clone(), sha256.clone());
+                    sha256
+                }
+            };
             if !sha256.eq_ignore_ascii_case(&file.sha256) {
                 return Err(WeightsError::HashMismatch {
                     path,
