@@ -202,6 +202,15 @@ impl From<PredictionArg> for latentdrive::diffusion::Prediction {
     }
 }
 
+/// The learning rate after the warm-up (`train --lr-decay`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum LrDecayArg {
+    /// Stays at --lr.
+    Constant,
+    /// Half a cosine from --lr down to --final-lr × --lr at the last of --steps.
+    Cosine,
+}
+
 /// Options of `train`.
 #[derive(Args, Debug, Clone)]
 struct TrainArgs {
@@ -220,6 +229,13 @@ struct TrainArgs {
     /// Warm-up steps.
     #[arg(long, default_value_t = 100)]
     warmup: u64,
+    /// Learning rate after the warm-up. The cosine follows --steps: a run that --minutes
+    /// stops early has not decayed yet, and a run resumed with another --steps reshapes it.
+    #[arg(long, value_enum, default_value = "constant")]
+    lr_decay: LrDecayArg,
+    /// Cosine decay only: the last step's learning rate as a fraction of --lr.
+    #[arg(long, default_value_t = 0.1)]
+    final_lr: f64,
     /// Global gradient-norm clip.
     #[arg(long, default_value_t = 1.0)]
     grad_clip: f32,
@@ -557,6 +573,13 @@ fn loop_config(a: &TrainArgs) -> Result<train::LoopConfig> {
     if !(positive(a.lr) && positive(a.grad_clip as f64) && (0.0..1.0).contains(&a.ema)) {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
+    if !(0.0..=1.0).contains(&a.final_lr) {
+        return Err(InputError("--final-lr is a fraction of --lr: in [0, 1]".into()).into());
+    }
+    let lr_decay = match a.lr_decay {
+        LrDecayArg::Constant => train::LrDecay::Constant,
+        LrDecayArg::Cosine => train::LrDecay::Cosine { final_fraction: a.final_lr },
+    };
     Ok(train::LoopConfig {
         steps: a.steps,
         lr: a.lr,
@@ -567,6 +590,7 @@ fn loop_config(a: &TrainArgs) -> Result<train::LoopConfig> {
         eval_every: a.eval_every,
         init_seed: a.seed,
         data_parallel: usize::from(a.data_parallel),
+        lr_decay,
     })
 }
 

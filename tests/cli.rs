@@ -160,8 +160,9 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     assert!(text(&out).contains("no checkpoint"));
     assert!(text(&run(&with_dirs)).contains("held-out PSNR"), "the autoencoder reports its PSNR");
     // Options that do not fit the stage: exit 2 with the reason.
-    let wrong_options: [(&[&str], &str); 4] = [
+    let wrong_options: [(&[&str], &str); 5] = [
         (&["upsampler", "--init-from", &w], "--init-from is not supported for the upsampler stage"),
+        (&["autoencoder", "--lr-decay", "cosine", "--final-lr", "2"], "--final-lr is a fraction of --lr"),
         (&["image-ldm", "--latent-channels", "8"], "applies to the autoencoder stage only"),
         (&["image-ldm", "--zero-terminal-snr"], "needs v- or x_0-prediction"),
         (&["video-ldm", "--prediction", "v"], "apply to the image-ldm stage only"),

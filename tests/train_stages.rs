@@ -27,6 +27,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
             eval_every: steps,
             init_seed: 1,
             data_parallel: 1,
+            lr_decay: Default::default(),
         },
         batch: 2,
         seed: 5,

@@ -323,6 +323,7 @@ mod tests {
             eval_every: steps,
             init_seed: 4,
             data_parallel: 1,
+            lr_decay: Default::default(),
         }
     }
 

@@ -123,6 +123,21 @@ pub struct LoopConfig {
     /// (`train::parallel`); 1 trains without data parallelism.
     #[serde(default = "one")]
     pub data_parallel: usize,
+    /// How the learning rate moves after the warm-up.
+    #[serde(default)]
+    pub lr_decay: LrDecay,
+}
+
+/// The learning rate after the warm-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub enum LrDecay {
+    /// Stays at the peak.
+    #[default]
+    Constant,
+    /// Half a cosine from the peak at the end of the warm-up to `final_fraction` of it at
+    /// the run's last step (SGDR without restarts, Loshchilov & Hutter 2017). The schedule
+    /// follows `steps`: a run resumed with another `--steps` reshapes what is left of it.
+    Cosine { final_fraction: f64 },
 }
 
 fn one() -> usize {
@@ -130,8 +145,21 @@ fn one() -> usize {
 }
 
 impl LoopConfig {
+    /// The learning rate of optimiser step `step` (0-based).
     pub fn lr_at(&self, step: u64) -> f64 {
-        if step < self.warmup_steps { self.lr * (step + 1) as f64 / self.warmup_steps as f64 } else { self.lr }
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match self.lr_decay {
+            LrDecay::Constant => self.lr,
+            LrDecay::Cosine { final_fraction } => {
+                // The first step after the warm-up is at the peak, the run's last at the floor.
+                let span = self.steps.saturating_sub(self.warmup_steps + 1).max(1);
+                let t = ((step - self.warmup_steps) as f64 / span as f64).min(1.0);
+                let cos = 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+                self.lr * (final_fraction + (1.0 - final_fraction) * cos)
+            }
+        }
     }
 }
 

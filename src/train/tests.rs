@@ -45,6 +45,7 @@ fn loop_config(steps: u64) -> LoopConfig {
         eval_every: 2,
         init_seed: 3,
         data_parallel: 1,
+        lr_decay: Default::default(),
     }
 }
 
@@ -78,6 +79,44 @@ fn resuming_half_way_gives_bit_identical_weights() {
     assert_eq!(log.lines().count(), 1 + 4, "{log}");
     std::fs::remove_dir_all(&a).unwrap();
     std::fs::remove_dir_all(&b).unwrap();
+}
+
+#[test]
+fn the_cosine_schedule_warms_up_peaks_and_ends_at_its_floor() {
+    let cfg = LoopConfig { warmup_steps: 2, lr_decay: LrDecay::Cosine { final_fraction: 0.1 }, ..loop_config(12) };
+    let lr: Vec<f64> = (0..cfg.steps).map(|s| cfg.lr_at(s)).collect();
+    assert_eq!(&lr[..3], &[0.5e-3, 1e-3, 1e-3], "linear warm-up, then the peak");
+    assert!((lr[11] - 1e-4).abs() < 1e-12, "the last step is at the floor: {}", lr[11]);
+    assert!(lr[2..].windows(2).all(|w| w[1] < w[0]), "decreasing after the peak: {lr:?}");
+    assert!((lr[2..].iter().sum::<f64>() / 10.0 - 0.55e-3).abs() < 1e-12, "half a cosine averages mid-way");
+    let constant = loop_config(12);
+    assert!((2..12).all(|s| constant.lr_at(s) == constant.lr));
+}
+
+#[test]
+fn a_cosine_run_stopped_half_way_resumes_bit_identically() {
+    let dev = Default::default();
+    let never = AtomicBool::new(false);
+    let cfg = LoopConfig { lr_decay: LrDecay::Cosine { final_fraction: 0.1 }, ..loop_config(4) };
+    let (a, b, c) = (run_dir("cosine-straight"), run_dir("cosine-stopped"), run_dir("cosine-constant"));
+    let straight = fit::<AB, _>(&task(), &cfg, &a, false, &dev, &never, |_| {}).unwrap().model;
+    // Stopped as `--minutes` or Ctrl-C stop it: the schedule still spans all 4 steps.
+    let stop = AtomicBool::new(false);
+    let first = fit::<AB, _>(&task(), &cfg, &b, false, &dev, &stop, |e| {
+        if let Event::Step { step: 2, .. } = e {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap()
+    .summary;
+    assert_eq!((first.last_step, first.interrupted), (2, true));
+    let resumed = fit::<AB, _>(&task(), &cfg, &b, true, &dev, &never, |_| {}).unwrap().model;
+    assert!(weights(&straight) == weights(&resumed), "weights differ after resume");
+    let constant = fit::<AB, _>(&task(), &loop_config(4), &c, false, &dev, &never, |_| {}).unwrap().model;
+    assert!(weights(&straight) != weights(&constant), "the decay changed nothing");
+    for d in [a, b, c] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
 
 #[test]

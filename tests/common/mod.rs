@@ -35,6 +35,7 @@ pub fn micro_weights() -> &'static Path {
                     eval_every: 2,
                     init_seed: 3,
                     data_parallel: 1,
+                    lr_decay: Default::default(),
                 },
                 batch: 1,
                 seed: 9,
