@@ -122,12 +122,20 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
             continue;
         }
         let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();
-        if log.is_empty()
-            && let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | ")))
-        {
-            eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
-            writeln!(card, "{row}")?;
-            continue;
+        let facts = entry.training.as_ref();
+        if log.is_empty() {
+            if let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))) {
+                eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
+                writeln!(card, "{row}")?;
+                continue;
+            }
+            // No log and no card: the manifest's totals (a row of 0 steps would be read as
+            // the earlier training by the next card of a continued run).
+            if let Some(f) = facts {
+                eprintln!("{run}: no log in {}, its row from the manifest's training facts", runs.display());
+                writeln!(card, "| {run} | {} | {:.0} min | — | {} |", f.steps, f.wall_time_s / 60.0, f.hardware)?;
+                continue;
+            }
         }
         let held: Vec<(u64, f32)> = log.iter().filter_map(|r| r.held_out.map(|h| (r.step, h))).collect();
         let held = match (held.first(), held.last()) {
@@ -135,7 +143,6 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
             _ => "—".into(),
         };
         let steps = log.last().map_or(0, |r| r.step);
-        let facts = entry.training.as_ref();
         let minutes = wall_seconds(&runs.join(run).join("log.csv")) / 60.0;
         // `train --init-from`: this log is the continuation; the earlier training's steps
         // and time come from the previous card's row (made from its log), else the manifest.
