@@ -233,9 +233,9 @@ struct TrainArgs {
     /// stops early has not decayed yet, and a run resumed with another --steps reshapes it.
     #[arg(long, value_enum, default_value = "constant")]
     lr_decay: LrDecayArg,
-    /// Cosine decay only: the last step's learning rate as a fraction of --lr.
-    #[arg(long, default_value_t = 0.1)]
-    final_lr: f64,
+    /// Cosine decay only: the last step's learning rate as a fraction of --lr [default: 0.1].
+    #[arg(long)]
+    final_lr: Option<f64>,
     /// Global gradient-norm clip.
     #[arg(long, default_value_t = 1.0)]
     grad_clip: f32,
@@ -573,12 +573,15 @@ fn loop_config(a: &TrainArgs) -> Result<train::LoopConfig> {
     if !(positive(a.lr) && positive(a.grad_clip as f64) && (0.0..1.0).contains(&a.ema)) {
         return Err(InputError("--lr and --grad-clip must be positive, --ema in [0, 1)".into()).into());
     }
-    if !(0.0..=1.0).contains(&a.final_lr) {
-        return Err(InputError("--final-lr is a fraction of --lr: in [0, 1]".into()).into());
-    }
-    let lr_decay = match a.lr_decay {
-        LrDecayArg::Constant => train::LrDecay::Constant,
-        LrDecayArg::Cosine => train::LrDecay::Cosine { final_fraction: a.final_lr },
+    let lr_decay = match (a.lr_decay, a.final_lr) {
+        (LrDecayArg::Constant, None) => train::LrDecay::Constant,
+        (LrDecayArg::Constant, Some(_)) => {
+            return Err(InputError("--final-lr applies to --lr-decay cosine only".into()).into());
+        }
+        (LrDecayArg::Cosine, Some(f)) if !(0.0..=1.0).contains(&f) => {
+            return Err(InputError("--final-lr is a fraction of --lr: in [0, 1]".into()).into());
+        }
+        (LrDecayArg::Cosine, f) => train::LrDecay::Cosine { final_fraction: f.unwrap_or(0.1) },
     };
     Ok(train::LoopConfig {
         steps: a.steps,
