@@ -160,13 +160,14 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     assert!(text(&out).contains("no checkpoint"));
     assert!(text(&run(&with_dirs)).contains("held-out PSNR"), "the autoencoder reports its PSNR");
     // Options that do not fit the stage: exit 2 with the reason.
-    let wrong_options: [(&[&str], &str); 6] = [
+    let wrong_options: [(&[&str], &str); 7] = [
         (&["upsampler", "--init-from", &w], "--init-from is not supported for the upsampler stage"),
         (&["autoencoder", "--lr-decay", "cosine", "--final-lr", "2"], "--final-lr is a fraction of --lr"),
         (&["autoencoder", "--final-lr", "0.2"], "--final-lr applies to --lr-decay cosine only"),
         (&["image-ldm", "--latent-channels", "8"], "applies to the autoencoder stage only"),
         (&["image-ldm", "--zero-terminal-snr"], "needs v- or x_0-prediction"),
         (&["video-ldm", "--prediction", "v"], "apply to the image-ldm stage only"),
+        (&["interpolator", "--latent-norm", "channel"], "--latent-norm applies to the image-ldm stage only"),
     ];
     for (extra, says) in wrong_options {
         let mut wrong: Vec<&str> = vec!["train", extra[0], "--tier", "micro", "--steps", "1", "--run-dir", &m];

@@ -8,7 +8,7 @@ use burn::backend::Flex;
 use latentdrive::diffusion::DiffusionConfig;
 use latentdrive::model::ModelTier;
 use latentdrive::pipeline::Models;
-use latentdrive::train::{LoopConfig, Stage, TrainOptions, train_stage};
+use latentdrive::train::{LatentNormKind, LoopConfig, Stage, TrainOptions, train_stage};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
 /// Micro-tier options: `steps` steps of batch 2 (run seed 5, init seed 1) from `run_dir`
@@ -38,6 +38,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         init_from: None,
         latent_channels: None,
         diffusion: None,
+        latent_norm: None,
     }
 }
 
@@ -64,6 +65,8 @@ fn every_stage_builds_on_the_previous_ones() {
         opts.latent_channels = (stage == Stage::Autoencoder).then_some(Z);
         // v-prediction on a zero-terminal-SNR schedule; the video stages take it over.
         opts.diffusion = (stage == Stage::ImageLdm).then(DiffusionConfig::v_zero_snr);
+        // Per-channel latent statistics; the video stages take them over too.
+        opts.latent_norm = (stage == Stage::ImageLdm).then_some(LatentNormKind::Channel);
         let report = train_stage(&opts, &never, |_| {}).unwrap();
         assert_eq!(report.summary.last_step, 3);
         assert!(report.summary.held_out.last().is_some_and(|(_, l)| l.is_finite()));
@@ -114,6 +117,21 @@ fn every_stage_builds_on_the_previous_ones() {
     let models = Models::<Flex>::load(&weights, &Default::default()).unwrap();
     assert_eq!(models.latent_shape(), (Z, 4, 8));
     assert_eq!(models.diffusion, DiffusionConfig::v_zero_snr());
+    // The image LDM's per-channel latent normalisation: recorded, one shift and scale per
+    // channel, the same in the video entries, and the one generation decodes with.
+    let norm = manifest.model("image_ldm").unwrap().latent_norm.clone().expect("recorded");
+    assert!(norm.check(Z).is_ok() && !norm.is_uniform(), "{norm:?}");
+    for name in ["video_ldm", "interpolator"] {
+        assert_eq!(manifest.model(name).unwrap().latent_norm.as_ref(), Some(&norm), "{name}");
+    }
+    assert_eq!(models.latent_norm, norm);
+    // A video model trained on latents normalised otherwise cannot load.
+    let mut edited = manifest.clone();
+    edited.models.iter_mut().find(|m| m.name == "video_ldm").unwrap().latent_norm = None;
+    edited.write(&weights).unwrap();
+    let err = Models::<Flex>::load(&weights, &Default::default()).err().unwrap().to_string();
+    assert!(err.contains("video_ldm") && err.contains("normalised otherwise"), "{err}");
+    manifest.write(&weights).unwrap();
     // A video model trained with another diffusion than its image LDM's cannot load.
     let mut edited = manifest.clone();
     edited.models.iter_mut().find(|m| m.name == "interpolator").unwrap().diffusion = None;

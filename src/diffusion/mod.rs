@@ -11,6 +11,8 @@
 //!   burn's global backend RNG is never used.
 //! - [`loss`]: (weighted) mean squared error, differentiable under `Autodiff<_>`.
 //! - [`ddim`]: the DDIM sampler (Song et al. 2021), built ready for a number of steps and η.
+//! - [`latent`]: the [`LatentNorm`] between an autoencoder's latents and the denoisers' (one
+//!   scale, or a shift and scale per channel).
 //! - [`guidance`]: classifier-free guidance (Ho & Salimans 2022) and its two-condition
 //!   composition for labels and context.
 //! - [`sampler`]: the [`Denoiser`] trait the model implements, and the sampling loop that
@@ -22,6 +24,7 @@
 
 pub mod ddim;
 pub mod guidance;
+pub mod latent;
 pub mod loss;
 pub mod noise;
 pub mod sampler;
@@ -29,6 +32,7 @@ pub mod schedule;
 
 pub use ddim::{Ddim, DdimConfig, DdimOutput, TimestepSpacing};
 pub use guidance::{Branch, Guidance, guide};
+pub use latent::LatentNorm;
 pub use loss::{LossWeighting, mse, per_sample_mse, weighted_mse};
 pub use noise::{gaussian, gaussian_like, sample_timesteps, standard_normals};
 pub use sampler::{Cancelled, Condition, Denoiser, Progress, Sampler};

@@ -750,7 +750,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let m = &self.g.models;
         let n = latents.len();
         let started = Instant::now();
-        let z = Tensor::cat(latents.to_vec(), 0) / m.latent_scale;
+        let z = m.latent_norm.denormalize(Tensor::cat(latents.to_vec(), 0));
         let low = match (decoder, &m.temporal_decoder) {
             (DecoderMode::Temporal, Some(td)) => td.forward(z, n),
             _ => m.autoencoder.decoder.forward(z, 1),

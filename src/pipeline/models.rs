@@ -6,7 +6,7 @@ use burn::tensor::backend::Backend;
 use serde::Serialize;
 
 use super::PipelineError;
-use crate::diffusion::DiffusionConfig;
+use crate::diffusion::{DiffusionConfig, LatentNorm};
 use crate::model::autoencoder::Decoder;
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, UNet, UNetConfig, Upsampler, UpsamplerConfig};
 use crate::weights::{Manifest, ModelEntry, Part, TemporalInit, WeightsError, load_parts};
@@ -30,8 +30,9 @@ pub struct Models<B: Backend> {
     pub autoencoder_config: AutoencoderConfig,
     /// The video-fine-tuned decoder (absent if that stage was not trained).
     pub temporal_decoder: Option<Decoder<B>>,
-    /// Latents are `posterior mean × latent_scale`.
-    pub latent_scale: f32,
+    /// The denoisers' latents are the posterior means normalised by this (the image LDM's
+    /// per-channel normalisation, or the autoencoder's one scale).
+    pub latent_norm: LatentNorm,
     pub image_ldm: UNet<B>,
     pub video_ldm: UNet<B>,
     pub interpolator: Option<UNet<B>>,
@@ -123,7 +124,6 @@ impl<B: Backend> Models<B> {
         let ae_entry = require("autoencoder", "autoencoder")?;
         let ae_cfg: AutoencoderConfig = ae_entry.config(&mpath)?;
         let autoencoder = load_parts(ae_cfg.init::<B>(device), &spatial(ae_entry)?, None, TemporalInit::Require)?;
-        let latent_scale = ae_entry.latent_scale.unwrap_or(1.0);
         record(ae_entry);
 
         let optional = |name: &str| manifest.model(name).filter(|_| needs.wants(name));
@@ -150,6 +150,10 @@ impl<B: Backend> Models<B> {
                 format!(
                     "it was trained with {trained:?} but the image LDM, whose spatial layers it uses, with {diffusion:?}"
                 )
+            } else if e.latent_norm != image_entry.latent_norm {
+                "it was trained on latents normalised otherwise than the image LDM, whose spatial layers it uses \
+                 (train it again on this image LDM)"
+                    .to_string()
             } else if cfg.in_channels != ae_cfg.latent_channels {
                 format!(
                     "it denoises {}-channel latents but the folder's autoencoder makes {}-channel ones \
@@ -166,6 +170,7 @@ impl<B: Backend> Models<B> {
             }
             .into());
         }
+        let latent_norm = manifest.latent_norm(dir, "image_ldm", "autoencoder", ae_cfg.latent_channels)?;
         let image_ldm = load_parts(image_cfg.init::<B>(device), &spatial(image_entry)?, None, TemporalInit::Require)?;
         record(image_entry);
 
@@ -206,7 +211,7 @@ impl<B: Backend> Models<B> {
             autoencoder,
             autoencoder_config: ae_cfg,
             temporal_decoder,
-            latent_scale,
+            latent_norm,
             image_ldm,
             video_ldm,
             interpolator,
@@ -234,7 +239,7 @@ impl<B: Backend> Models<B> {
             autoencoder: seeded_init(cfg.autoencoder.init(device), seed),
             autoencoder_config: cfg.autoencoder.clone(),
             temporal_decoder: Some(seeded_init(td.init::<B>(device).decoder, seed ^ 1)),
-            latent_scale: 1.0,
+            latent_norm: LatentNorm::uniform(1.0, cfg.autoencoder.latent_channels),
             image_ldm: seeded_init(cfg.image_ldm.init(device), seed ^ 2),
             video_ldm: seeded_init(cfg.video_ldm.init(device), seed ^ 3),
             interpolator: Some(seeded_init(cfg.interpolator.init(device), seed ^ 4)),

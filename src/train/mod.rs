@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 pub use ema::Ema;
 pub use fit::{Batch, EmaOf, Event, FitSummary, Fitted, LoopConfig, LrDecay, Task, fit};
-pub use run::{KEYFRAME_FPS, Stage, StageReport, TrainOptions, default_run_dir, hardware, train_stage, train_stage_on};
+pub use run::{
+    KEYFRAME_FPS, LatentNormKind, Stage, StageReport, TrainOptions, default_run_dir, hardware, train_stage,
+    train_stage_on,
+};
 pub use stages::{
     AutoencoderTask, EgoState, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
     outline_box, visible_boxes,

@@ -17,7 +17,7 @@ use super::stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
     VideoTask, held_out_psnr,
 };
-use crate::diffusion::{BetaSchedule, DiffusionConfig, NoiseSchedule};
+use crate::diffusion::{BetaSchedule, DiffusionConfig, LatentNorm, NoiseSchedule};
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
 use crate::weights::{
     FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
@@ -118,7 +118,25 @@ pub struct TrainOptions {
     /// The image LDM's noise schedule and parameterisation (image-ldm stage only; default:
     /// LDM's ε on scaled-linear). The video LDM and interpolator take the image LDM's.
     pub diffusion: Option<DiffusionConfig>,
+    /// How the image LDM normalises the autoencoder's latents (image-ldm stage only;
+    /// default: [`LatentNormKind::Global`]). The video LDM and interpolator take the image LDM's.
+    pub latent_norm: Option<LatentNormKind>,
 }
+
+/// How the image LDM maps the autoencoder's latents to its own (`train image-ldm
+/// --latent-norm`); see [`LatentNorm`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatentNormKind {
+    /// Every channel times the autoencoder's one latent scale (LDM's).
+    #[default]
+    Global,
+    /// Zero mean and unit variance per channel, measured on the held-out frames when the
+    /// run starts and recorded in the image LDM's manifest entry (EDM2's).
+    Channel,
+}
+
+/// Held-out frames the per-channel latent statistics are measured on.
+const LATENT_NORM_FRAMES: usize = 32;
 
 /// What a finished (or interrupted) run produced.
 #[derive(Debug, Clone)]
@@ -202,13 +220,24 @@ pub fn train_stage_on<B: AutodiffBackend>(
         Stage::ImageLdm => {
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let diffusion = opts.diffusion.unwrap_or_default();
+            let frames = frame_source(opts, cfg.frame_size, &[])?;
+            let kind = opts.latent_norm.unwrap_or_default();
+            let latent = match kind {
+                LatentNormKind::Global => LatentNorm::uniform(latent_scale, cfg.autoencoder.latent_channels),
+                LatentNormKind::Channel => {
+                    let (mean, _) = autoencoder.encoder.forward(frames.held_out(LATENT_NORM_FRAMES, &device));
+                    LatentNorm::per_channel(mean)
+                }
+            };
+            latent.check(cfg.autoencoder.latent_channels).map_err(TrainError::Options)?;
+            let recorded = (kind == LatentNormKind::Channel).then(|| latent.clone());
             let task = ImageLdmTask {
                 config: cfg.image_ldm.clone(),
                 autoencoder,
-                latent_scale,
+                latent,
                 diffusion,
                 schedule: diffusion.schedule().map_err(|e| TrainError::Options(e.to_string()))?,
-                frames: frame_source(opts, cfg.frame_size, &[])?,
+                frames,
                 batch: opts.batch,
                 drop_p: LABEL_DROP_P,
                 init_from: start.as_ref().map(|s| s.spatial.clone()),
@@ -220,6 +249,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
             let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |e| {
                 continued(e, start.as_ref(), &summary);
                 e.diffusion = Some(diffusion);
+                e.latent_norm = recorded;
             })?;
             Ok(StageReport { summary, weights: Some(path), quality: None })
         }
@@ -271,17 +301,24 @@ pub fn train_stage_on<B: AutodiffBackend>(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, None, None)?;
+            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, |_| {})?;
             Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
         Stage::VideoLdm | Stage::Interpolator => {
-            let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
+            let (autoencoder, _) = load_autoencoder(opts, &device)?;
             let image_weights = stage_file(opts, Stage::ImageLdm, Part::Spatial)?;
-            // The frozen spatial layers were trained on the image LDM's diffusion: keep it.
-            let diffusion = Manifest::read(&opts.weights_dir)?
-                .model(Stage::ImageLdm.model_name())
-                .and_then(|e| e.diffusion)
-                .unwrap_or_default();
+            // The frozen spatial layers were trained on the image LDM's diffusion and
+            // latents: keep both.
+            let manifest = Manifest::read(&opts.weights_dir)?;
+            let image_ldm = Stage::ImageLdm.model_name();
+            let diffusion = manifest.model(image_ldm).and_then(|e| e.diffusion).unwrap_or_default();
+            let latent = manifest.latent_norm(
+                &opts.weights_dir,
+                image_ldm,
+                Stage::Autoencoder.model_name(),
+                cfg.autoencoder.latent_channels,
+            )?;
+            let recorded = manifest.model(image_ldm).and_then(|e| e.latent_norm.clone());
             let (kind, config) = match opts.stage {
                 Stage::Interpolator => (VideoTask::Interpolation, cfg.interpolator.clone()),
                 _ => (VideoTask::Prediction, cfg.video_ldm.clone()),
@@ -291,7 +328,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 config: config.clone(),
                 image_weights: image_weights.clone(),
                 autoencoder,
-                latent_scale,
+                latent,
                 diffusion,
                 schedule: diffusion.schedule().map_err(|e| TrainError::Options(e.to_string()))?,
                 // Prediction clips at 2.5 Hz; interpolation clips at 10 and 40 Hz (fps flag 0, 1).
@@ -315,8 +352,11 @@ pub fn train_stage_on<B: AutodiffBackend>(
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let temporal =
-                save_temporal(opts, &ema.model, &image_weights, &config, &summary, start.as_ref(), Some(diffusion))?;
+            let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary, |e| {
+                continued(e, start.as_ref(), &summary);
+                e.diffusion = Some(diffusion);
+                e.latent_norm = recorded;
+            })?;
             Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
     }
@@ -386,6 +426,8 @@ struct ModelOptions {
     latent_channels: Option<usize>,
     diffusion: Option<DiffusionConfig>,
     init_from: Option<PathBuf>,
+    #[serde(default)]
+    latent_norm: Option<LatentNormKind>,
 }
 
 const MODEL_OPTIONS: &str = "options.json";
@@ -400,6 +442,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         latent_channels: opts.latent_channels,
         diffusion: opts.diffusion,
         init_from: opts.init_from.clone(),
+        latent_norm: opts.latent_norm,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
@@ -430,6 +473,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("the diffusion", format!("{was:?}"), format!("{now:?}")));
     }
+    if let (Some(now), Some(was)) = (given.latent_norm, saved.latent_norm)
+        && now != was
+    {
+        return Err(clash("--latent-norm", format!("{was:?}").to_lowercase(), format!("{now:?}").to_lowercase()));
+    }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
         tracing::warn!(
@@ -440,6 +488,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     let mut opts = opts.clone();
     opts.latent_channels = given.latent_channels.or(saved.latent_channels);
     opts.diffusion = given.diffusion.or(saved.diffusion);
+    opts.latent_norm = given.latent_norm.or(saved.latent_norm);
     opts.init_from = saved.init_from;
     Ok(opts)
 }
@@ -478,6 +527,12 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         return Err(TrainError::Options(
             "--prediction and --zero-terminal-snr apply to the image-ldm stage only \
              (the video LDM and interpolator take the image LDM's)"
+                .into(),
+        ));
+    }
+    if opts.latent_norm.is_some() && opts.stage != Stage::ImageLdm {
+        return Err(TrainError::Options(
+            "--latent-norm applies to the image-ldm stage only (the video LDM and interpolator take the image LDM's)"
                 .into(),
         ));
     }
@@ -629,8 +684,7 @@ fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
     spatial: &Path,
     config: &C,
     summary: &FitSummary,
-    start: Option<&InitialWeights>,
-    diffusion: Option<DiffusionConfig>,
+    extra: impl FnOnce(&mut ModelEntry),
 ) -> Result<PathBuf, TrainError> {
     let temporal_name = format!("{}.temporal.safetensors", opts.stage.model_name());
     let temporal = opts.weights_dir.join(&temporal_name);
@@ -640,10 +694,7 @@ fn save_temporal<IB: Backend, M: Module<IB>, C: Serialize>(
         FileEntry::describe(&opts.weights_dir, spatial_name, Part::Spatial)?,
         FileEntry::describe(&opts.weights_dir, &temporal_name, Part::Temporal)?,
     ];
-    record::<IB, _>(opts, config, files, summary, |e| {
-        continued(e, start, summary);
-        e.diffusion = diffusion;
-    })?;
+    record::<IB, _>(opts, config, files, summary, extra)?;
     Ok(temporal)
 }
 

@@ -106,6 +106,10 @@ pub enum WeightsError {
     #[error("{}: file entry \"{entry}\" must be a relative path inside the manifest's folder", manifest.display())]
     EntryOutsideDir { manifest: PathBuf, entry: PathBuf },
 
+    /// A model entry's latent normalisation does not fit the folder's autoencoder.
+    #[error("{}: model \"{model}\": {message}", manifest.display())]
+    LatentNorm { manifest: PathBuf, model: String, message: String },
+
     /// A model entry's config does not deserialise into the type the caller asked for.
     #[error("{}: model \"{model}\": its config does not read as this build's config type: {message}", manifest.display())]
     ModelConfig { manifest: PathBuf, model: String, message: String },

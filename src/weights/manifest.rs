@@ -77,6 +77,11 @@ pub struct ModelEntry {
     /// older manifests, meaning LDM's ([`DiffusionConfig::default`]: ε on scaled-linear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffusion: Option<crate::diffusion::DiffusionConfig>,
+    /// For a latent denoiser trained on per-channel normalised latents (`train image-ldm
+    /// --latent-norm channel`): that normalisation; the video stages on its spatial layers
+    /// record the same. Absent: every channel times the autoencoder's `latent_scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_norm: Option<crate::diffusion::LatentNorm>,
 }
 
 /// One tensor file of a model.
@@ -256,6 +261,33 @@ impl Manifest {
     pub fn model(&self, name: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.name == name)
     }
+
+    /// The normalisation between the autoencoder's latents and those of the latent denoiser
+    /// `denoiser`, for a latent of `channels` channels: the denoiser's own per-channel one
+    /// where its entry records it, else the `autoencoder` entry's scale on every channel.
+    /// `dir` names the manifest in errors.
+    pub fn latent_norm(
+        &self,
+        dir: &Path,
+        denoiser: &str,
+        autoencoder: &str,
+        channels: usize,
+    ) -> Result<crate::diffusion::LatentNorm, WeightsError> {
+        let own = self.model(denoiser).and_then(|e| e.latent_norm.clone());
+        let (model, norm) = match own {
+            Some(norm) => (denoiser, norm),
+            None => {
+                let scale = self.model(autoencoder).and_then(|e| e.latent_scale).unwrap_or(1.0);
+                (autoencoder, crate::diffusion::LatentNorm::uniform(scale, channels))
+            }
+        };
+        norm.check(channels).map_err(|message| WeightsError::LatentNorm {
+            manifest: Self::path(dir),
+            model: model.to_string(),
+            message,
+        })?;
+        Ok(norm)
+    }
 }
 
 impl ModelEntry {
@@ -273,7 +305,15 @@ impl ModelEntry {
         };
         let text = ron::ser::to_string_pretty(config, pretty).map_err(|e| config_error(e.to_string()))?;
         let config = RawValue::from_boxed_ron(text.into_boxed_str()).map_err(|e| config_error(e.to_string()))?;
-        Ok(ModelEntry { name: name.to_string(), config, files, latent_scale: None, training: None, diffusion: None })
+        Ok(ModelEntry {
+            name: name.to_string(),
+            config,
+            files,
+            latent_scale: None,
+            training: None,
+            diffusion: None,
+            latent_norm: None,
+        })
     }
 
     /// The config parsed as `C`. `manifest` (the manifest's path) names it in errors.

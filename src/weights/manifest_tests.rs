@@ -193,3 +193,18 @@ fn upsert_replaces_by_name_and_side_by_side_writers_keep_every_entry() {
         assert_eq!(m.config::<ToyConfig>(&path).unwrap().channels, 9, "{}", m.name);
     }
 }
+
+#[test]
+fn a_denoisers_latent_norm_round_trips_and_one_of_another_width_is_an_error_naming_it() {
+    use crate::diffusion::LatentNorm;
+    let (dir, mut manifest) = folder("latent-norm");
+    // Without its own, a denoiser's latents are the autoencoder's scale on every channel.
+    assert_eq!(manifest.latent_norm(&dir.0, "unet", "autoencoder", 4).unwrap(), LatentNorm::uniform(0.18215, 4));
+    let norm = LatentNorm { shift: vec![0.5, -1.0], scale: vec![2.0, 0.25] };
+    manifest.models[0].latent_norm = Some(norm.clone());
+    manifest.write(&dir.0).unwrap();
+    let read = Manifest::read(&dir.0).unwrap();
+    assert_eq!(read.latent_norm(&dir.0, "unet", "autoencoder", 2).unwrap(), norm);
+    let err = read.latent_norm(&dir.0, "unet", "autoencoder", 4).unwrap_err().to_string();
+    assert!(err.contains("\"unet\"") && err.contains("latent of 4 channels"), "{err}");
+}

@@ -46,6 +46,7 @@ pub fn micro_weights() -> &'static Path {
                 init_from: None,
                 latent_channels: None,
                 diffusion: None,
+                latent_norm: None,
             };
             train_stage(&opts, &never, |_| {}).expect("micro stage trains");
         }

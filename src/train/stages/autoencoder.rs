@@ -145,14 +145,14 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
 }
 
 /// Encodes frames `[n, 3, H, W]` with a frozen autoencoder into scaled latents
-/// `[n, z, h, w]` (the posterior mean × `latent_scale`), outside the autograd graph.
+/// `[n, z, h, w]` (the posterior mean, normalised by `latent`), outside the autograd graph.
 pub fn encode_frozen<B: AutodiffBackend>(
     ae: &Autoencoder<B::InnerBackend>,
     frames: Tensor<B::InnerBackend, 4>,
-    latent_scale: f32,
+    latent: &crate::diffusion::LatentNorm,
 ) -> Tensor<B, 4> {
     let (mean, _) = ae.encoder.forward(frames);
-    Tensor::from_inner(mean * latent_scale)
+    Tensor::from_inner(latent.normalize(mean))
 }
 
 /// Mean PSNR (dB) of `ae`'s reconstructions (posterior mean) of the `n` held-out frames,

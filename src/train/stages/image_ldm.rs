@@ -17,7 +17,8 @@ use crate::train::init::seeded_init;
 pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
     pub config: crate::model::UNetConfig,
     pub autoencoder: Autoencoder<IB>,
-    pub latent_scale: f32,
+    /// Autoencoder latents → the denoiser's.
+    pub latent: crate::diffusion::LatentNorm,
     /// Schedule and parameterisation (recorded in the manifest; the video stages take it over).
     pub diffusion: crate::diffusion::DiffusionConfig,
     /// `diffusion`'s schedule.
@@ -72,7 +73,7 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
             conds.push(c);
             boxes.push(b);
         }
-        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::stack(frames, 0), self.latent_scale);
+        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::stack(frames, 0), &self.latent);
         let [n, c, h, w] = z0.dims();
         let d = draws::<B>(draw_seed, n, [n, c, h, w], drop_p, self.schedule.train_steps(), device);
         let x_t = self.schedule.add_noise(z0.clone(), d.noise.clone(), &d.timesteps);
@@ -157,7 +158,7 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
         let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<B::InnerBackend, 4, _>([n, self.config.in_channels, h, w], &mut rng, device);
         let z = sampler.sample(&ImageDenoiser(&unet), z_t, &cond, &mut rng);
-        let samples = self.autoencoder.decoder.forward(z / self.latent_scale, 1);
+        let samples = self.autoencoder.decoder.forward(self.latent.denormalize(z), 1);
         let mut grid = super::tensor_grid(&[x, samples]);
         let gap = 2;
         for (i, b) in boxes.iter().flatten().enumerate() {

@@ -32,7 +32,8 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// Spatial weights of the trained image LDM.
     pub image_weights: std::path::PathBuf,
     pub autoencoder: Autoencoder<IB>,
-    pub latent_scale: f32,
+    /// Autoencoder latents → the denoiser's.
+    pub latent: crate::diffusion::LatentNorm,
     /// The image LDM's schedule and parameterisation (its frozen layers were trained on them).
     pub diffusion: crate::diffusion::DiffusionConfig,
     /// `diffusion`'s schedule.
@@ -73,7 +74,7 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
             frames.push(clip.inner());
             conds.push(c);
         }
-        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::cat(frames, 0), self.latent_scale);
+        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::cat(frames, 0), &self.latent);
         let [n, c, h, w] = z0.dims();
         let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
         // One timestep per clip, shared by its frames.
@@ -153,7 +154,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         let seed = FrameSource::held_out_seeds(1)[0];
         let (clip, conditions) = self.frames.clip::<IB<B>>(seed, t, fps, device);
         let (mean, _) = self.autoencoder.encoder.forward(clip.clone());
-        let z0 = mean * self.latent_scale;
+        let z0 = self.latent.normalize(mean);
         let [n, c, h, w] = z0.dims();
         let known: Vec<bool> = (0..n)
             .map(|i| match self.kind {
@@ -171,7 +172,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<IB<B>, 4, _>([n, c, h, w], &mut rng, device);
         let z = sampler.sample(&VideoDenoiser(&unet), z_t, &cond, &mut rng);
-        let samples = self.autoencoder.decoder.forward(z / self.latent_scale, 1);
+        let samples = self.autoencoder.decoder.forward(self.latent.denormalize(z), 1);
         Some(super::tensor_grid(&[clip, samples]))
     }
 }
