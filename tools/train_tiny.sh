@@ -5,6 +5,7 @@
 # Usage: tools/train_tiny.sh [scale] ; e.g. `tools/train_tiny.sh 2` doubles every budget.
 # LATENT=8 trains an 8-channel autoencoder (every later stage follows it); V=1 trains the
 # image LDM (and so the video stages) with v-prediction on a zero-terminal-SNR schedule;
+# NORM=channel normalises each latent channel for the denoisers (`--latent-norm channel`);
 # WEIGHTS=DIR trains into DIR instead of weights/tiny; FROM=<stage> starts at that stage
 # (the folder already holds the ones before it, e.g. FROM=image-ldm WEIGHTS=runs/tiny-next).
 set -euo pipefail
@@ -18,6 +19,7 @@ ae=()
 [ -n "${LATENT:-}" ] && ae=(--latent-channels "$LATENT")
 ldm=()
 [ "${V:-0}" = 1 ] && ldm=(--prediction v --zero-terminal-snr)
+[ -n "${NORM:-}" ] && ldm+=(--latent-norm "$NORM")
 weights=()
 [ -n "${WEIGHTS:-}" ] && weights=(--weights "$WEIGHTS")
 started=0
