@@ -461,7 +461,7 @@ fn train(stage: StageArg, args: TrainArgs) -> Result<ExitCode> {
         // With `all`, --resume continues the stage that has a checkpoint; the rest start fresh.
         let resume =
             args.resume && (!several || train::default_run_dir(tier, stage).join("checkpoint/state.json").exists());
-        if train_one(stage, tier, &args, resume)?.interrupted {
+        if train_one(stage, tier, &args, resume, several)?.interrupted {
             break;
         }
     }
@@ -512,8 +512,20 @@ macro_rules! on_training_backend {
     };
 }
 
-fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) -> Result<train::FitSummary> {
+/// Trains `stage`. Of `train all`'s stages (`several`), each gets only the flags that apply
+/// to it (`--latent-channels` the autoencoder, the diffusion flags and `--latent-norm` the image
+/// LDM, `--init-from` the stages that can start from trained weights); a single stage is
+/// refused a flag that does not apply to it.
+fn train_one(
+    stage: train::Stage,
+    tier: ModelTier,
+    a: &TrainArgs,
+    resume: bool,
+    several: bool,
+) -> Result<train::FitSummary> {
     let run_dir = a.run_dir.clone().unwrap_or_else(|| train::default_run_dir(tier, stage));
+    let applies = |owner: bool| !several || owner;
+    let image_ldm = applies(stage == train::Stage::ImageLdm);
     let opts = train::TrainOptions {
         stage,
         tier,
@@ -524,14 +536,16 @@ fn train_one(stage: train::Stage, tier: ModelTier, a: &TrainArgs, resume: bool) 
         run_dir,
         resume,
         data: a.data.clone(),
-        init_from: a.init_from.clone(),
-        latent_channels: a.latent_channels.map(usize::from),
-        diffusion: (a.prediction.is_some() || a.zero_terminal_snr).then(|| latentdrive::diffusion::DiffusionConfig {
-            prediction: a.prediction.map_or(latentdrive::diffusion::Prediction::Epsilon, Into::into),
-            zero_terminal_snr: a.zero_terminal_snr,
-            ..Default::default()
+        init_from: a.init_from.clone().filter(|_| applies(stage.can_init_from())),
+        latent_channels: a.latent_channels.map(usize::from).filter(|_| applies(stage == train::Stage::Autoencoder)),
+        diffusion: (image_ldm && (a.prediction.is_some() || a.zero_terminal_snr)).then(|| {
+            latentdrive::diffusion::DiffusionConfig {
+                prediction: a.prediction.map_or(latentdrive::diffusion::Prediction::Epsilon, Into::into),
+                zero_terminal_snr: a.zero_terminal_snr,
+                ..Default::default()
+            }
         }),
-        latent_norm: a.latent_norm.map(Into::into),
+        latent_norm: a.latent_norm.filter(|_| image_ldm).map(Into::into),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

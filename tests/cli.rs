@@ -179,3 +179,32 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `train all` trains every missing stage in order and hands each stage-specific flag to
+/// its own stage only (the autoencoder would refuse `--prediction`, the image LDM
+/// `--latent-channels`).
+#[test]
+fn train_all_gives_each_stage_the_flags_that_apply_to_it() {
+    let dir = tmp("train-all");
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = dir.join("weights").to_str().unwrap().to_string();
+    let args = ["train", "all", "--tier", "micro", "--steps", "1", "--batch", "1", "--warmup", "1", "--weights", &w];
+    let flags = ["--latent-channels", "6", "--prediction", "v", "--zero-terminal-snr", "--latent-norm", "channel"];
+    // Run folders default to runs/train/<tier>/<stage> under the working directory.
+    let out = bin().args(args).args(flags).current_dir(&dir).output().expect("binary runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let weights = dir.join("weights");
+    let manifest = latentdrive::weights::Manifest::read(&weights).unwrap();
+    let config: latentdrive::model::AutoencoderConfig =
+        manifest.model("autoencoder").unwrap().config(&latentdrive::weights::Manifest::path(&weights)).unwrap();
+    assert_eq!(config.latent_channels, 6);
+    for name in ["image_ldm", "video_ldm", "interpolator"] {
+        let entry = manifest.model(name).unwrap();
+        assert_eq!(entry.diffusion, Some(latentdrive::diffusion::DiffusionConfig::v_zero_snr()), "{name}");
+        assert!(entry.latent_norm.as_ref().is_some_and(|n| n.channels() == 6), "{name}: {:?}", entry.latent_norm);
+    }
+    assert!(manifest.model("upsampler").is_some());
+    let again = bin().args(args).current_dir(&dir).output().expect("binary runs");
+    assert!(text(&again).contains("every stage is already trained"), "{}", text(&again));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
