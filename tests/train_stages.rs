@@ -139,6 +139,22 @@ fn every_stage_builds_on_the_previous_ones() {
     let err = Models::<Flex>::load(&weights, &Default::default()).err().unwrap().to_string();
     assert!(err.contains("interpolator") && err.contains("spatial layers"), "{err}");
     manifest.write(&weights).unwrap();
+    // A continued image LDM keeps the latent normalisation it was trained on (a copy of the
+    // folder, so that the video stages here stay fitted to their image LDM).
+    let continued = root.join("continued");
+    std::fs::create_dir_all(&continued).unwrap();
+    for f in std::fs::read_dir(&weights).unwrap().flatten() {
+        std::fs::copy(f.path(), continued.join(f.file_name())).unwrap();
+    }
+    let mut opts = micro(Stage::ImageLdm, 1, root.join("continue"), continued.clone());
+    opts.init_from = Some(weights.clone());
+    opts.latent_norm = Some(LatentNormKind::Global);
+    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--latent-norm global") && err.contains("trained with channel"), "{err}");
+    opts.latent_norm = None;
+    train_stage(&opts, &never, |_| {}).unwrap();
+    let again = Manifest::read(&continued).unwrap();
+    assert_eq!(again.model("image_ldm").unwrap().latent_norm.as_ref(), Some(&norm));
     // --latent-channels is the autoencoder's alone.
     let mut opts = micro(Stage::ImageLdm, 1, root.join("refused"), weights.clone());
     opts.latent_channels = Some(8);

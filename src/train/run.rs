@@ -221,10 +221,27 @@ pub fn train_stage_on<B: AutodiffBackend>(
             let (autoencoder, latent_scale) = load_autoencoder(opts, &device)?;
             let diffusion = opts.diffusion.unwrap_or_default();
             let frames = frame_source(opts, cfg.frame_size, &[])?;
-            let kind = opts.latent_norm.unwrap_or_default();
-            let latent = match kind {
-                LatentNormKind::Global => LatentNorm::uniform(latent_scale, cfg.autoencoder.latent_channels),
-                LatentNormKind::Channel => {
+            // A continued image LDM keeps the latents it was trained on.
+            let started_on = start.as_ref().map(|s| match s.latent_norm {
+                Some(_) => LatentNormKind::Channel,
+                None => LatentNormKind::Global,
+            });
+            let kind = match (opts.latent_norm, started_on) {
+                (Some(asked), Some(was)) if asked != was => {
+                    return Err(TrainError::Options(format!(
+                        "--latent-norm {}: the image LDM in --init-from {} was trained with {} (a continued image \
+                         LDM keeps its latents; leave the flag out)",
+                        format!("{asked:?}").to_lowercase(),
+                        start.as_ref().map_or(String::new(), |s| s.dir.display().to_string()),
+                        format!("{was:?}").to_lowercase(),
+                    )));
+                }
+                (asked, was) => asked.or(was).unwrap_or_default(),
+            };
+            let latent = match (kind, start.as_ref().and_then(|s| s.latent_norm.clone())) {
+                (LatentNormKind::Global, _) => LatentNorm::uniform(latent_scale, cfg.autoencoder.latent_channels),
+                (LatentNormKind::Channel, Some(recorded)) => recorded,
+                (LatentNormKind::Channel, None) => {
                     let (mean, _) = autoencoder.encoder.forward(frames.held_out(LATENT_NORM_FRAMES, &device));
                     LatentNorm::per_channel(mean)
                 }
@@ -416,6 +433,8 @@ struct InitialWeights {
     spatial: PathBuf,
     temporal: Option<PathBuf>,
     training: Option<TrainingFacts>,
+    /// The per-channel latent normalisation a latent denoiser was trained on, if any.
+    latent_norm: Option<LatentNorm>,
 }
 
 /// The flags that shape a stage's model and its training facts, kept in the run folder
@@ -516,7 +535,13 @@ fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainE
     let entry = manifest.model(name).ok_or_else(missing)?;
     let spatial = entry.file_path(dir, Part::Spatial)?.ok_or_else(missing)?;
     let temporal = entry.file_path(dir, Part::Temporal)?;
-    Ok(Some(InitialWeights { dir: dir.clone(), spatial, temporal, training: entry.training.clone() }))
+    Ok(Some(InitialWeights {
+        dir: dir.clone(),
+        spatial,
+        temporal,
+        training: entry.training.clone(),
+        latent_norm: entry.latent_norm.clone(),
+    }))
 }
 
 /// The tier's configuration for this run: the autoencoder stage takes `--latent-channels`;
