@@ -99,6 +99,31 @@ enum Command {
         #[command(flatten)]
         args: TrainArgs,
     },
+    /// Weights folders: convert their storage precision.
+    Weights {
+        #[command(subcommand)]
+        action: WeightsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WeightsAction {
+    /// Copy a weights folder with its tensors stored as F16 (half the bytes) or F32; the
+    /// new manifest records the new files' sizes and hashes. Models compute in F32 either way.
+    Convert {
+        /// The weights folder to read (with manifest.ron); it is verified first and not changed.
+        from: PathBuf,
+        /// The new folder (created; must not hold a manifest.ron).
+        to: PathBuf,
+        #[arg(long, value_enum, default_value = "f16")]
+        dtype: DtypeArg,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DtypeArg {
+    F16,
+    F32,
 }
 
 /// Options of `gui`.
@@ -378,6 +403,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_cmd::generate(args),
         Command::Replay(args) => generate_cmd::replay(args),
         Command::Eval(args) => eval_cmd::eval(args),
+        Command::Weights { action: WeightsAction::Convert { from, to, dtype } } => convert_weights(&from, &to, dtype),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;
             if !(fps.is_finite() && fps > 0.0 && fps <= 40.0) {
@@ -428,6 +454,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn convert_weights(from: &Path, to: &Path, dtype: DtypeArg) -> Result<ExitCode> {
+    use latentdrive::weights::{StorageDtype, WeightsError, convert_folder};
+    let dtype = match dtype {
+        DtypeArg::F16 => StorageDtype::F16,
+        DtypeArg::F32 => StorageDtype::F32,
+    };
+    let report = match convert_folder(from, to, dtype) {
+        Ok(report) => report,
+        // A missing source or an occupied target is the caller's input.
+        Err(e @ (WeightsError::MissingFile { .. } | WeightsError::Store { .. })) => {
+            return Err(InputError(e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for (path, file) in &report.files {
+        println!(
+            "{}: {} of {} tensors to {}, {} → {} bytes, largest rounding error {:.2e}",
+            path.display(),
+            file.converted,
+            file.tensors,
+            dtype.name(),
+            file.bytes_before,
+            file.bytes_after,
+            file.max_abs_error
+        );
+    }
+    let copied: Vec<String> = report.copied.iter().map(|p| p.display().to_string()).collect();
+    println!(
+        "wrote {} ({} tensor files, {:.1} → {:.1} MB; copied as they are: {})",
+        to.display(),
+        report.files.len(),
+        report.bytes_before() as f64 / 1e6,
+        report.bytes_after() as f64 / 1e6,
+        if copied.is_empty() { "nothing".to_string() } else { copied.join(", ") }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn train(stage: StageArg, args: TrainArgs) -> Result<ExitCode> {

@@ -403,3 +403,48 @@ fn seeds_and_frames_are_reproducible_and_futures_differ() {
     let last = keys.0[0].len() - 1;
     assert!(mean_abs_diff(&keys.0[0][last], &keys.0[1][last]) > 0.5, "futures differ");
 }
+
+#[test]
+fn f16_weights_from_weights_convert_generate_nearly_the_same_frames_and_replay() {
+    let root = tmp("f16");
+    let half = root.join("w16");
+    let o = run(&["weights", "convert", micro_weights().to_str().unwrap(), half.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("to f16"), "{}", text(&o));
+    let o = run(&["weights", "convert", micro_weights().to_str().unwrap(), half.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "an existing folder is not overwritten\n{}", text(&o));
+
+    let generate = |weights: &Path, out: &str| {
+        let out = root.join(out);
+        let o = run(&[
+            "generate",
+            "scenarios/day_empty.ron",
+            "--futures",
+            "1",
+            "--seconds",
+            "0.8",
+            "--steps",
+            "2",
+            "--no-upsample",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        out.join("day_empty")
+    };
+    let (wide, narrow) = (generate(micro_weights(), "f32"), generate(&half, "f16"));
+    let frames = files_under(&wide.join("future_00/frames"));
+    assert_eq!(frames, files_under(&narrow.join("future_00/frames")));
+    for f in &frames {
+        let (a, b) = (png(&wide.join("future_00/frames").join(f)), png(&narrow.join("future_00/frames").join(f)));
+        // F16 storage rounds each weight by at most 2^-11 of its size: the frames move by
+        // a fraction of one 8-bit level on average.
+        assert!(mean_abs_diff(&a, &b) < 1.0, "{f:?}: {}", mean_abs_diff(&a, &b));
+    }
+    let meta = std::fs::read_to_string(narrow.join("metadata.json")).unwrap();
+    assert!(meta.contains(&latentdrive::weights::sha256_file(&half.join("image_ldm.safetensors")).unwrap()));
+    let o = run(&["replay", narrow.to_str().unwrap()]);
+    assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
+}

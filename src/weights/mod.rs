@@ -33,10 +33,12 @@
 
 mod error;
 mod manifest;
+mod precision;
 mod store;
 
 pub use error::WeightsError;
 pub use manifest::{FORMAT_VERSION, FileEntry, MANIFEST_FILE, Manifest, ModelEntry, TrainingFacts};
+pub use precision::{FileConversion, FolderConversion, StorageDtype, convert_file, convert_folder};
 pub use store::{
     Part, TEMPORAL_SEGMENT, TemporalInit, TensorInfo, file_tensors, load_parts, module_tensors, save_parts, sha256_file,
 };

@@ -275,7 +275,7 @@ fn read_checked(path: &Path, expected: &[TensorInfo]) -> Result<Vec<TensorSnapsh
                 expected: want.shape.clone(),
             });
         }
-        if storage_dtype(have.dtype) != storage_dtype(want.dtype) {
+        if storage_dtype(have.dtype) != storage_dtype(want.dtype) && !widens(have.dtype, want.dtype) {
             return Err(WeightsError::DtypeMismatch {
                 path: path.to_path_buf(),
                 tensor: want.name.clone(),
@@ -292,7 +292,30 @@ fn read_checked(path: &Path, expected: &[TensorInfo]) -> Result<Vec<TensorSnapsh
             shape: snapshot.shape.to_vec(),
         });
     }
-    Ok(found.values().cloned().collect())
+    let dtypes: BTreeMap<&str, DType> = expected.iter().map(|t| (t.name.as_str(), t.dtype)).collect();
+    Ok(found.iter().map(|(name, snapshot)| widened(snapshot, dtypes[name.as_str()])).collect())
+}
+
+/// Whether a tensor stored as `stored` loads into a parameter of dtype `param` by
+/// widening: F16 storage ([`super::StorageDtype::F16`]) into a 32-bit float parameter.
+fn widens(stored: DType, param: DType) -> bool {
+    stored == DType::F16 && storage_dtype(param) == DType::F32
+}
+
+/// `snapshot` with its data converted to `param` when it [`widens`], else as it is.
+fn widened(snapshot: &TensorSnapshot, param: DType) -> TensorSnapshot {
+    if !widens(snapshot.dtype, param) {
+        return snapshot.clone();
+    }
+    let read = snapshot.clone_data_fn();
+    TensorSnapshot::from_closure(
+        std::rc::Rc::new(move || Ok(read()?.convert_dtype(param))),
+        param,
+        snapshot.shape.clone(),
+        snapshot.path_stack.clone().unwrap_or_default(),
+        snapshot.container_stack.clone().unwrap_or_default(),
+        snapshot.tensor_id.unwrap_or_default(),
+    )
 }
 
 /// The dtype a tensor has on disk: burn's `Flex32` is stored as `F32`.

@@ -295,3 +295,108 @@ fn sha256_matches_the_standard_test_vector() {
     assert_eq!(sha256_file(&path).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert!(matches!(sha256_file(&dir.join("nope")), Err(WeightsError::MissingFile { .. })));
 }
+
+/// Every parameter as F32 values, for comparisons with a tolerance.
+fn values<M: Module<TB>>(module: &M) -> Vec<(String, Vec<f32>)> {
+    module
+        .collect(None, None, false)
+        .iter()
+        .map(|s| (s.full_path(), s.to_data().unwrap().convert::<f32>().to_vec::<f32>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn an_f16_file_loads_as_the_rounded_values_and_back_to_f32_exactly() {
+    use crate::weights::{StorageDtype, convert_file};
+    let dir = TestDir::new("f16");
+    let (original, spatial, temporal) = saved(&dir);
+    let (half_spatial, half_temporal) = (dir.join("half.safetensors"), dir.join("half.temporal.safetensors"));
+    let report = convert_file(&spatial, &half_spatial, StorageDtype::F16).unwrap();
+    assert_eq!((report.tensors, report.converted), (4, 4));
+    let spatial_values: usize =
+        values(&original).iter().filter(|(name, _)| Part::of(name) == Part::Spatial).map(|(_, v)| v.len()).sum();
+    assert!(
+        report.bytes_before - report.bytes_after >= 2 * spatial_values as u64,
+        "two bytes saved per value: {report:?}"
+    );
+    convert_file(&temporal, &half_temporal, StorageDtype::F16).unwrap();
+    assert!(file_tensors(&half_spatial).unwrap().iter().all(|t| t.dtype == DType::F16));
+
+    let loaded = load_parts(net(4), &half_spatial, Some(&half_temporal), TemporalInit::Require).unwrap();
+    let mut largest_spatial = 0.0f32;
+    for ((name, want), (_, got)) in values(&original).iter().zip(values(&loaded)) {
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(*g, half::f16::from_f32(*w).to_f32(), "{name}: {w} loaded as {g}");
+            if Part::of(name) == Part::Spatial {
+                largest_spatial = largest_spatial.max((g - w).abs());
+            }
+        }
+    }
+    assert!(largest_spatial > 0.0, "values were rounded");
+    assert_eq!(report.max_abs_error, largest_spatial, "the report's rounding error is the file's largest");
+    assert!(
+        loaded.linear.weight.val().dtype() == original.linear.weight.val().dtype(),
+        "the parameter keeps its dtype"
+    );
+
+    // Widening is exact: the F32 file loads exactly as the F16 one did.
+    let wide = dir.join("wide.safetensors");
+    assert_eq!(convert_file(&half_spatial, &wide, StorageDtype::F32).unwrap().max_abs_error, 0.0);
+    let again = load_parts(net(4), &wide, Some(&half_temporal), TemporalInit::Require).unwrap();
+    assert_eq!(raw(&again), raw(&loaded));
+}
+
+#[test]
+fn a_value_f16_cannot_hold_is_refused_by_tensor_name() {
+    use crate::weights::{StorageDtype, convert_file};
+    let dir = TestDir::new("f16-range");
+    let mut module = net(2);
+    module.temporal.alpha = Param::from_tensor(Tensor::from_floats([1.0e6], &Default::default()));
+    let (spatial, temporal) = (dir.join("net.safetensors"), dir.join("net.temporal.safetensors"));
+    save_parts(&module, &spatial, Some(&temporal)).unwrap();
+    let half = dir.join("half.safetensors");
+    let error = convert_file(&temporal, &half, StorageDtype::F16).unwrap_err().to_string();
+    assert!(error.contains("\"temporal.alpha\"") && error.contains("1000000"), "{error}");
+    assert!(!half.exists(), "nothing is written");
+}
+
+#[test]
+fn a_converted_folder_verifies_converts_a_shared_file_once_and_is_never_written_twice() {
+    use crate::model::ModelTier;
+    use crate::weights::{FileEntry, Manifest, ModelEntry, StorageDtype, convert_folder};
+    let src = TestDir::new("convert-src");
+    let (_, spatial, temporal) = saved(&src);
+    std::fs::write(src.join("MODEL_CARD.md"), "# card\n").unwrap();
+    let describe = |path: &Path, part| FileEntry::describe(&src.0, path.file_name().unwrap(), part).unwrap();
+    let image = ModelEntry::new("image", &1u32, vec![describe(&spatial, Part::Spatial)]).unwrap();
+    let video =
+        ModelEntry::new("video", &2u32, vec![describe(&spatial, Part::Spatial), describe(&temporal, Part::Temporal)])
+            .unwrap();
+    let mut manifest = Manifest::new(ModelTier::Micro);
+    manifest.models = vec![image, video];
+    manifest.write(&src.0).unwrap();
+
+    let dst = TestDir::new("convert-dst");
+    let out = dst.0.join("half");
+    let report = convert_folder(&src.0, &out, StorageDtype::F16).unwrap();
+    assert_eq!(report.files.len(), 2, "the shared spatial file is converted once: {report:?}");
+    assert_eq!(report.copied, [PathBuf::from("MODEL_CARD.md")]);
+    assert!(report.bytes_after() < report.bytes_before());
+    let converted = Manifest::read(&out).unwrap();
+    converted.verify(&out).unwrap();
+    let hash = |m: &Manifest, model: &str| m.model(model).unwrap().file(Part::Spatial).unwrap().sha256.clone();
+    assert_eq!(hash(&converted, "image"), hash(&converted, "video"));
+    assert_ne!(hash(&converted, "image"), hash(&manifest, "image"));
+    manifest.verify(&src.0).unwrap();
+    assert_eq!(std::fs::read_to_string(out.join("MODEL_CARD.md")).unwrap(), "# card\n");
+    let loaded = load_parts(
+        net(4),
+        &out.join("net.safetensors"),
+        Some(&out.join("net.temporal.safetensors")),
+        TemporalInit::Require,
+    );
+    assert!(loaded.is_ok(), "{loaded:?}");
+
+    let again = convert_folder(&src.0, &out, StorageDtype::F16).unwrap_err().to_string();
+    assert!(again.contains("already exists"), "{again}");
+}
