@@ -135,6 +135,16 @@ pub enum LatentNormKind {
     Channel,
 }
 
+impl LatentNormKind {
+    /// Lower-case name, as in `--latent-norm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LatentNormKind::Global => "global",
+            LatentNormKind::Channel => "channel",
+        }
+    }
+}
+
 /// Held-out frames the per-channel latent statistics are measured on.
 const LATENT_NORM_FRAMES: usize = 32;
 
@@ -231,9 +241,9 @@ pub fn train_stage_on<B: AutodiffBackend>(
                     return Err(TrainError::Options(format!(
                         "--latent-norm {}: the image LDM in --init-from {} was trained with {} (a continued image \
                          LDM keeps its latents; leave the flag out)",
-                        format!("{asked:?}").to_lowercase(),
+                        asked.name(),
                         start.as_ref().map_or(String::new(), |s| s.dir.display().to_string()),
-                        format!("{was:?}").to_lowercase(),
+                        was.name(),
                     )));
                 }
                 (asked, was) => asked.or(was).unwrap_or_default(),
@@ -495,7 +505,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     if let (Some(now), Some(was)) = (given.latent_norm, saved.latent_norm)
         && now != was
     {
-        return Err(clash("--latent-norm", format!("{was:?}").to_lowercase(), format!("{now:?}").to_lowercase()));
+        return Err(clash("--latent-norm", was.name().into(), now.name().into()));
     }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
