@@ -339,6 +339,14 @@ fn an_f16_file_loads_as_the_rounded_values_and_back_to_f32_exactly() {
         "the parameter keeps its dtype"
     );
 
+    // The same input gives the same bytes (the header's keys are sorted, not in hash order),
+    // and an F16 file converted to F16 again is unchanged.
+    let again = dir.join("again.safetensors");
+    convert_file(&spatial, &again, StorageDtype::F16).unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&half_spatial).unwrap());
+    convert_file(&half_spatial, &again, StorageDtype::F16).unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&half_spatial).unwrap());
+
     // Widening is exact: the F32 file loads exactly as the F16 one did.
     let wide = dir.join("wide.safetensors");
     assert_eq!(convert_file(&half_spatial, &wide, StorageDtype::F32).unwrap().max_abs_error, 0.0);
