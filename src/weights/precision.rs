@@ -170,7 +170,7 @@ impl FolderConversion {
 /// Writes the weights folder `src` to the new folder `dst` with every tensor file
 /// converted to `to` ([`convert_file`]) and a manifest whose sizes and hashes describe
 /// the new files. `src` is verified first; `dst` must not hold a manifest already (it is
-/// created if missing). Other regular files at the top of `src` are copied. The manifest
+/// created if missing). Other regular files at the top of `src` are copied, except hidden ones. The manifest
 /// is written last, so an interrupted conversion never leaves a folder that loads.
 pub fn convert_folder(src: &Path, dst: &Path, to: StorageDtype) -> Result<FolderConversion, WeightsError> {
     let mut manifest = Manifest::read(src)?;
@@ -213,7 +213,9 @@ pub fn convert_folder(src: &Path, dst: &Path, to: StorageDtype) -> Result<Folder
         let item = item.map_err(|e| WeightsError::read(src, e))?;
         let name = PathBuf::from(item.file_name());
         let is_file = item.file_type().map_err(|e| WeightsError::read(&item.path(), e))?.is_file();
-        if is_file && name != Path::new(super::MANIFEST_FILE) && !listed.contains(&&name) {
+        // Hidden files (the manifest's `.manifest.lock`) belong to the source folder.
+        let hidden = name.to_string_lossy().starts_with('.');
+        if is_file && !hidden && name != Path::new(super::MANIFEST_FILE) && !listed.contains(&&name) {
             others.push(name);
         }
     }

@@ -375,6 +375,7 @@ fn a_converted_folder_verifies_converts_a_shared_file_once_and_is_never_written_
     let src = TestDir::new("convert-src");
     let (_, spatial, temporal) = saved(&src);
     std::fs::write(src.join("MODEL_CARD.md"), "# card\n").unwrap();
+    std::fs::write(src.join(".manifest.lock"), "").unwrap();
     let describe = |path: &Path, part| FileEntry::describe(&src.0, path.file_name().unwrap(), part).unwrap();
     let image = ModelEntry::new("image", &1u32, vec![describe(&spatial, Part::Spatial)]).unwrap();
     let video =
