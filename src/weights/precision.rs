@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use super::store::sorted_header;
 use super::{FileEntry, Manifest, WeightsError};
 use crate::export::write_atomic;
 
@@ -97,31 +98,6 @@ pub fn convert_file(src: &Path, dst: &Path, to: StorageDtype) -> Result<FileConv
     write_atomic(dst, &out)?;
     report.bytes_after = out.len() as u64;
     Ok(report)
-}
-
-/// The JSON header of a safetensors file, keys sorted: `safetensors::serialize` writes
-/// the metadata map in `HashMap` order, which differs from run to run.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Header {
-    #[serde(rename = "__metadata__", default, skip_serializing_if = "Option::is_none")]
-    metadata: Option<BTreeMap<String, String>>,
-    #[serde(flatten)]
-    tensors: BTreeMap<String, serde_json::Value>,
-}
-
-/// `file` (serialised safetensors) with its header's keys in sorted order, so the same
-/// tensors and metadata always give the same bytes (and the same SHA-256).
-fn sorted_header(file: Vec<u8>) -> Result<Vec<u8>, String> {
-    let length = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
-    let header: Header = serde_json::from_slice(&file[8..8 + length]).map_err(|e| e.to_string())?;
-    let mut json = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
-    // Padded with spaces to a multiple of 8, as safetensors does, so the data stays aligned.
-    json.resize(json.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + json.len() + file.len() - 8 - length);
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&file[8 + length..]);
-    Ok(out)
 }
 
 /// Little-endian F32 bytes as F16 bytes, and the largest rounding error; the first value

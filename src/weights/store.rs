@@ -156,8 +156,43 @@ fn write_part<B: Backend, M: Module<B>>(module: &M, path: &Path, part: Part) -> 
             .metadata(PART_METADATA_KEY, part.name())
             // The temporary name may be left over from a crashed run of this process id.
             .overwrite(true);
-        module.save_into(&mut store).map_err(|e| save_error(temp, e))
+        module.save_into(&mut store).map_err(|e| save_error(temp, e))?;
+        // burn-store writes its metadata map in `HashMap` order, which differs between
+        // runs; sorted, the same weights always give the same bytes and SHA-256.
+        let bytes = std::fs::read(temp).map_err(|e| WeightsError::read(temp, e))?;
+        let sorted =
+            sorted_header(bytes).map_err(|message| WeightsError::Store { path: temp.to_path_buf(), message })?;
+        std::fs::write(temp, sorted)
+            .map_err(|e| WeightsError::Store { path: temp.to_path_buf(), message: e.to_string() })
     })
+}
+
+/// The JSON header of a safetensors file, keys sorted: `safetensors::serialize` writes
+/// the metadata map in `HashMap` order, which differs from run to run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    #[serde(rename = "__metadata__", default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    tensors: BTreeMap<String, serde_json::Value>,
+}
+
+/// `file` (serialised safetensors) with its header's keys in sorted order, so the same
+/// tensors and metadata always give the same bytes (and the same SHA-256).
+pub(super) fn sorted_header(file: Vec<u8>) -> Result<Vec<u8>, String> {
+    let truncated = || format!("a safetensors file of {} bytes is shorter than its header", file.len());
+    let length: [u8; 8] = file.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(truncated)?;
+    let length = usize::try_from(u64::from_le_bytes(length)).map_err(|_| truncated())?;
+    let json = file.get(8..).and_then(|rest| rest.get(..length)).ok_or_else(truncated)?;
+    let header: Header = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let mut json = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    // Padded with spaces to a multiple of 8, as safetensors does, so the data stays aligned.
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + file.len() - 8 - length);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&file[8 + length..]);
+    Ok(out)
 }
 
 /// Loads `module`'s parameters from `spatial` and, if given, `temporal` (files written by

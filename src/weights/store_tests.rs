@@ -287,6 +287,32 @@ fn save_replaces_an_existing_file_and_leaves_no_temporaries() {
 }
 
 #[test]
+fn saving_the_same_weights_again_writes_the_same_bytes() {
+    // burn-store's metadata (four keys) comes out in `HashMap` order, which differs
+    // between maps; of eight saves at least two would almost surely differ unsorted.
+    let dir = TestDir::new("same-bytes");
+    let module = net(4);
+    let path = dir.join("net.safetensors");
+    let temporal = dir.join("net.temporal.safetensors");
+    let mut files = Vec::new();
+    for _ in 0..8 {
+        save_parts(&module, &path, Some(&temporal)).unwrap();
+        files.push((std::fs::read(&path).unwrap(), std::fs::read(&temporal).unwrap()));
+    }
+    assert!(files.windows(2).all(|pair| pair[0] == pair[1]), "two saves of one module differ");
+    let loaded = load_parts(net(4), &path, Some(&temporal), TemporalInit::Require).unwrap();
+    assert_eq!(raw(&loaded), raw(&module));
+}
+
+#[test]
+fn a_file_shorter_than_its_header_is_an_error_not_a_panic() {
+    assert!(sorted_header(vec![1, 2, 3]).is_err());
+    let mut file = 64u64.to_le_bytes().to_vec();
+    file.extend_from_slice(b"{}");
+    assert!(sorted_header(file).is_err());
+}
+
+#[test]
 fn sha256_matches_the_standard_test_vector() {
     let dir = TestDir::new("sha");
     let path = dir.join("abc.txt");
