@@ -10,7 +10,9 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 
 use latentdrive::eval::{self, Ablations, DriftOptions, EvalError, EvalOptions, Evaluators};
-use latentdrive::pipeline::{DecoderMode, GenerateOptions, Generator, Models, PipelineError, UpsampleMode};
+use latentdrive::pipeline::{
+    DecoderMode, GenerateOptions, Generator, KnownFrames, Models, PipelineError, UpsampleMode,
+};
 
 use crate::generate_cmd::DeviceArg;
 use crate::{InputError, progress_bar};
@@ -59,6 +61,9 @@ pub struct EvalArgs {
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
     #[arg(long)]
     per_frame_decoder: bool,
+    /// Video models see their known frames through the context encoder only (as in the paper).
+    #[arg(long)]
+    context_only: bool,
     /// Upsample 4× with the video upsampler (frames are judged scaled back to key-frame size; slow on CPU).
     #[arg(long)]
     upsample: bool,
@@ -86,6 +91,9 @@ pub struct EvalArgs {
     /// Ablation: video-fine-tuned vs per-frame upsampler (expensive: 4× frames on the CPU).
     #[arg(long)]
     ablate_upsampler: bool,
+    /// Ablation: known frames held in the sample vs given through the context encoder only.
+    #[arg(long)]
+    ablate_known_frames: bool,
     /// Principal components of frame features for the Fréchet distance (needs more frames than this).
     #[arg(long, default_value_t = 16)]
     frame_components: usize,
@@ -130,6 +138,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             upsample: if a.upsample { UpsampleMode::Video } else { UpsampleMode::Off },
             upsample_steps: a.upsample_steps,
             upsample_level: 20,
+            known_frames: if a.context_only { KnownFrames::ContextOnly } else { KnownFrames::Replace },
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),
         ablations: Ablations {
@@ -138,6 +147,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             context_guidance: a.ablate_context_guidance.clone(),
             decoder: a.ablate_decoder,
             upsampler: a.ablate_upsampler,
+            known_frames: a.ablate_known_frames,
         },
         components: (a.frame_components, a.clip_components),
     };

@@ -9,7 +9,8 @@ use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 
 use latentdrive::pipeline::{
-    self, DecoderMode, Event, GenerateOptions, Generator, Models, Needs, PipelineError, RunRequest, UpsampleMode,
+    self, DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Models, Needs, PipelineError, RunRequest,
+    UpsampleMode,
 };
 use latentdrive::scenario::{self, Scenario};
 
@@ -59,6 +60,10 @@ pub struct GenerateArgs {
     /// Upsample frame by frame (spatial layers only) instead of the video upsampler.
     #[arg(long)]
     per_frame_upsampler: bool,
+    /// Give the video models their context and key frames through the context encoder only, as
+    /// in the paper, instead of also holding them in the sample at every step.
+    #[arg(long)]
+    context_only: bool,
     /// Weights folder [default: the scenario's model.weights, else weights/<tier>].
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -183,6 +188,9 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.upsample_steps = a.upsample_steps;
     o.interpolate = !a.no_interpolate;
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
+    if a.context_only {
+        o.known_frames = KnownFrames::ContextOnly;
+    }
     o.upsample = match (a.no_upsample, a.per_frame_upsampler) {
         (true, _) => UpsampleMode::Off,
         (false, true) => UpsampleMode::PerFrame,

@@ -157,6 +157,11 @@ impl Ddim {
         self.sigma[i]
     }
 
+    /// ᾱ at step `i`'s timestep, `timesteps()[i]`.
+    pub fn alpha_bar(&self, i: usize) -> f64 {
+        self.alpha_bar[i]
+    }
+
     /// Whether step `i` consumes fresh noise (σ_i > 0).
     pub fn needs_noise(&self, i: usize) -> bool {
         self.sigma[i] > 0.0

@@ -65,6 +65,30 @@ pub struct Cancelled {
     pub steps: usize,
 }
 
+/// Entries of the sample that are known in advance (the context frames of a clip).
+///
+/// Before every step the sampler overwrites them in `x_t` with their clean `values` noised to
+/// that step's level, `√ᾱ_t·values + √(1−ᾱ_t)·n`, and returns `values` there at the end. `n` is
+/// the start noise at those entries, so the known entries follow the exact trajectory a perfect
+/// model would give them. This is what a video model saw in training, where every frame of a
+/// clip, its context frames included, is noised from the true latent; left to sample freely
+/// they drift from the context the model is told about (RePaint's replacement, Lugmayr et al.
+/// 2022, without resampling).
+#[derive(Debug, Clone)]
+pub struct Known<B: Backend, const D: usize> {
+    /// 1 at known entries, 0 elsewhere; the sample's shape.
+    pub mask: Tensor<B, D>,
+    /// The clean values at the known entries (anything elsewhere); like the sample.
+    pub values: Tensor<B, D>,
+}
+
+impl<B: Backend, const D: usize> Known<B, D> {
+    /// `x` with its known entries replaced by `known_at`.
+    fn put(&self, x: Tensor<B, D>, known_at: Tensor<B, D>) -> Tensor<B, D> {
+        x * (self.mask.clone().neg() + 1.0) + known_at * self.mask.clone()
+    }
+}
+
 /// A DDIM sampler with guidance weights, built ready.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampler {
@@ -113,6 +137,25 @@ impl Sampler {
         x_start: Tensor<B, D>,
         cond: &M::Cond,
         rng: &mut R,
+        on_step: impl FnMut(&Progress<'_, B, D>) -> ControlFlow<()>,
+    ) -> Result<Tensor<B, D>, Cancelled>
+    where
+        B: Backend,
+        M: Denoiser<B, D>,
+        R: Rng + ?Sized,
+    {
+        self.sample_known_with_progress(denoiser, x_start, None, cond, rng, on_step)
+    }
+
+    /// [`Self::sample_with_progress`] with the `known` entries held to their values (see
+    /// [`Known`]); `None` samples every entry freely.
+    pub fn sample_known_with_progress<B, const D: usize, M, R>(
+        &self,
+        denoiser: &M,
+        x_start: Tensor<B, D>,
+        known: Option<&Known<B, D>>,
+        cond: &M::Cond,
+        rng: &mut R,
         mut on_step: impl FnMut(&Progress<'_, B, D>) -> ControlFlow<()>,
     ) -> Result<Tensor<B, D>, Cancelled>
     where
@@ -131,12 +174,21 @@ impl Sampler {
         };
 
         let steps = self.ddim.len();
+        // The known entries' noise: the start noise there (consumes no randomness).
+        let start_noise = known.map(|_| x_start.clone());
         let mut x = x_start;
         for (i, &t) in self.ddim.timesteps().iter().enumerate() {
+            if let (Some(k), Some(n)) = (known, &start_noise) {
+                let a = self.ddim.alpha_bar(i);
+                x = k.put(x, k.values.clone().mul_scalar(a.sqrt()) + n.clone().mul_scalar((1.0 - a).sqrt()));
+            }
             let output = self.guidance.combine(|b| denoiser.predict(x.clone(), t, cond_of(b)));
             let noise = self.ddim.needs_noise(i).then(|| gaussian_like(&x, rng));
             let out = self.ddim.step_output(x, output, i, noise);
             x = out.prev;
+            if let (Some(k), true) = (known, i + 1 == steps) {
+                x = k.put(x, k.values.clone());
+            }
             let progress = Progress { step: i, steps, t, x: &x, x0: &out.x0 };
             if on_step(&progress).is_break() {
                 return Err(Cancelled { completed: i + 1, steps });
@@ -218,6 +270,57 @@ mod tests {
     }
 
     const FULL: Cond = Cond { labels: true, context: true };
+
+    /// Predicts ε = 0 everywhere (so each entry's trajectory depends on itself alone) and
+    /// records every `x_t` it is given.
+    struct Recorder(std::cell::RefCell<Vec<Vec<f32>>>);
+
+    impl Denoiser<B, 2> for Recorder {
+        type Cond = ();
+
+        fn predict(&self, x_t: Tensor<B, 2>, _t: usize, _cond: &()) -> Tensor<B, 2> {
+            self.0.borrow_mut().push(x_t.to_data().to_vec::<f32>().unwrap());
+            x_t.zeros_like()
+        }
+    }
+
+    /// The known entries reach the denoiser as `√ᾱ·value + √(1−ᾱ)·start noise` at every step
+    /// and come out as their values; the free entries are sampled as without them.
+    #[test]
+    fn known_entries_are_fed_noised_and_returned_clean() {
+        let device = Default::default();
+        let s = sampler(Prediction::Epsilon, 4, 0.0, Guidance::NONE);
+        let start = start_noise(9).slice([0..6, 0..1]);
+        let start_v = start.to_data().to_vec::<f32>().unwrap();
+        let values = [3.0f32, -2.0, 0.0, 0.0, 0.0, 0.0];
+        let known = Known {
+            mask: Tensor::<B, 1>::from_floats([1.0, 1.0, 0.0, 0.0, 0.0, 0.0], &device).reshape([6, 1]),
+            values: Tensor::<B, 1>::from_floats(values, &device).reshape([6, 1]),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let rec = Recorder(Default::default());
+        let out = s
+            .sample_known_with_progress(&rec, start.clone(), Some(&known), &(), &mut rng, |_| ControlFlow::Continue(()))
+            .unwrap()
+            .to_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let free = Recorder(Default::default());
+        let plain = s.sample(&free, start, &(), &mut rng).to_data().to_vec::<f32>().unwrap();
+        let seen = rec.0.borrow();
+        assert_eq!(seen.len(), 4);
+        for (i, x_t) in seen.iter().enumerate() {
+            let a = s.ddim.alpha_bar(i);
+            for k in 0..2 {
+                let want = a.sqrt() * values[k] as f64 + (1.0 - a).sqrt() * start_v[k] as f64;
+                assert!((x_t[k] as f64 - want).abs() < 1e-5, "step {i} entry {k}: {} vs {want}", x_t[k]);
+            }
+            assert_eq!(&x_t[2..], &free.0.borrow()[i][2..], "step {i}: free entries");
+        }
+        assert_eq!(&out[..2], &values[..2]);
+        assert_eq!(&out[2..], &plain[2..]);
+        assert_ne!(&plain[..2], &values[..2], "the test must not pass without replacement");
+    }
 
     fn moments(x: &Tensor<B, 2>) -> (f64, f64) {
         let v = x.to_data().to_vec::<f32>().unwrap();

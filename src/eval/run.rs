@@ -13,7 +13,9 @@ use image::imageops::{FilterType, resize};
 use serde::{Deserialize, Serialize};
 
 use crate::data::EVAL_SEED_BASE;
-use crate::pipeline::{self, DecoderMode, FrameSink, GenerateOptions, Generator, PipelineError, UpsampleMode};
+use crate::pipeline::{
+    self, DecoderMode, FrameSink, GenerateOptions, Generator, KnownFrames, PipelineError, UpsampleMode,
+};
 use crate::train::FrameSource;
 
 use super::crowd::CountCrowdedness;
@@ -58,6 +60,9 @@ pub struct Ablations {
     /// Video-fine-tuned vs per-frame upsampler (frames upsampled 4×, then judged at
     /// key-frame size; by far the most expensive on a CPU).
     pub upsampler: bool,
+    /// Known frames held in the sample vs through the context encoder only.
+    #[serde(default)]
+    pub known_frames: bool,
 }
 
 /// A longer rollout, measured per segment.
@@ -518,6 +523,13 @@ fn ablation_settings(main: &GenerateOptions, a: &Ablations) -> Vec<(String, Stri
             with("per-frame image decoder".into(), None, &|o| o.decoder = DecoderMode::PerFrame),
         ];
         tables.push(("Decoder".into(), "decoder".into(), rows));
+    }
+    if a.known_frames {
+        let rows = vec![
+            with("held in the sample".into(), None, &|o| o.known_frames = KnownFrames::Replace),
+            with("context encoder only".into(), None, &|o| o.known_frames = KnownFrames::ContextOnly),
+        ];
+        tables.push(("Known frames in the video samplers".into(), "known_frames".into(), rows));
     }
     if a.upsampler {
         let rows = vec![

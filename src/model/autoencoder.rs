@@ -166,7 +166,7 @@ impl<B: Backend> Encoder<B> {
         let [n, c2, hh, ww] = moments.dims();
         let z = c2 / 2;
         let mut mean = moments.clone().slice([0..n, 0..z, 0..hh, 0..ww]);
-        if self.shortcuts && h_channels(&h) % z == 0 {
+        if self.shortcuts && h_channels(&h).is_multiple_of(z) {
             mean = mean + channel_average(h, z);
         }
         // Clamp as LDM does: keeps exp(logvar) finite early in training.
@@ -215,7 +215,7 @@ impl<B: Backend> Decoder<B> {
         };
         let mut h = self.conv_in.forward(z.clone());
         let top = h_channels(&h);
-        if self.shortcuts && top % h_channels(&z) == 0 {
+        if self.shortcuts && top.is_multiple_of(h_channels(&z)) {
             h = h + channel_repeat(z, top);
         }
         for b in &self.mid {

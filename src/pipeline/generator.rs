@@ -19,7 +19,7 @@ use super::models::Models;
 use super::{FrameSink, PipelineError};
 use crate::data::tensor_to_images;
 use crate::diffusion::{
-    BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
+    BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, Known, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
 };
 use crate::model::{Boxes, Labels, UNet};
 use crate::scenario::{Conditions, Scenario};
@@ -50,6 +50,19 @@ pub enum UpsampleMode {
     Off,
 }
 
+/// How a video model's sampler treats the frames it is given (context or key frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum KnownFrames {
+    /// Through the context encoder only, as in the paper; the sampler draws the known
+    /// positions like any other frame (what runs before this option existed did).
+    #[default]
+    ContextOnly,
+    /// Also held in the sample: before every DDIM step the known positions are set to their
+    /// latents noised to that step's level, as the models saw them in training
+    /// ([`Known`](crate::diffusion::Known)).
+    Replace,
+}
+
 /// Everything a run depends on besides the scenario's world (recorded in metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateOptions {
@@ -71,6 +84,9 @@ pub struct GenerateOptions {
     pub upsample_steps: usize,
     /// Noise-augmentation level of the upsampler's condition at sampling (0..350).
     pub upsample_level: usize,
+    /// Context and key frames in the video models' samplers.
+    #[serde(default)]
+    pub known_frames: KnownFrames,
 }
 
 impl GenerateOptions {
@@ -90,6 +106,7 @@ impl GenerateOptions {
             upsample: UpsampleMode::Video,
             upsample_steps: 10,
             upsample_level: 20,
+            known_frames: KnownFrames::Replace,
         }
     }
 }
@@ -608,12 +625,15 @@ impl<'a, B: Backend> Run<'a, B> {
         sampler: &Sampler,
         denoiser: &M,
         x_start: Tensor<B, 4>,
+        known: Option<&Known<B, 4>>,
         cond: &M::Cond,
         rng: &mut ChaCha8Rng,
     ) -> Result<Tensor<B, 4>, PipelineError> {
         let started = Instant::now();
-        let result = sampler
-            .sample_with_progress(denoiser, x_start, cond, rng, |_: &Progress<'_, B, 4>| self.tick(future, phase));
+        let result =
+            sampler.sample_known_with_progress(denoiser, x_start, known, cond, rng, |_: &Progress<'_, B, 4>| {
+                self.tick(future, phase)
+            });
         self.timings.add(phase, started.elapsed().as_secs_f64());
         result.map_err(|Cancelled { .. }| PipelineError::Cancelled)
     }
@@ -648,7 +668,16 @@ impl<'a, B: Backend> Run<'a, B> {
             boxes: Some(Boxes::new(&[Some(boxes)], self.g.models.image_ldm.box_slots(), h, w, device)),
         };
         let sampler = self.sampler(self.opts.steps, Guidance::new(self.opts.label_guidance, 1.0))?;
-        self.sample(Phase::FirstFrame, None, &sampler, &ImageDenoiser(&self.g.models.image_ldm), x, &cond, &mut rng)
+        self.sample(
+            Phase::FirstFrame,
+            None,
+            &sampler,
+            &ImageDenoiser(&self.g.models.image_ldm),
+            x,
+            None,
+            &cond,
+            &mut rng,
+        )
     }
 
     /// Context `(m ∘ z, m)` for `frames` positions, with `known[i]` at position `i`.
@@ -662,6 +691,19 @@ impl<'a, B: Backend> Run<'a, B> {
             m[*i] = Tensor::ones([1, 1, h, w], device);
         }
         Tensor::cat(vec![Tensor::cat(z, 0), Tensor::cat(m, 0)], 1)
+    }
+
+    /// `known[i]` held at position `i` of a `frames`-latent sample.
+    fn known(&self, frames: usize, known: &[(usize, Tensor<B, 4>)]) -> Known<B, 4> {
+        let [_, c, h, w] = known[0].1.dims();
+        let device = &self.g.device;
+        let mut values = vec![Tensor::<B, 4>::zeros([1, c, h, w], device); frames];
+        let mut mask = values.clone();
+        for (i, latent) in known {
+            values[*i] = latent.clone();
+            mask[*i] = Tensor::ones([1, c, h, w], device);
+        }
+        Known { mask: Tensor::cat(mask, 0), values: Tensor::cat(values, 0) }
     }
 
     /// Samples a clip of `t` latents with `model`, the `known` latents given as context
@@ -687,8 +729,12 @@ impl<'a, B: Backend> Run<'a, B> {
             fps_stage: fps_stage.map(|s| Tensor::<B, 1, Int>::from_data(TensorData::new(vec![s; t], [t]), device)),
         };
         let x = self.latent_noise(t, rng);
+        let held = match self.opts.known_frames {
+            KnownFrames::ContextOnly => None,
+            KnownFrames::Replace => Some(self.known(t, &known)),
+        };
         let sampler = self.sampler(self.opts.steps, guidance)?;
-        let out = self.sample(phase, Some(future), &sampler, &VideoDenoiser(model), x, &cond, rng)?;
+        let out = self.sample(phase, Some(future), &sampler, &VideoDenoiser(model), x, held.as_ref(), &cond, rng)?;
         let mut frames: Vec<_> = out.chunk(t, 0);
         for (i, z) in known {
             frames[i] = z;
@@ -771,7 +817,7 @@ impl<'a, B: Backend> Run<'a, B> {
                 let cond = UpsampleCond { frames, low: cond, level: Tensor::full([n], level as f32, &self.g.device) };
                 let x = gaussian::<B, 4, _>(cond.low.dims(), rng, &self.g.device);
                 let sampler = self.sampler_for(up.prediction, self.opts.upsample_steps, Guidance::NONE)?;
-                self.sample(Phase::Upsampling, future, &sampler, &UpsampleDenoiser(up), x, &cond, rng)?
+                self.sample(Phase::Upsampling, future, &sampler, &UpsampleDenoiser(up), x, None, &cond, rng)?
             }
         };
         Ok(tensor_to_images(up))

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use image::RgbImage;
 
 pub use generator::{
-    DecoderMode, Event, GenerateOptions, Generator, Phase, Plan, RunSummary, Seeds, Timings, UpsampleMode,
+    DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Phase, Plan, RunSummary, Seeds, Timings, UpsampleMode,
     requested_labels,
 };
 pub use models::{Models, Needs, WeightFile};

@@ -188,7 +188,7 @@ pub fn convert_folder(src: &Path, dst: &Path, to: StorageDtype) -> Result<Folder
     for item in read_dir {
         let item = item.map_err(|e| WeightsError::read(src, e))?;
         let name = PathBuf::from(item.file_name());
-        let is_file = item.file_type().map_err(|e| WeightsError::read(&item.path(), e))?.is_file();
+        let is_file = item.file_type().map_err(|e| WeightsError::read(item.path(), e))?.is_file();
         // Hidden files (the manifest's `.manifest.lock`) belong to the source folder.
         let hidden = name.to_string_lossy().starts_with('.');
         if is_file && !hidden && name != Path::new(super::MANIFEST_FILE) && !listed.contains(&&name) {
@@ -197,7 +197,7 @@ pub fn convert_folder(src: &Path, dst: &Path, to: StorageDtype) -> Result<Folder
     }
     others.sort();
     for name in others {
-        let bytes = std::fs::read(src.join(&name)).map_err(|e| WeightsError::read(&src.join(&name), e))?;
+        let bytes = std::fs::read(src.join(&name)).map_err(|e| WeightsError::read(src.join(&name), e))?;
         write_atomic(&dst.join(&name), &bytes)?;
         report.copied.push(name);
     }

@@ -140,7 +140,8 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
 
     /// A held-out clip (top row) over the model's sample of it (bottom row) given the
     /// frames a generation knows — the first two (prediction) or every 4th (interpolation,
-    /// 2.5 → 10 Hz) — and the clip's labels: 10 DDIM steps, decoded per frame.
+    /// 2.5 → 10 Hz), held in the sample as generation holds them — and the clip's labels:
+    /// 10 DDIM steps, decoded per frame.
     fn sample_grid(&self, model: &Self::Model, device: &B::Device) -> Option<image::RgbImage> {
         use crate::diffusion::{Ddim, Guidance, Sampler};
         use crate::pipeline::denoise::{VideoCond, VideoDenoiser};
@@ -162,6 +163,11 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
                 VideoTask::Interpolation => i % 4 == 0,
             })
             .collect();
+        let held = {
+            let mask: Vec<f32> = known.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+            let mask = Tensor::<IB<B>, 1>::from_floats(mask.as_slice(), device).reshape([n, 1, 1, 1]).repeat_dim(1, c);
+            crate::diffusion::Known { mask: mask.repeat_dim(2, h).repeat_dim(3, w), values: z0.clone() }
+        };
         let cond = VideoCond {
             frames: t,
             labels: Some(crate::model::Labels::new(&vec![Some(conditions); n], device)),
@@ -171,7 +177,11 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         let sampler = Sampler::new(Ddim::for_model(&self.diffusion, 10, 0.0).ok()?, Guidance::NONE);
         let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<IB<B>, 4, _>([n, c, h, w], &mut rng, device);
-        let z = sampler.sample(&VideoDenoiser(&unet), z_t, &cond, &mut rng);
+        let z = sampler
+            .sample_known_with_progress(&VideoDenoiser(&unet), z_t, Some(&held), &cond, &mut rng, |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .ok()?;
         let samples = self.autoencoder.decoder.forward(self.latent.denormalize(z), 1);
         Some(super::tensor_grid(&[clip, samples]))
     }
