@@ -448,3 +448,41 @@ fn f16_weights_from_weights_convert_generate_nearly_the_same_frames_and_replay()
     let o = run(&["replay", narrow.to_str().unwrap()]);
     assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
 }
+
+/// Known frames held in the sample are the default and are recorded; `--context-only` runs the
+/// paper's sampler (the same frame 0; the sampler test checks what changes), and a run recorded before the option
+/// existed (no `known_frames` in its metadata) replays as context-only, bit-identically.
+#[test]
+fn known_frames_option_is_recorded_and_replayed() {
+    let out = tmp("known-frames");
+    let args = |name: &str, extra: &[&'static str]| {
+        let mut a: Vec<String> = ["generate", "scenarios/day_empty.ron", "--futures", "1", "--seconds", "1.2"]
+            .iter()
+            .chain(&["--steps", "2", "--no-upsample", "--force", "--weights"])
+            .map(|s| s.to_string())
+            .collect();
+        a.push(micro_weights().to_str().unwrap().into());
+        a.extend(["--out".into(), out.join(name).to_str().unwrap().into()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    for (name, extra) in [("held", &[][..]), ("context", &["--context-only"][..])] {
+        let a = args(name, extra);
+        let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let dir = |name: &str| out.join(name).join("day_empty");
+    let meta = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir(name).join("metadata.json")).unwrap()).unwrap()
+    };
+    assert_eq!(meta("held")["options"]["known_frames"], "Replace");
+    assert_eq!(meta("context")["options"]["known_frames"], "ContextOnly");
+    let read = |name: &str, f: &str| std::fs::read(dir(name).join(f)).unwrap();
+    assert_eq!(read("held", "frame0.png"), read("context", "frame0.png"));
+    // An older run's metadata: the field absent.
+    let mut old = meta("context");
+    old["options"].as_object_mut().unwrap().remove("known_frames");
+    std::fs::write(dir("context").join("metadata.json"), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let o = run(&["replay", dir("context").to_str().unwrap()]);
+    assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
+}
