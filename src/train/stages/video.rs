@@ -163,11 +163,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
                 VideoTask::Interpolation => i % 4 == 0,
             })
             .collect();
-        let held = {
-            let mask: Vec<f32> = known.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
-            let mask = Tensor::<IB<B>, 1>::from_floats(mask.as_slice(), device).reshape([n, 1, 1, 1]).repeat_dim(1, c);
-            crate::diffusion::Known { mask: mask.repeat_dim(2, h).repeat_dim(3, w), values: z0.clone() }
-        };
+        let held = crate::diffusion::Known { mask: frame_mask(&known, [n, c, h, w], device), values: z0.clone() };
         let cond = VideoCond {
             frames: t,
             labels: Some(crate::model::Labels::new(&vec![Some(conditions); n], device)),
@@ -190,8 +186,21 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
 /// The context `(m ∘ z0, m)` of latents `z0` `[n, c, h, w]` whose frames `known` are given.
 fn context<B: burn::tensor::backend::Backend>(z0: Tensor<B, 4>, known: &[bool], device: &B::Device) -> Tensor<B, 4> {
     let [n, c, h, w] = z0.dims();
-    let mask: Vec<f32> = known.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
-    let m =
-        Tensor::<B, 1>::from_floats(mask.as_slice(), device).reshape([n, 1, 1, 1]).repeat_dim(2, h).repeat_dim(3, w);
+    let m = frame_mask(known, [n, 1, h, w], device);
     Tensor::cat(vec![z0 * m.clone().repeat_dim(1, c), m], 1)
+}
+
+/// 1 over the frames `known` (the first axis of `shape`), 0 elsewhere.
+fn frame_mask<B: burn::tensor::backend::Backend>(
+    known: &[bool],
+    shape: [usize; 4],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = shape;
+    let mask: Vec<f32> = known.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+    Tensor::<B, 1>::from_floats(mask.as_slice(), device)
+        .reshape([n, 1, 1, 1])
+        .repeat_dim(1, c)
+        .repeat_dim(2, h)
+        .repeat_dim(3, w)
 }
