@@ -69,11 +69,11 @@ pub struct Cancelled {
 ///
 /// Before every step the sampler overwrites them in `x_t` with their clean `values` noised to
 /// that step's level, `√ᾱ_t·values + √(1−ᾱ_t)·n`, and returns `values` there at the end. `n` is
-/// the start noise at those entries, so the known entries follow the exact trajectory a perfect
-/// model would give them. This is what a video model saw in training, where every frame of a
-/// clip, its context frames included, is noised from the true latent; left to sample freely
-/// they drift from the context the model is told about (RePaint's replacement, Lugmayr et al.
-/// 2022, without resampling).
+/// the start noise at those entries, so with η = 0 the known entries follow the trajectory a
+/// perfect model would give them. This is what a video model saw in training, where every frame
+/// of a clip, its context frames included, is noised from the true latent; sampled freely they
+/// follow the model's own trajectory instead (RePaint's replacement, Lugmayr et al. 2022,
+/// without resampling).
 #[derive(Debug, Clone)]
 pub struct Known<B: Backend, const D: usize> {
     /// 1 at known entries, 0 elsewhere; the sample's shape.
