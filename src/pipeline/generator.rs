@@ -693,19 +693,6 @@ impl<'a, B: Backend> Run<'a, B> {
         Tensor::cat(vec![Tensor::cat(z, 0), Tensor::cat(m, 0)], 1)
     }
 
-    /// `known[i]` held at position `i` of a `frames`-latent sample.
-    fn known(&self, frames: usize, known: &[(usize, Tensor<B, 4>)]) -> Known<B, 4> {
-        let [_, c, h, w] = known[0].1.dims();
-        let device = &self.g.device;
-        let mut values = vec![Tensor::<B, 4>::zeros([1, c, h, w], device); frames];
-        let mut mask = values.clone();
-        for (i, latent) in known {
-            values[*i] = latent.clone();
-            mask[*i] = Tensor::ones([1, c, h, w], device);
-        }
-        Known { mask: Tensor::cat(mask, 0), values: Tensor::cat(values, 0) }
-    }
-
     /// Samples a clip of `t` latents with `model`, the `known` latents given as context
     /// at their positions and put back in place in the result.
     #[allow(clippy::too_many_arguments)]
@@ -722,17 +709,19 @@ impl<'a, B: Backend> Run<'a, B> {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
         let device = &self.g.device;
+        let context = self.context(t, &known);
+        // The latents held in the sample are the context's `(m ∘ z, m)`, the mask over every channel.
+        let held = (self.opts.known_frames == KnownFrames::Replace).then(|| {
+            let c = context.dims()[1] - 1;
+            Known { mask: context.clone().narrow(1, c, 1).repeat_dim(1, c), values: context.clone().narrow(1, 0, c) }
+        });
         let cond = VideoCond {
             frames: t,
             labels: Some(Labels::new(&vec![Some(conditions); t], device)),
-            context: Some(self.context(t, &known)),
+            context: Some(context),
             fps_stage: fps_stage.map(|s| Tensor::<B, 1, Int>::from_data(TensorData::new(vec![s; t], [t]), device)),
         };
         let x = self.latent_noise(t, rng);
-        let held = match self.opts.known_frames {
-            KnownFrames::ContextOnly => None,
-            KnownFrames::Replace => Some(self.known(t, &known)),
-        };
         let sampler = self.sampler(self.opts.steps, guidance)?;
         let out = self.sample(phase, Some(future), &sampler, &VideoDenoiser(model), x, held.as_ref(), &cond, rng)?;
         let mut frames: Vec<_> = out.chunk(t, 0);
