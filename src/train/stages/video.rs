@@ -183,8 +183,13 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     }
 }
 
-/// The context `(m ∘ z0, m)` of latents `z0` `[n, c, h, w]` whose frames `known` are given.
-fn context<B: burn::tensor::backend::Backend>(z0: Tensor<B, 4>, known: &[bool], device: &B::Device) -> Tensor<B, 4> {
+/// The context `(m ∘ z0, m)` of latents `z0` `[n, c, h, w]` whose frames `known` are given
+/// (what the video models see as `UNetInput::context`).
+pub fn context<B: burn::tensor::backend::Backend>(
+    z0: Tensor<B, 4>,
+    known: &[bool],
+    device: &B::Device,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = z0.dims();
     let m = frame_mask(known, [n, 1, h, w], device);
     Tensor::cat(vec![z0 * m.clone().repeat_dim(1, c), m], 1)
