@@ -332,6 +332,11 @@ struct TrainArgs {
     /// channels. The video LDM and interpolator take the image LDM's.
     #[arg(long, value_enum)]
     latent_norm: Option<LatentNormArg>,
+    /// Temporal decoder only: the step from which the 3D discriminator trains and its
+    /// adversarial loss reaches the decoder [default: a quarter of --steps]. Set it past
+    /// --steps for reconstruction only.
+    #[arg(long)]
+    disc_start: Option<u64>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -610,6 +615,7 @@ fn train_one(
             }
         }),
         latent_norm: a.latent_norm.filter(|_| image_ldm).map(Into::into),
+        disc_start: a.disc_start.filter(|_| applies(stage == train::Stage::TemporalDecoder)),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

@@ -36,6 +36,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         resume: false,
         data: None,
         init_from: None,
+        disc_start: None,
         latent_channels: None,
         diffusion: None,
         latent_norm: None,
@@ -362,4 +363,37 @@ fn resume_continues_the_model_its_run_started_with() {
     let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
     assert!(err.contains("--latent-channels 6, not 5"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn disc_start_sets_the_step_the_adversary_joins() {
+    let root = std::env::temp_dir().join(format!("latentdrive-disc-start-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let weights = root.join("weights");
+    let never = AtomicBool::new(false);
+    train_stage(&micro(Stage::Autoencoder, 2, root.join("ae"), weights.clone()), &never, |_| {}).unwrap();
+    // The training losses of 2 temporal-decoder steps, the adversary joining at `disc_start`.
+    let losses = |disc_start: u64| {
+        let mut opts = micro(Stage::TemporalDecoder, 2, root.join(format!("td{disc_start}")), weights.clone());
+        opts.disc_start = Some(disc_start);
+        let mut losses = Vec::new();
+        train_stage(&opts, &never, |e| {
+            if let latentdrive::train::Event::Step { loss, .. } = e {
+                losses.push(loss);
+            }
+        })
+        .unwrap();
+        losses
+    };
+    let (reconstruction, adversarial) = (losses(100), losses(1));
+    // Step 0 is reconstruction in both runs, so step 1 starts from the same weights; there
+    // the discriminator's hinge loss (about 2 for an untrained one) joins the second run's.
+    assert_eq!(reconstruction[0], adversarial[0]);
+    assert!(adversarial[1] > reconstruction[1] + 1.0, "{reconstruction:?} vs {adversarial:?}");
+    // Other stages refuse the flag.
+    let mut opts = micro(Stage::ImageLdm, 1, root.join("ldm"), weights);
+    opts.disc_start = Some(1);
+    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--disc-start applies to the temporal-decoder stage only"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
 }

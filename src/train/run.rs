@@ -121,6 +121,10 @@ pub struct TrainOptions {
     /// How the image LDM normalises the autoencoder's latents (image-ldm stage only;
     /// default: [`LatentNormKind::Global`]). The video LDM and interpolator take the image LDM's.
     pub latent_norm: Option<LatentNormKind>,
+    /// The step from which the temporal decoder's 3D discriminator trains and its
+    /// adversarial loss reaches the decoder (temporal-decoder stage only; default: a
+    /// quarter of the steps, as LDM's `disc_start` waits for the reconstruction).
+    pub disc_start: Option<u64>,
 }
 
 /// How the image LDM maps the autoencoder's latents to its own (`train image-ldm
@@ -293,7 +297,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 window: cfg.window,
                 clips: opts.batch,
                 // Reconstruction first, adversary after a warm-up (LDM's disc_start).
-                disc_start: opts.loop_config.steps / 4,
+                disc_start: opts.disc_start.unwrap_or(opts.loop_config.steps / 4),
                 gan_weight: 0.1,
                 edge_weight: 0.5,
             };
@@ -570,6 +574,9 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
             "--latent-norm applies to the image-ldm stage only (the video LDM and interpolator take the image LDM's)"
                 .into(),
         ));
+    }
+    if opts.disc_start.is_some() && opts.stage != Stage::TemporalDecoder {
+        return Err(TrainError::Options("--disc-start applies to the temporal-decoder stage only".into()));
     }
     if opts.latent_channels.is_some_and(|z| z == 0 || opts.stage != Stage::Autoencoder) {
         return Err(TrainError::Options(

@@ -44,6 +44,7 @@ pub fn micro_weights() -> &'static Path {
                 resume: false,
                 data: None,
                 init_from: None,
+                disc_start: None,
                 latent_channels: None,
                 diffusion: None,
                 latent_norm: None,
