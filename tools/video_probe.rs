@@ -8,8 +8,7 @@
 //! with one fixed noise, and measures the mean squared error of the model's output against
 //! its training target on the frames that no setting gives as context (frames 2..T), for:
 //! - `image`: the image LDM alone (every α forced to 1, so no temporal layer and no context),
-//! - `S=0`, `S=1`, `S=2`: the video LDM given the first 0, 1 or 2 frames as context.
-//!
+//! - `S=0`, `S=1`, `S=2`: the video LDM given the first 0, 1 or 2 frames as context,
 //! - `copy`: no model: the clean estimate is the last context frame (frame 1) copied to every
 //!   frame, turned into the target's parameterisation at `x_t`. At the noisiest timesteps,
 //!   where `x_t` says nothing, a prediction model given two context frames should beat it.
@@ -21,7 +20,7 @@
 use anyhow::{Context, Result};
 use burn::backend::Flex;
 use burn::tensor::Tensor;
-use latentdrive::diffusion::noise::gaussian;
+use latentdrive::diffusion::{gaussian, per_sample_mse};
 use latentdrive::model::{Labels, UNetInput};
 use latentdrive::pipeline::Models;
 use latentdrive::train::{FrameSource, KEYFRAME_FPS, video_context};
@@ -57,8 +56,8 @@ fn main() -> Result<()> {
         labels.extend(std::iter::repeat_n(Some(conditions), t));
     }
     let z0 = Tensor::cat(latents, 0);
-    let [n, c, zh, zw] = z0.dims();
-    let noise = gaussian::<B, 4, _>([n, c, zh, zw], &mut ChaCha8Rng::seed_from_u64(0x5eed), &device);
+    let n = z0.dims()[0];
+    let noise = gaussian::<B, 4, _>(z0.dims(), &mut ChaCha8Rng::seed_from_u64(0x5eed), &device);
 
     // errors[setting][step][frame]: mean squared error of each frame; the last setting is the copy baseline.
     let mut errors = vec![vec![Vec::new(); STEPS.len()]; SETTINGS.len() + 1];
@@ -73,17 +72,14 @@ fn main() -> Result<()> {
             input.labels = Some(Labels::new(&labels, &device));
             input.context = Some(video_context(z0.clone(), &known, &device));
             input.image_only = image_only;
-            let squared = (models.video_ldm.forward(input) - target.clone()).powi_scalar(2);
-            let per_frame = squared.reshape([n, c * zh * zw]).mean_dim(1).into_data().to_vec::<f32>()?;
-            errors[s][k] = per_frame;
+            errors[s][k] = per_sample_mse(models.video_ldm.forward(input), target.clone()).into_data().to_vec()?;
         }
         // The copy baseline: x̂_0 = frame 1 of each clip, ε̂ = (x_t − √ᾱ·x̂_0) / √(1 − ᾱ).
         let copied = Tensor::cat((0..clips).map(|k| z0.clone().narrow(0, k * t + 1, 1).repeat_dim(0, t)).collect(), 0);
         let a = schedule.alpha_bar(step);
         let eps = (x_t.clone() - copied.clone() * a.sqrt()) / (1.0 - a).sqrt();
         let guess = schedule.training_target(copied, eps, &ts, models.diffusion.prediction);
-        errors[SETTINGS.len()][k] =
-            (guess - target).powi_scalar(2).reshape([n, c * zh * zw]).mean_dim(1).into_data().to_vec::<f32>()?;
+        errors[SETTINGS.len()][k] = per_sample_mse(guess, target).into_data().to_vec()?;
         eprint!(".");
     }
     eprintln!();
