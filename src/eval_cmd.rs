@@ -154,7 +154,10 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     match a.device {
         DeviceArg::Cpu => run::<burn::backend::Flex>(&a, &opts, Default::default()),
         #[cfg(feature = "cuda")]
-        DeviceArg::Cuda => run::<burn::backend::Cuda>(&a, &opts, Default::default()),
+        DeviceArg::Cuda => {
+            latentdrive::app::Device::Cuda.ready().map_err(anyhow::Error::msg)?;
+            run::<burn::backend::Cuda>(&a, &opts, Default::default())
+        }
         #[cfg(not(feature = "cuda"))]
         DeviceArg::Cuda => Err(InputError(
             "this binary was built without CUDA: build with `cargo build --release --features cuda`".into(),

@@ -118,6 +118,7 @@ macro_rules! on_backend {
             }
             #[cfg(feature = "cuda")]
             DeviceArg::Cuda => {
+                latentdrive::app::Device::Cuda.ready().map_err(anyhow::Error::msg)?;
                 type $b = burn::backend::Cuda;
                 let $device: burn::tensor::Device<$b> = Default::default();
                 let $name = "cuda:0 (burn-cuda)";

@@ -572,6 +572,7 @@ macro_rules! on_training_backend {
             }
             #[cfg(feature = "cuda")]
             generate_cmd::DeviceArg::Cuda => {
+                latentdrive::app::Device::Cuda.ready().map_err(anyhow::Error::msg)?;
                 type $b = burn::backend::Autodiff<burn::backend::Cuda>;
                 Ok($body)
             }

@@ -63,6 +63,47 @@ impl Device {
             Device::Cuda => cfg!(feature = "cuda"),
         }
     }
+
+    /// Whether the device works here: for CUDA, a tiny computation on GPU 0. burn-cuda
+    /// panics when the driver or NVRTC cannot be loaded; this turns that into an error that
+    /// says what was missing, so a machine without a GPU gets a message, not a backtrace.
+    pub fn ready(self) -> Result<(), String> {
+        match self {
+            Device::Cpu => Ok(()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda => {
+                use burn::tensor::Tensor;
+                use std::sync::{Arc, Mutex};
+                // The driver is loaded on burn-cuda's server thread: its panic says what was
+                // missing, the caller's only that the server went away. Keep the first.
+                let first: Arc<Mutex<Option<String>>> = Arc::default();
+                let hook = std::panic::take_hook();
+                let seen = first.clone();
+                std::panic::set_hook(Box::new(move |info| {
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    seen.get_or_insert_with(|| info.payload_as_str().unwrap_or("burn-cuda panicked").to_string());
+                }));
+                let probe = std::panic::catch_unwind(|| {
+                    let device = Default::default();
+                    (Tensor::<burn::backend::Cuda, 1>::ones([4], &device) * 2.0).sum().into_scalar()
+                });
+                std::panic::set_hook(hook);
+                let why = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+                probe.map(|_| ()).map_err(|panic| {
+                    let why = why.unwrap_or_else(|| panic_text(&panic));
+                    // cudarc lists every library name it tried; the first sentence says enough.
+                    let why = why.split(" - searched for").next().unwrap_or_default();
+                    format!(
+                        "CUDA is not usable here: {why} (needs an NVIDIA driver and CUDA's NVRTC on LD_LIBRARY_PATH)"
+                    )
+                })
+            }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda => {
+                Err("this binary was built without CUDA: build with `cargo build --release --features cuda`".into())
+            }
+        }
+    }
 }
 
 /// What a job reports.
@@ -209,13 +250,7 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn check_available(device: Device) -> Result<(), JobError> {
-    if device.available() {
-        Ok(())
-    } else {
-        Err(JobError::Failed(
-            "this build has no CUDA support: build with `cargo build --release --features cuda`".into(),
-        ))
-    }
+    device.ready().map_err(JobError::Failed)
 }
 
 fn generate_on<B: Backend>(

@@ -11,6 +11,26 @@ pub fn image_to_tensor<B: Backend>(img: &RgbImage, device: &B::Device) -> Tensor
     Tensor::from_data(TensorData::new(planar(img), [3, h, w]), device)
 }
 
+/// Images of one size as `[n, 3, h, w]`, values in [-1, 1], in one upload.
+///
+/// # Panics
+/// If the images differ in size or there are none.
+pub fn images_to_tensor<'a, B: Backend>(
+    imgs: impl IntoIterator<Item = &'a RgbImage>,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let mut imgs = imgs.into_iter().peekable();
+    let (w, h) = imgs.peek().expect("images_to_tensor needs at least one image").dimensions();
+    let mut data = Vec::new();
+    let mut n = 0;
+    for img in imgs {
+        assert_eq!(img.dimensions(), (w, h), "images_to_tensor needs images of one size");
+        data.extend(planar(img));
+        n += 1;
+    }
+    Tensor::from_data(TensorData::new(data, [n, 3, h as usize, w as usize]), device)
+}
+
 /// One clip as `[t, c, h, w]`, values in [-1, 1].
 pub fn clip_to_tensor<B: Backend>(clip: &Clip, device: &B::Device) -> Tensor<B, 4> {
     let frames: Vec<Tensor<B, 3>> = clip.frames.iter().map(|f| image_to_tensor(f, device)).collect();

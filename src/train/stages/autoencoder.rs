@@ -116,7 +116,7 @@ impl<B: AutodiffBackend> Task<B> for AutoencoderTask {
         batch: Batch,
         device: &B::Device,
     ) -> Tensor<B, 1> {
-        let x = Tensor::stack(seeds.iter().map(|&s| self.frames.frame::<B>(s, device)).collect(), 0);
+        let x = self.frames.frames::<B>(seeds, device);
         let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
         let x = match batch {
             Batch::Train { .. } => self.crop(x, &mut rng),
@@ -167,7 +167,7 @@ pub fn held_out_psnr<B: burn::tensor::backend::Backend>(
     let per_frame: Vec<f64> = seeds
         .chunks(4)
         .flat_map(|part| {
-            let x = Tensor::stack(part.iter().map(|&s| frames.frame::<B>(s, device)).collect(), 0);
+            let x = frames.frames::<B>(part, device);
             let (mean, _) = ae.encoder.forward(x.clone());
             crate::data::psnr(ae.decoder.forward(mean, 1), x)
         })

@@ -2,11 +2,12 @@
 
 use std::sync::{Mutex, TryLockError};
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, backend::Backend};
+use image::RgbImage;
 
 use std::path::{Path, PathBuf};
 
-use crate::data::{DatasetIndex, EVAL_SEED_BASE, IndexEntry, image_to_tensor, random_conditions};
+use crate::data::{DatasetIndex, EVAL_SEED_BASE, IndexEntry, image_to_tensor, images_to_tensor, random_conditions};
 use crate::scenario::Conditions;
 use crate::train::TrainError;
 use crate::world::{FrameLabels, Renderer, World, mix};
@@ -88,13 +89,7 @@ impl FrameSource {
     }
 
     /// Frame `i` of a dataset clip at this source's size, and its labels.
-    fn dataset_frame<B: burn::tensor::backend::Backend>(
-        &self,
-        d: &Dataset,
-        entry: &IndexEntry,
-        i: usize,
-        device: &B::Device,
-    ) -> (Tensor<B, 3>, Vec<[f32; 4]>) {
+    fn dataset_frame(&self, d: &Dataset, entry: &IndexEntry, i: usize) -> (RgbImage, Vec<[f32; 4]>) {
         let (h, w) = self.size;
         let path = &d.index.frame_paths(&d.dir, entry)[i];
         // Files were checked when the dataset was written; a frame that vanished since is
@@ -103,7 +98,7 @@ impl FrameSource {
             Ok(img) => img.into_rgb8(),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "unreadable dataset frame ({e}); using a blank frame");
-                image::RgbImage::new(w as u32, h as u32)
+                RgbImage::new(w as u32, h as u32)
             }
         };
         let img = if img.dimensions() == (w as u32, h as u32) {
@@ -112,7 +107,7 @@ impl FrameSource {
             image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle)
         };
         let boxes = DatasetIndex::labels(&d.dir, entry).ok().and_then(|l| l.get(i).map(visible_boxes));
-        (image_to_tensor(&img, device), boxes.unwrap_or_default())
+        (img, boxes.unwrap_or_default())
     }
 
     /// The run seed the training worlds are drawn from.
@@ -126,21 +121,46 @@ impl FrameSource {
     }
 
     /// A frame of world `seed` at a time drawn from the seed (0..6 s), as `[3, h, w]` in [-1, 1].
-    pub fn frame<B: burn::tensor::backend::Backend>(&self, seed: u64, device: &B::Device) -> Tensor<B, 3> {
+    pub fn frame<B: Backend>(&self, seed: u64, device: &B::Device) -> Tensor<B, 3> {
         self.labelled_frame(seed, device).0
+    }
+
+    /// The frames of worlds `seeds` as [`FrameSource::frame`] draws them, `[n, 3, h, w]`
+    /// (see [`FrameSource::labelled_frames`]).
+    pub fn frames<B: Backend>(&self, seeds: &[u64], device: &B::Device) -> Tensor<B, 4> {
+        self.labelled_frames(seeds, device).0
     }
 
     /// The same frame with its conditions and the normalised boxes of its visible cars
     /// (largest first), as the image LDM is conditioned on them.
-    pub fn labelled_frame<B: burn::tensor::backend::Backend>(
+    pub fn labelled_frame<B: Backend>(
         &self,
         seed: u64,
         device: &B::Device,
     ) -> (Tensor<B, 3>, Conditions, Vec<[f32; 4]>) {
+        let (img, conditions, boxes) = self.labelled_image(seed);
+        (image_to_tensor(&img, device), conditions, boxes)
+    }
+
+    /// [`FrameSource::labelled_frame`] of each of `seeds`, the frames stacked `[n, 3, h, w]`.
+    /// They are drawn on up to one thread per core (each is a pure function of its seed, so
+    /// the result does not depend on the threads) and reach the device in one upload.
+    pub fn labelled_frames<B: Backend>(
+        &self,
+        seeds: &[u64],
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Vec<Conditions>, Vec<Vec<[f32; 4]>>) {
+        let drawn = parallel_map(seeds, |&s| self.labelled_image(s));
+        let frames = images_to_tensor(drawn.iter().map(|d| &d.0), device);
+        let (conditions, boxes) = drawn.into_iter().map(|(_, c, b)| (c, b)).unzip();
+        (frames, conditions, boxes)
+    }
+
+    fn labelled_image(&self, seed: u64) -> (RgbImage, Conditions, Vec<[f32; 4]>) {
         if let Some(d) = &self.dataset {
             let entry = Self::dataset_pick(d, seed);
             let i = (mix(seed ^ 0x7133) % d.index.frames_per_clip as u64) as usize;
-            let (frame, boxes) = self.dataset_frame(d, entry, i, device);
+            let (frame, boxes) = self.dataset_frame(d, entry, i);
             return (frame, entry.conditions(), boxes);
         }
         let conditions = random_conditions(seed);
@@ -148,41 +168,65 @@ impl FrameSource {
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         world.advance_to((mix(seed ^ 0x7133) % 240) as f32 / 40.0);
         let (img, labels) = self.with_renderer(|r| r.render(&world, 0));
-        (image_to_tensor(&img, device), conditions, visible_boxes(&labels))
+        (img, conditions, visible_boxes(&labels))
     }
 
     /// `frames` consecutive frames of world `seed` at `fps`, after the seed's warm-up,
     /// as `[t, 3, h, w]`, with the world's conditions.
-    pub fn clip<B: burn::tensor::backend::Backend>(
+    pub fn clip<B: Backend>(
         &self,
         seed: u64,
         frames: usize,
         fps: f32,
         device: &B::Device,
     ) -> (Tensor<B, 4>, Conditions) {
+        let (images, conditions) = self.clip_images(seed, frames, fps);
+        (images_to_tensor(&images, device), conditions)
+    }
+
+    /// The clips `(seed, frames, fps)` as [`FrameSource::clip`] cuts them, one after another
+    /// along the first axis (`[Σ frames, 3, h, w]`), with each clip's conditions. Drawn on up
+    /// to one thread per core (each clip is a pure function of its seed, so the result does
+    /// not depend on the threads) and uploaded to the device at once.
+    pub fn clips<B: Backend>(
+        &self,
+        requests: &[(u64, usize, f32)],
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Vec<Conditions>) {
+        let drawn = parallel_map(requests, |&(seed, frames, fps)| self.clip_images(seed, frames, fps));
+        let clips = images_to_tensor(drawn.iter().flat_map(|d| &d.0), device);
+        (clips, drawn.into_iter().map(|d| d.1).collect())
+    }
+
+    fn clip_images(&self, seed: u64, frames: usize, fps: f32) -> (Vec<RgbImage>, Conditions) {
         if let Some(d) = &self.dataset {
             let entry = Self::dataset_pick(d, seed);
             // `with_dataset` checked that the stride exists.
             let stride = clip_stride(&d.index, frames, fps).unwrap_or(1);
             let span = (frames - 1) * stride;
             let start = (mix(seed ^ 0x7133) % (d.index.frames_per_clip - span) as u64) as usize;
-            let clip = (0..frames).map(|k| self.dataset_frame(d, entry, start + k * stride, device).0).collect();
-            return (Tensor::stack(clip, 0), entry.conditions());
+            let clip = (0..frames).map(|k| self.dataset_frame(d, entry, start + k * stride).0).collect();
+            return (clip, entry.conditions());
         }
-        let (clip, conditions, _) = self.rendered_clip(seed, frames, fps, device);
+        let (clip, conditions, _) = self.rendered_clip_images(seed, frames, fps);
         (clip, conditions)
     }
 
     /// A rendered clip as [`FrameSource::clip`] cuts it, with the ego's motion at each
     /// frame: what the clip encoder learns to read off the pixels. Always rendered (an
     /// on-disk dataset records no ego motion).
-    pub fn rendered_clip<B: burn::tensor::backend::Backend>(
+    pub fn rendered_clip<B: Backend>(
         &self,
         seed: u64,
         frames: usize,
         fps: f32,
         device: &B::Device,
     ) -> (Tensor<B, 4>, Conditions, Vec<EgoState>) {
+        let (clip, conditions, ego) = self.rendered_clip_images(seed, frames, fps);
+        (images_to_tensor(&clip, device), conditions, ego)
+    }
+
+    fn rendered_clip_images(&self, seed: u64, frames: usize, fps: f32) -> (Vec<RgbImage>, Conditions, Vec<EgoState>) {
         let conditions = random_conditions(seed);
         let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
         let start = (mix(seed ^ 0x7133) % 240) as f32 / 40.0;
@@ -191,11 +235,11 @@ impl FrameSource {
                 .map(|i| {
                     world.advance_to(start + i as f32 / fps);
                     let ego = EgoState { speed_mps: world.traffic.ego.v, offset_m: world.traffic.ego.d };
-                    (image_to_tensor(&renderer.render(&world, i as u32).0, device), ego)
+                    (renderer.render(&world, i as u32).0, ego)
                 })
                 .unzip()
         });
-        (Tensor::stack(clip, 0), conditions, ego)
+        (clip, conditions, ego)
     }
 
     /// Runs `f` with the shared renderer, or with a fresh one while another thread holds it
@@ -222,14 +266,30 @@ impl FrameSource {
     }
 
     /// Training batch `[n, 3, h, w]` of `step`.
-    pub fn batch<B: burn::tensor::backend::Backend>(&self, step: u64, n: usize, device: &B::Device) -> Tensor<B, 4> {
-        Tensor::stack(self.train_seeds(step, n).into_iter().map(|s| self.frame(s, device)).collect(), 0)
+    pub fn batch<B: Backend>(&self, step: u64, n: usize, device: &B::Device) -> Tensor<B, 4> {
+        self.frames(&self.train_seeds(step, n), device)
     }
 
     /// The fixed held-out batch `[n, 3, h, w]` (seeds from the evaluation range).
-    pub fn held_out<B: burn::tensor::backend::Backend>(&self, n: usize, device: &B::Device) -> Tensor<B, 4> {
-        Tensor::stack(Self::held_out_seeds(n).into_iter().map(|s| self.frame(s, device)).collect(), 0)
+    pub fn held_out<B: Backend>(&self, n: usize, device: &B::Device) -> Tensor<B, 4> {
+        self.frames(&Self::held_out_seeds(n), device)
     }
+}
+
+/// `f` over `items` on up to one scoped thread per core, the results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 /// Frames to skip between clip frames for `frames` frames at `fps` from a dataset:

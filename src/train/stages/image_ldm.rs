@@ -64,16 +64,8 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
         drop_p: f64,
         device: &B::Device,
     ) -> Tensor<B, 1> {
-        let inner = |t: Tensor<B, 3>| t.inner();
-        let mut frames = Vec::new();
-        let (mut conds, mut boxes) = (Vec::new(), Vec::new());
-        for &s in seeds {
-            let (f, c, b) = self.frames.labelled_frame::<B>(s, device);
-            frames.push(inner(f));
-            conds.push(c);
-            boxes.push(b);
-        }
-        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::stack(frames, 0), &self.latent);
+        let (frames, conds, boxes) = self.frames.labelled_frames::<B>(seeds, device);
+        let z0 = encode_frozen::<B>(&self.autoencoder, frames.inner(), &self.latent);
         let [n, c, h, w] = z0.dims();
         let d = draws::<B>(draw_seed, n, [n, c, h, w], drop_p, self.schedule.train_steps(), device);
         let x_t = self.schedule.add_noise(z0.clone(), d.noise.clone(), &d.timesteps);

@@ -58,9 +58,8 @@ impl<IB: burn::tensor::backend::Backend> TemporalDecoderTask<IB> {
         use burn::module::Module;
         use burn::tensor::activation::relu;
         let t = self.window;
-        let clips: Vec<Tensor<IB, 4>> =
-            seeds.iter().map(|&s| self.frames.clip::<B>(s, t, crate::train::KEYFRAME_FPS, device).0.inner()).collect();
-        let x_inner = Tensor::cat(clips, 0);
+        let requests: Vec<_> = seeds.iter().map(|&s| (s, t, crate::train::KEYFRAME_FPS)).collect();
+        let x_inner = self.frames.clips::<B>(&requests, device).0.inner();
         let (mean, _) = self.encoder.forward(x_inner.clone());
         let x: Tensor<B, 4> = Tensor::from_inner(x_inner);
         let rec = model.decoder.forward(Tensor::from_inner(mean), t);

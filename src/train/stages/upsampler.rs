@@ -61,13 +61,17 @@ impl UpsamplerTask {
         let (ph, pw) = self.patch;
         let (fh, fw) = self.frame_size;
         let grid = self.crop_grid();
-        let mut patches = Vec::new();
-        for &s in seeds {
-            let (y0, x0) =
-                (grid * rng.random_range(0..=(fh - ph) / grid), grid * rng.random_range(0..=(fw - pw) / grid));
-            let (clip, _) = self.frames.clip::<B>(s, t, crate::train::KEYFRAME_FPS * 4.0, device);
-            patches.push(clip.slice([0..t, 0..3, y0..y0 + ph, x0..x0 + pw]));
-        }
+        let corners: Vec<(usize, usize)> = seeds
+            .iter()
+            .map(|_| (grid * rng.random_range(0..=(fh - ph) / grid), grid * rng.random_range(0..=(fw - pw) / grid)))
+            .collect();
+        let requests: Vec<_> = seeds.iter().map(|&s| (s, t, crate::train::KEYFRAME_FPS * 4.0)).collect();
+        let clips = self.frames.clips::<B>(&requests, device).0;
+        let patches = corners
+            .iter()
+            .enumerate()
+            .map(|(k, &(y0, x0))| clips.clone().slice([k * t..(k + 1) * t, 0..3, y0..y0 + ph, x0..x0 + pw]))
+            .collect();
         let x0 = Tensor::cat(patches, 0);
         let low = burn::tensor::module::avg_pool2d(x0.clone(), [4, 4], [4, 4], [0, 0], true, false);
         let cond = model.upsample_condition(low);

@@ -63,18 +63,20 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
             VideoTask::Prediction => (self.window, vec![]),
             VideoTask::Interpolation => (self.window + 1, (0..clips).map(|_| rng.random_range(0..=1i64)).collect()),
         };
-        let (mut frames, mut conds) = (Vec::new(), Vec::new());
-        for (k, &s) in seeds.iter().enumerate() {
-            let fps = match self.kind {
-                VideoTask::Prediction => self.fps,
-                // Stage 0 fills 2.5 Hz key frames up to 10 Hz, stage 1 10 Hz up to 40 Hz.
-                VideoTask::Interpolation => self.fps * if fps_stage[k] == 0 { 4.0 } else { 16.0 },
-            };
-            let (clip, c) = self.frames.clip::<B>(s, t, fps, device);
-            frames.push(clip.inner());
-            conds.push(c);
-        }
-        let z0 = encode_frozen::<B>(&self.autoencoder, Tensor::cat(frames, 0), &self.latent);
+        let requests: Vec<(u64, usize, f32)> = seeds
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| {
+                let fps = match self.kind {
+                    VideoTask::Prediction => self.fps,
+                    // Stage 0 fills 2.5 Hz key frames up to 10 Hz, stage 1 10 Hz up to 40 Hz.
+                    VideoTask::Interpolation => self.fps * if fps_stage[k] == 0 { 4.0 } else { 16.0 },
+                };
+                (s, t, fps)
+            })
+            .collect();
+        let (frames, conds) = self.frames.clips::<B>(&requests, device);
+        let z0 = encode_frozen::<B>(&self.autoencoder, frames.inner(), &self.latent);
         let [n, c, h, w] = z0.dims();
         let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
         // One timestep per clip, shared by its frames.
