@@ -254,3 +254,23 @@ fn autoencoder_psnr_is_measured_on_the_held_out_frames() {
     let same = crate::data::psnr(x.clone(), x);
     assert!(same.iter().all(|&p| p >= 100.0), "{same:?}");
 }
+
+#[test]
+fn clips_drawn_on_all_cores_equal_the_clips_drawn_one_by_one() {
+    let frames = FrameSource::new(16, 32, 3);
+    let device = Default::default();
+    let requests = [(11, 3, 2.5), (12, 3, 10.0), (13, 3, 40.0), (14, 3, 2.5), (15, 3, 10.0)];
+    let (all, conditions) = frames.clips::<Flex>(&requests, &device);
+    let one_by_one: Vec<_> = requests.iter().map(|&(s, t, fps)| frames.clip::<Flex>(s, t, fps, &device)).collect();
+    let expected = Tensor::cat(one_by_one.iter().map(|c| c.0.clone()).collect(), 0);
+    assert_eq!(all.dims(), [15, 3, 16, 32]);
+    assert_eq!(all.into_data(), expected.into_data());
+    assert_eq!(conditions, one_by_one.iter().map(|c| c.1).collect::<Vec<_>>());
+    let seeds = [21, 22, 23];
+    let (batch, _, boxes) = frames.labelled_frames::<Flex>(&seeds, &device);
+    for (k, &s) in seeds.iter().enumerate() {
+        let (frame, _, b) = frames.labelled_frame::<Flex>(s, &device);
+        assert_eq!(batch.clone().narrow(0, k, 1).squeeze_dim::<3>(0).into_data(), frame.into_data());
+        assert_eq!(boxes[k], b);
+    }
+}
