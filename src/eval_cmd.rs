@@ -159,10 +159,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             run::<burn::backend::Cuda>(&a, &opts, Default::default())
         }
         #[cfg(not(feature = "cuda"))]
-        DeviceArg::Cuda => Err(InputError(
-            "this binary was built without CUDA: build with `cargo build --release --features cuda`".into(),
-        )
-        .into()),
+        DeviceArg::Cuda => Err(InputError(latentdrive::app::NO_CUDA.into()).into()),
     }
 }
 

@@ -125,10 +125,7 @@ macro_rules! on_backend {
                 $body
             }
             #[cfg(not(feature = "cuda"))]
-            DeviceArg::Cuda => Err(InputError(
-                "this binary was built without CUDA: build with `cargo build --release --features cuda`".into(),
-            )
-            .into()),
+            DeviceArg::Cuda => Err(InputError(latentdrive::app::NO_CUDA.into()).into()),
         }
     };
 }

@@ -666,7 +666,7 @@ fn train_evaluator(evaluator: eval::Evaluator, tier: ModelTier, a: &TrainArgs) -
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_missing() -> anyhow::Error {
-    InputError("this binary was built without CUDA: build with `cargo build --release --features cuda`".into()).into()
+    InputError(latentdrive::app::NO_CUDA.into()).into()
 }
 
 /// The loop settings of `train`'s flags, checked.

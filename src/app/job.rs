@@ -38,6 +38,9 @@ macro_rules! with_backend {
 /// Width of the frames the job sends to the UI (the files keep full size).
 pub const PREVIEW_WIDTH: u32 = 256;
 
+/// What a binary built without the `cuda` feature says when asked for CUDA.
+pub const NO_CUDA: &str = "this binary was built without CUDA: build with `cargo build --release --features cuda`";
+
 /// Where the models run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Device {
@@ -99,9 +102,7 @@ impl Device {
                 })
             }
             #[cfg(not(feature = "cuda"))]
-            Device::Cuda => {
-                Err("this binary was built without CUDA: build with `cargo build --release --features cuda`".into())
-            }
+            Device::Cuda => Err(NO_CUDA.into()),
         }
     }
 }

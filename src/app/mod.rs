@@ -11,7 +11,7 @@ pub mod recent;
 pub mod studio;
 
 pub use composer::{Composer, Pointer, View};
-pub use job::{Device, Job, JobMsg};
+pub use job::{Device, Job, JobMsg, NO_CUDA};
 pub use layout::SceneLayout;
 pub use recent::RecentFiles;
 pub use studio::{Activity, Playback, Results, Settings, Studio};

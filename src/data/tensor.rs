@@ -33,8 +33,7 @@ pub fn images_to_tensor<'a, B: Backend>(
 
 /// One clip as `[t, c, h, w]`, values in [-1, 1].
 pub fn clip_to_tensor<B: Backend>(clip: &Clip, device: &B::Device) -> Tensor<B, 4> {
-    let frames: Vec<Tensor<B, 3>> = clip.frames.iter().map(|f| image_to_tensor(f, device)).collect();
-    Tensor::stack(frames, 0)
+    images_to_tensor(&clip.frames, device)
 }
 
 /// Clips of one shape as `[b, t, c, h, w]`.
