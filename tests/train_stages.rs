@@ -390,6 +390,24 @@ fn disc_start_sets_the_step_the_adversary_joins() {
     // the discriminator's hinge loss (about 2 for an untrained one) joins the second run's.
     assert_eq!(reconstruction[0], adversarial[0]);
     assert!(adversarial[1] > reconstruction[1] + 1.0, "{reconstruction:?} vs {adversarial:?}");
+    // A run resumed without the flag keeps its own: stopped after step 0 and resumed with
+    // more steps (whose default would be later), the adversary still joins at step 1.
+    let mut first = micro(Stage::TemporalDecoder, 1, root.join("td-resumed"), weights.clone());
+    first.disc_start = Some(1);
+    train_stage(&first, &never, |_| {}).unwrap();
+    let mut resumed = micro(Stage::TemporalDecoder, 2, root.join("td-resumed"), weights.clone());
+    resumed.resume = true;
+    let mut resumed_losses = Vec::new();
+    train_stage(&resumed, &never, |e| {
+        if let latentdrive::train::Event::Step { loss, .. } = e {
+            resumed_losses.push(loss);
+        }
+    })
+    .unwrap();
+    assert_eq!(resumed_losses, [adversarial[1]]);
+    resumed.disc_start = Some(5);
+    let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--disc-start 1, not 5"), "{err}");
     // Other stages refuse the flag.
     let mut opts = micro(Stage::ImageLdm, 1, root.join("ldm"), weights);
     opts.disc_start = Some(1);

@@ -1,8 +1,13 @@
-//! CUDA against the CPU backend, op by op and model by model: where burn-cuda's results
-//! leave burn `Flex`'s. Run on a GPU machine (see `tools/gpu_session.sh` for the build).
+//! A burn-cubecl backend against the CPU backend, op by op and model by model: where
+//! burn-cuda's (or burn-wgpu's) results leave burn `Flex`'s.
 //!
+//! On a GPU machine (see `tools/gpu_session.sh` for the build):
 //! `cargo build --release --no-default-features --features cuda --example backend_parity`
-//! then `backend_parity weights/tiny`
+//! then `backend_parity weights/tiny`.
+//!
+//! Without a GPU, the same cubecl kernels run on Vulkan through Mesa's lavapipe (software):
+//! `cargo run --release --no-default-features --features wgpu --example backend_parity -- weights/tiny`
+//! (slow, minutes; `WGPU_BACKEND=vulkan` is the default there).
 //!
 //! Why it exists: the video LDM continued on CUDA from the shipped weights started at a
 //! training loss of 0.58 where the same continuation on the CPU starts at 0.38, and the
@@ -15,8 +20,10 @@
 //! Each line: max |cuda − cpu|, max |cpu|, and ‖cuda − cpu‖ / ‖cpu‖ (f32 rounding and TF32
 //! matmuls give about 1e-6 to 1e-3; a broken op gives 1e-1 and more).
 
+#![cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code, unused_imports))]
+
 use anyhow::{Context, Result};
-use burn::backend::{Cuda, Flex};
+use burn::backend::Flex;
 use burn::tensor::module::{attention, avg_pool2d, conv2d, conv3d, interpolate};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, TensorData, activation::softmax, backend::Backend};
@@ -30,13 +37,28 @@ use std::path::{Path, PathBuf};
 
 type Outputs = Vec<(String, Vec<f32>)>;
 
+#[cfg(feature = "cuda")]
+type Gpu = burn::backend::Cuda;
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+type Gpu = burn::backend::Wgpu;
+
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+fn main() -> Result<()> {
+    anyhow::bail!(
+        "backend_parity compares a GPU backend with the CPU: build it with `--features cuda` or `--features wgpu`"
+    )
+}
+
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn main() -> Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).context("usage: backend_parity WEIGHTS_DIR")?);
+    #[cfg(feature = "cuda")]
     latentdrive::app::Device::Cuda.ready().map_err(anyhow::Error::msg)?;
     let cpu = outputs::<Flex>(&dir, &Default::default())?;
-    let cuda = outputs::<Cuda>(&dir, &Default::default())?;
+    let gpu = outputs::<Gpu>(&dir, &Default::default())?;
+    println!("{} against Flex", std::any::type_name::<Gpu>().split('<').next().unwrap_or("gpu"));
     println!("{:<40} {:>12} {:>12} {:>12}", "output", "max|diff|", "max|cpu|", "rel L2");
-    for ((name, a), (_, b)) in cpu.iter().zip(&cuda) {
+    for ((name, a), (_, b)) in cpu.iter().zip(&gpu) {
         let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         let max_ref = a.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
         let diff2: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
@@ -86,7 +108,21 @@ fn outputs<B: Backend>(dir: &Path, device: &B::Device) -> Result<Outputs> {
     put("softmax [16,4,512,512] (x3)", host(softmax(randn::<B, 4>([16, 4, 512, 512], 10, device) * 3.0, 3)));
     let near = InterpolateOptions::new(InterpolateMode::Nearest);
     put("interpolate nearest 2x", host(interpolate(x.clone(), [32, 64], near)));
-    put("avg_pool2d 4x4", host(avg_pool2d(x, [4, 4], [4, 4], [0, 0], true, false)));
+    put("avg_pool2d 4x4", host(avg_pool2d(x.clone(), [4, 4], [4, 4], [0, 0], true, false)));
+    put(
+        "silu, gelu",
+        [host(burn::tensor::activation::silu(x.clone())), host(burn::tensor::activation::gelu(x.clone()))].concat(),
+    );
+    let group = burn::nn::GroupNormConfig::new(32, 64).init::<B>(device);
+    put("group norm 32 over 64 channels", host(group.forward(x.clone() * 3.0 + 1.0)));
+    let layer = burn::nn::LayerNormConfig::new(32).init::<B>(device);
+    put("layer norm over 32", host(layer.forward(x * 3.0 + 1.0)));
+    // The timestep embedding's arguments reach 999 rad: fast-math sin/cos lose accuracy there.
+    let steps: Vec<f32> = (0..1000).map(|t| t as f32).collect();
+    put(
+        "sinusoidal embedding t=0..999, 128",
+        host(latentdrive::model::embedding::sinusoidal(Tensor::<B, 1>::from_floats(steps.as_slice(), device), 128)),
+    );
     for (name, [n, s, dh], scale) in [
         ("attention spatial [16,4,512,16]", [16, 512, 16], None),
         ("attention spatial, unfused", [16, 512, 16], Some(0.25)),
@@ -117,8 +153,12 @@ fn outputs<B: Backend>(dir: &Path, device: &B::Device) -> Result<Outputs> {
     let schedule = models.diffusion.schedule()?;
     let noise = randn::<B, 4>(z0.dims(), 14, device);
     let labels = vec![Some(conditions); t];
+    let x_t = schedule.add_noise(z0.clone(), noise.clone(), &vec![500; t]);
+    let mut input = UNetInput::new(x_t, Tensor::from_floats(vec![500.0; t].as_slice(), device), 1);
+    input.labels = Some(Labels::new(&labels, device));
+    put("image LDM file, t=500", host(models.image_ldm.forward(input)));
     for (name, step, image_only, context) in [
-        ("image LDM, t=500", 500, true, 0),
+        ("video LDM as image LDM, t=500", 500, true, 0),
         ("video LDM, S=0, t=500", 500, false, 0),
         ("video LDM, S=2, t=500", 500, false, 2),
         ("video LDM, S=2, t=999", 999, false, 2),
@@ -130,6 +170,19 @@ fn outputs<B: Backend>(dir: &Path, device: &B::Device) -> Result<Outputs> {
         input.context = Some(video_context(z0.clone(), &known, device));
         input.image_only = image_only;
         put(name, host(models.video_ldm.forward(input)));
+    }
+    if let Some(interp) = &models.interpolator {
+        // 2.5 → 10 Hz: every 4th of t + 1 frames known (fps flag 0).
+        let (clip, conditions) = FrameSource::new(h, w, 0).clip::<B>(seed, t + 1, 4.0 * KEYFRAME_FPS, device);
+        let z0 = models.latent_norm.normalize(models.autoencoder.encoder.forward(clip).0);
+        let noise = randn::<B, 4>(z0.dims(), 16, device);
+        let x_t = schedule.add_noise(z0.clone(), noise, &vec![500; t + 1]);
+        let mut input = UNetInput::new(x_t, Tensor::from_floats(vec![500.0; t + 1].as_slice(), device), t + 1);
+        input.labels = Some(Labels::new(&vec![Some(conditions); t + 1], device));
+        let known: Vec<bool> = (0..=t).map(|i| i % 4 == 0).collect();
+        input.context = Some(video_context(z0, &known, device));
+        input.fps_stage = Some(Tensor::from_data(TensorData::new(vec![0i64; t + 1], [t + 1]), device));
+        put("interpolator, t=500", host(interp.forward(input)));
     }
     if let Some(up) = &models.upsampler {
         // Fully convolutional: the key frame stands for a high-resolution one.

@@ -3,7 +3,7 @@
 //! follows PatchGAN with the time axis added, see shared/VIDEOLDM-NOTES.md §2).
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::PaddingConfig3d;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::tensor::activation::leaky_relu;
@@ -48,8 +48,11 @@ impl Discriminator3dConfig {
             });
             ch = out;
         }
-        let conv_out =
+        let mut conv_out =
             Conv3dConfig::new([ch, 1], [3, 3, 3]).with_padding(PaddingConfig3d::Explicit(1, 1, 1)).init(device);
+        // The logit's bias starts at 0: burn draws it at random, and a one-element tensor
+        // looks constant to `train::seeded_init`, which would keep burn's (unseeded) draw.
+        conv_out.bias = conv_out.bias.map(|b| Param::from_tensor(b.val().zeros_like()));
         Discriminator3d { layers, conv_out }
     }
 }

@@ -297,7 +297,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 window: cfg.window,
                 clips: opts.batch,
                 // Reconstruction first, adversary after a warm-up (LDM's disc_start).
-                disc_start: opts.disc_start.unwrap_or(opts.loop_config.steps / 4),
+                disc_start: effective_disc_start(opts).unwrap_or_default(),
                 gan_weight: 0.1,
                 edge_weight: 0.5,
             };
@@ -461,14 +461,24 @@ struct ModelOptions {
     init_from: Option<PathBuf>,
     #[serde(default)]
     latent_norm: Option<LatentNormKind>,
+    /// The temporal decoder's first adversarial step (its default depends on `--steps`,
+    /// which a resumed run may change).
+    #[serde(default)]
+    disc_start: Option<u64>,
 }
 
 const MODEL_OPTIONS: &str = "options.json";
 
-/// `opts` with the model options of the run it resumes (`--latent-channels` and the
-/// diffusion given again must agree; `--init-from` is the run's own, as the checkpoint
-/// holds the weights); a fresh run records its own. Runs checkpointed before the record
-/// existed resume with the flags as given.
+/// The temporal decoder's first adversarial step: `--disc-start`, or a quarter of the
+/// steps (as LDM's `disc_start` waits for the reconstruction).
+fn effective_disc_start(opts: &TrainOptions) -> Option<u64> {
+    (opts.stage == Stage::TemporalDecoder).then(|| opts.disc_start.unwrap_or(opts.loop_config.steps / 4))
+}
+
+/// `opts` with the model options of the run it resumes (`--latent-channels`, the
+/// diffusion and `--disc-start` given again must agree; `--init-from` is the run's own, as
+/// the checkpoint holds the weights); a fresh run records its own. Runs checkpointed before
+/// the record existed resume with the flags as given.
 fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     let path = opts.run_dir.join(MODEL_OPTIONS);
     let given = ModelOptions {
@@ -476,12 +486,15 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         diffusion: opts.diffusion,
         init_from: opts.init_from.clone(),
         latent_norm: opts.latent_norm,
+        disc_start: opts.disc_start,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
-        let json = serde_json::to_vec_pretty(&given).map_err(|e| TrainError::Record(e.to_string()))?;
+        let record = ModelOptions { disc_start: effective_disc_start(opts), ..given };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| TrainError::Record(e.to_string()))?;
         crate::export::write_atomic(&path, &json)?;
-        return Ok(opts.clone());
+        // Other stages keep the flag as given, for the check that refuses it.
+        return Ok(TrainOptions { disc_start: record.disc_start.or(opts.disc_start), ..opts.clone() });
     }
     let saved: ModelOptions = match std::fs::read(&path) {
         Ok(bytes) => {
@@ -511,6 +524,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--latent-norm", was.name().into(), now.name().into()));
     }
+    if let (Some(now), Some(was)) = (given.disc_start, saved.disc_start)
+        && now != was
+    {
+        return Err(clash("--disc-start", was.to_string(), now.to_string()));
+    }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
         tracing::warn!(
@@ -522,6 +540,8 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     opts.latent_channels = given.latent_channels.or(saved.latent_channels);
     opts.diffusion = given.diffusion.or(saved.diffusion);
     opts.latent_norm = given.latent_norm.or(saved.latent_norm);
+    // A run recorded before `disc_start` was kept resumes with the flag or the default.
+    opts.disc_start = given.disc_start.or(saved.disc_start);
     opts.init_from = saved.init_from;
     Ok(opts)
 }

@@ -274,3 +274,34 @@ fn clips_drawn_on_all_cores_equal_the_clips_drawn_one_by_one() {
         assert_eq!(boxes[k], b);
     }
 }
+
+/// `seeded_init` is a pure function of its seed: burn's own RNG, which any thread may have
+/// advanced, leaves no trace in any model that trains (a one-element random tensor would:
+/// it looks constant, so it is kept as burn drew it — the discriminator's logit bias was).
+#[test]
+fn seeded_init_does_not_depend_on_burns_rng() {
+    fn twice<M: Module<Flex>>(make: impl Fn() -> M) {
+        let dev = Default::default();
+        let draws: Vec<_> = [1u64, 2]
+            .into_iter()
+            .map(|burn_seed| {
+                Flex::seed(&dev, burn_seed);
+                weights::<Flex, _>(&init::seeded_init(make(), 9))
+            })
+            .collect();
+        let differ = draws[0].iter().zip(&draws[1]).position(|(a, b)| a != b);
+        assert_eq!(differ, None, "parameter #{differ:?} of {} follows burn's RNG", std::any::type_name::<M>());
+    }
+    let dev = Default::default();
+    let cfg = ModelTier::Micro.config();
+    twice(|| cfg.autoencoder.init::<Flex>(&dev));
+    twice(|| cfg.autoencoder.clone().with_temporal_decoder(true).init::<Flex>(&dev));
+    twice(|| cfg.discriminator.init::<Flex>(&dev));
+    twice(|| cfg.image_ldm.init::<Flex>(&dev));
+    twice(|| cfg.video_ldm.init::<Flex>(&dev));
+    twice(|| cfg.interpolator.init::<Flex>(&dev));
+    twice(|| cfg.upsampler.init::<Flex>(&dev));
+    twice(|| crate::eval::detector::DetectorConfig::micro().init::<Flex>(&dev));
+    twice(|| crate::eval::classifier::ClassifierConfig::micro().init::<Flex>(&dev));
+    twice(|| crate::eval::clip_encoder::ClipEncoderConfig::micro().init::<Flex>(&dev));
+}

@@ -88,8 +88,8 @@ impl FrameSource {
         &d.index.clips[k]
     }
 
-    /// Frame `i` of a dataset clip at this source's size, and its labels.
-    fn dataset_frame(&self, d: &Dataset, entry: &IndexEntry, i: usize) -> (RgbImage, Vec<[f32; 4]>) {
+    /// Frame `i` of a dataset clip at this source's size.
+    fn dataset_image(&self, d: &Dataset, entry: &IndexEntry, i: usize) -> RgbImage {
         let (h, w) = self.size;
         let path = &d.index.frame_paths(&d.dir, entry)[i];
         // Files were checked when the dataset was written; a frame that vanished since is
@@ -101,13 +101,11 @@ impl FrameSource {
                 RgbImage::new(w as u32, h as u32)
             }
         };
-        let img = if img.dimensions() == (w as u32, h as u32) {
+        if img.dimensions() == (w as u32, h as u32) {
             img
         } else {
             image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle)
-        };
-        let boxes = DatasetIndex::labels(&d.dir, entry).ok().and_then(|l| l.get(i).map(visible_boxes));
-        (img, boxes.unwrap_or_default())
+        }
     }
 
     /// The run seed the training worlds are drawn from.
@@ -160,8 +158,9 @@ impl FrameSource {
         if let Some(d) = &self.dataset {
             let entry = Self::dataset_pick(d, seed);
             let i = (mix(seed ^ 0x7133) % d.index.frames_per_clip as u64) as usize;
-            let (frame, boxes) = self.dataset_frame(d, entry, i);
-            return (frame, entry.conditions(), boxes);
+            // Only single frames need the labels; clips (below) read none.
+            let boxes = DatasetIndex::labels(&d.dir, entry).ok().and_then(|l| l.get(i).map(visible_boxes));
+            return (self.dataset_image(d, entry, i), entry.conditions(), boxes.unwrap_or_default());
         }
         let conditions = random_conditions(seed);
         // A world without requested boxes always builds.
@@ -205,7 +204,7 @@ impl FrameSource {
             let stride = clip_stride(&d.index, frames, fps).unwrap_or(1);
             let span = (frames - 1) * stride;
             let start = (mix(seed ^ 0x7133) % (d.index.frames_per_clip - span) as u64) as usize;
-            let clip = (0..frames).map(|k| self.dataset_frame(d, entry, start + k * stride).0).collect();
+            let clip = (0..frames).map(|k| self.dataset_image(d, entry, start + k * stride)).collect();
             return (clip, entry.conditions());
         }
         let (clip, conditions, _) = self.rendered_clip_images(seed, frames, fps);
