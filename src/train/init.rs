@@ -5,7 +5,9 @@
 //! `b = 1/√fan_in` computed from its shape alone (burn's default for convolutions and
 //! linear layers), and constant tensors (zero-initialised outputs, norm scales, α
 //! logits) are kept exactly. Parameter order is fixed by the module tree, so the
-//! result is a pure function of the seed.
+//! result is a pure function of the seed. A one-element tensor always looks constant,
+//! so a model must not leave one to burn's random initialiser (the discriminator's
+//! logit bias is set to 0 for this); a test inits every model under two burn seeds.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
