@@ -342,7 +342,7 @@ fn denoiser_input<B: Backend>(
     let (t, device) = (z0.dims()[0], z0.device());
     let x_t = schedule.add_noise(z0.clone(), noise, &vec![step; t]);
     let mut input = UNetInput::new(x_t, Tensor::from_floats(vec![step as f32; t].as_slice(), &device), t);
-    input.labels = Some(Labels::new(&vec![Some(conditions.clone()); t], &device));
+    input.labels = Some(Labels::new(&vec![Some(*conditions); t], &device));
     if !known.is_empty() {
         input.context = Some(video_context(z0, known, &device));
     }
@@ -437,7 +437,13 @@ fn dissect<B: Backend>(models: &Models<B>, conditions: &Conditions, t: usize, pu
         if let (Some(p), Some(e)) = (&res.emb_proj, &emb) {
             let e = p.forward(silu(e.clone()));
             put("chain: emb_proj(silu(emb))", host(e.clone()));
-            a = step(put, "+ embedding", a + e.unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3));
+            let e = e.unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
+            // burn-cubecl's convolutions return an NHWC buffer viewed as NCHW (permuted
+            // strides); the same sum from a contiguous copy tells a layout fault from an op's.
+            let [n, c, h, w] = a.dims();
+            let copied = a.clone().reshape([n * c, h * w]).reshape([n, c, h, w]);
+            put("chain: + embedding, conv output copied contiguous", host(copied + e.clone()));
+            a = step(put, "+ embedding", a + e);
         }
         let a = step(put, "norm2", res.norm2.forward(a));
         let a = step(put, "silu", silu(a));
