@@ -451,6 +451,7 @@ fn dissect<B: Backend>(models: &Models<B>, conditions: &Conditions, t: usize, pu
         let skip = res.skip.as_ref().map_or(x.clone(), |s| s.forward(x.clone()));
         step(put, "skip + h", skip + a);
         put("chain: ResBlock::forward, same inputs", host(res.forward(x.clone(), emb)));
+        put("chain: ResBlock::forward without the embedding", host(res.forward(x.clone(), None)));
         put("res: conv1 weight as loaded", host(res.conv1.weight.val()));
         put("res: conv2 weight as loaded", host(res.conv2.weight.val()));
     }
