@@ -38,19 +38,21 @@ rate() { awk -F, 'NR>1 {t[$1]=$5} END {a=6; b=0; for (s in t) if (s+0>b) b=s+0; 
 #    CPU computes: gate on the video LDM's forward output and its parameters' gradients.
 P=.bin/backend_parity
 [ -x "$P" ] || [ ! -f "$P.xz" ] || xz -dk "$P.xz"
+if [ ! -f "$P" ]; then
+  echo "no .bin/backend_parity(.xz) carried: no training on CUDA without the parity gate" | tee -a "$OUT/gpu.txt"
+  exit 3
+fi
+chmod +x "$P"
 t0=$(date +%s)
-if [ -x "$P" ]; then
-  chmod +x "$P"
-  timeout "${PARITY_SECONDS:-180}" "$P" weights/tiny 2>&1 | tee "$OUT/parity.txt"
-  echo "parity: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/gpu.txt"
-  rel() { awk -v k="$1" 'index($0, k) == 1 {print $NF}' "$OUT/parity.txt"; }
-  ok() { awk -v x="$1" 'BEGIN {exit !(x != "" && x + 0 < 1e-2)}'; }
-  fwd=$(rel "video LDM, S=2, t=500"); bwd=$(rel "video LDM grads, S=2, t=500: all")
-  echo "gate: video LDM forward rel L2 ${fwd:-missing}, gradients ${bwd:-missing}" | tee -a "$OUT/gpu.txt"
-  if ! ok "$fwd" || ! ok "$bwd"; then
-    echo "CUDA does not compute what the CPU does: no training on it" | tee -a "$OUT/gpu.txt"
-    exit 3
-  fi
+timeout "${PARITY_SECONDS:-180}" "$P" weights/tiny 2>&1 | tee "$OUT/parity.txt"
+echo "parity: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/gpu.txt"
+rel() { awk -v k="$1" 'index($0, k) == 1 {print $NF}' "$OUT/parity.txt"; }
+ok() { awk -v x="$1" 'BEGIN {exit !(x != "" && x + 0 < 1e-2)}'; }
+fwd=$(rel "video LDM, S=2, t=500"); bwd=$(rel "video LDM grads, S=2, t=500: all")
+echo "gate: video LDM forward rel L2 ${fwd:-missing}, gradients ${bwd:-missing}" | tee -a "$OUT/gpu.txt"
+if ! ok "$fwd" || ! ok "$bwd"; then
+  echo "CUDA does not compute what the CPU does: no training on it" | tee -a "$OUT/gpu.txt"
+  exit 3
 fi
 
 # 1b. End to end: five video-LDM training steps (forward, backward, AdamW at a high lr so the
@@ -87,8 +89,6 @@ long() { # stage batch steps
 long video-ldm 16 "${VIDEO_STEPS:-300}" &
 long interpolator 16 "${INTERP_STEPS:-250}" &
 wait
-# The first step's loss on the CPU with the same weights, seed and batch (weights/tiny as
-# committed; `train video-ldm --init-from weights/tiny --batch 16 --steps 1 …` here).
 for s in video-ldm interpolator; do
   echo "$s step 1 loss on CUDA: $(awk -F, 'NR==2 {print $2}' "$R/$s/log.csv")" | tee -a "$OUT/gpu.txt"
   echo "$s batch 16 (two trainings sharing the GPU): $(rate "$R/$s/log.csv")" | tee -a "$OUT/gpu.txt"
