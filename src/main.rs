@@ -337,6 +337,11 @@ struct TrainArgs {
     /// --steps for reconstruction only.
     #[arg(long)]
     disc_start: Option<u64>,
+    /// Video LDM and interpolator only: the share of training clips noised at a timestep from
+    /// the noisier half of the schedule, where the context frames decide the layout [default:
+    /// 0, uniform timesteps]. 0.5 puts 3 of 4 clips there. Held-out losses stay uniform.
+    #[arg(long)]
+    high_noise: Option<f64>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -617,6 +622,9 @@ fn train_one(
         }),
         latent_norm: a.latent_norm.filter(|_| image_ldm).map(Into::into),
         disc_start: a.disc_start.filter(|_| applies(stage == train::Stage::TemporalDecoder)),
+        high_noise: a
+            .high_noise
+            .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator))),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

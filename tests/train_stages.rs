@@ -37,6 +37,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         data: None,
         init_from: None,
         disc_start: None,
+        high_noise: None,
         latent_channels: None,
         diffusion: None,
         latent_norm: None,
@@ -413,5 +414,50 @@ fn disc_start_sets_the_step_the_adversary_joins() {
     opts.disc_start = Some(1);
     let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
     assert!(err.contains("--disc-start applies to the temporal-decoder stage only"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn high_noise_moves_the_video_stages_timesteps_and_is_kept_on_resume() {
+    let root = std::env::temp_dir().join(format!("latentdrive-high-noise-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let weights = root.join("weights");
+    let never = AtomicBool::new(false);
+    for stage in [Stage::Autoencoder, Stage::ImageLdm] {
+        train_stage(&micro(stage, 2, root.join(stage.run_name()), weights.clone()), &never, |_| {}).unwrap();
+    }
+    // The training losses of 2 video-LDM steps with a high-noise share.
+    let losses = |name: &str, share: Option<f64>| {
+        let mut opts = micro(Stage::VideoLdm, 2, root.join(name), weights.clone());
+        opts.high_noise = share;
+        let mut losses = Vec::new();
+        train_stage(&opts, &never, |e| {
+            if let latentdrive::train::Event::Step { loss, .. } = e {
+                losses.push(loss);
+            }
+        })
+        .unwrap();
+        losses
+    };
+    let uniform = losses("uniform", None);
+    // A share of 0 draws exactly the uniform timesteps; a share of 1 draws other ones.
+    assert_eq!(losses("zero", Some(0.0)), uniform);
+    let high = losses("high", Some(1.0));
+    assert_ne!(high[0], uniform[0], "the first step's timesteps did not move");
+    // Recorded in the run folder: a resume with another share is refused.
+    let mut resumed = micro(Stage::VideoLdm, 3, root.join("high"), weights.clone());
+    resumed.resume = true;
+    resumed.high_noise = Some(0.5);
+    let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--high-noise 1, not 0.5"), "{err}");
+    // Stages other than the video LDM and interpolator refuse it, and so does a share outside [0, 1].
+    let mut opts = micro(Stage::ImageLdm, 1, root.join("ldm"), weights.clone());
+    opts.high_noise = Some(0.5);
+    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--high-noise applies to the video-ldm and interpolator stages only"), "{err}");
+    let mut opts = micro(Stage::Interpolator, 1, root.join("interp"), weights);
+    opts.high_noise = Some(1.5);
+    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--high-noise takes a share in [0, 1], not 1.5"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }

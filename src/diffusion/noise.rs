@@ -58,6 +58,33 @@ pub fn sample_timesteps<R: Rng + ?Sized>(rng: &mut R, batch: usize, train_steps:
     (0..batch).map(|_| rng.random_range(0..train_steps)).collect()
 }
 
+/// `batch` training timesteps, a share `high_noise` of them drawn from the noisier half of
+/// the schedule (`train_steps/2..train_steps`) and the rest uniform over all of it, so that
+/// `t ≥ train_steps/2` with probability `(1 + high_noise)/2`. The prediction model's context
+/// decides a frame's layout at high noise and adds little where the noisy frame already
+/// shows it; Stable Video Diffusion (Blattmann et al. 2023) likewise shifts video training
+/// to higher noise. `high_noise = 0` draws exactly what [`sample_timesteps`] draws.
+///
+/// # Panics
+/// If `train_steps` is 0 or `high_noise` is not within `[0, 1]`.
+pub fn sample_timesteps_biased<R: Rng + ?Sized>(
+    rng: &mut R,
+    batch: usize,
+    train_steps: usize,
+    high_noise: f64,
+) -> Vec<usize> {
+    assert!((0.0..=1.0).contains(&high_noise), "high-noise share {high_noise} outside [0, 1]");
+    if high_noise == 0.0 {
+        return sample_timesteps(rng, batch, train_steps);
+    }
+    (0..batch)
+        .map(|_| {
+            let low = if rng.random_bool(high_noise) { train_steps / 2 } else { 0 };
+            rng.random_range(low..train_steps)
+        })
+        .collect()
+}
+
 /// Uniform in [−1, 1) from the top 53 bits of one `u64` draw (exact in f64).
 fn symmetric_uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     const TWO_POW_MINUS_53: f64 = 1.0 / (1u64 << 53) as f64;
@@ -91,6 +118,29 @@ fn ln(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn biased_timesteps_favour_the_noisier_half_by_the_share_given() {
+        use rand::SeedableRng;
+        let draw = |share: f64| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            sample_timesteps_biased(&mut rng, 20_000, 1000, share)
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(draw(0.0), sample_timesteps(&mut rng, 20_000, 1000), "share 0 is the uniform draw");
+        for share in [0.0, 0.5, 1.0] {
+            let t = draw(share);
+            assert!(t.iter().all(|&s| s < 1000));
+            let high = t.iter().filter(|&&s| s >= 500).count() as f64 / t.len() as f64;
+            let expected = (1.0 + share) / 2.0;
+            assert!(
+                (high - expected).abs() < 0.015,
+                "share {share}: {high} of draws in the noisier half, not {expected}"
+            );
+        }
+        assert!(draw(1.0).iter().all(|&s| s >= 500));
+        assert!(draw(0.5).iter().any(|&s| s < 500));
+    }
     use super::*;
     use burn::backend::Flex;
     use rand::SeedableRng;

@@ -125,6 +125,9 @@ pub struct TrainOptions {
     /// adversarial loss reaches the decoder (temporal-decoder stage only; default: a
     /// quarter of the steps, as LDM's `disc_start` waits for the reconstruction).
     pub disc_start: Option<u64>,
+    /// Share of the video stages' training clips noised at a timestep from the noisier half
+    /// of the schedule (video-ldm and interpolator only; default 0: uniform timesteps).
+    pub high_noise: Option<f64>,
 }
 
 /// How the image LDM maps the autoencoder's latents to its own (`train image-ldm
@@ -377,6 +380,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 fps: KEYFRAME_FPS,
                 clips: opts.batch,
                 drop_p: LABEL_DROP_P,
+                high_noise: opts.high_noise.unwrap_or(0.0),
                 temporal_from: start.as_ref().and_then(|s| s.temporal.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -465,6 +469,9 @@ struct ModelOptions {
     /// which a resumed run may change).
     #[serde(default)]
     disc_start: Option<u64>,
+    /// The video stages' high-noise share (`--high-noise`).
+    #[serde(default)]
+    high_noise: Option<f64>,
 }
 
 const MODEL_OPTIONS: &str = "options.json";
@@ -487,6 +494,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         init_from: opts.init_from.clone(),
         latent_norm: opts.latent_norm,
         disc_start: opts.disc_start,
+        high_noise: opts.high_noise,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
@@ -529,6 +537,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--disc-start", was.to_string(), now.to_string()));
     }
+    if let (Some(now), Some(was)) = (given.high_noise, saved.high_noise)
+        && now != was
+    {
+        return Err(clash("--high-noise", was.to_string(), now.to_string()));
+    }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
         tracing::warn!(
@@ -542,6 +555,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     opts.latent_norm = given.latent_norm.or(saved.latent_norm);
     // A run recorded before `disc_start` was kept resumes with the flag or the default.
     opts.disc_start = given.disc_start.or(saved.disc_start);
+    opts.high_noise = given.high_noise.or(saved.high_noise);
     opts.init_from = saved.init_from;
     Ok(opts)
 }
@@ -597,6 +611,16 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
     }
     if opts.disc_start.is_some() && opts.stage != Stage::TemporalDecoder {
         return Err(TrainError::Options("--disc-start applies to the temporal-decoder stage only".into()));
+    }
+    if let Some(share) = opts.high_noise {
+        if !matches!(opts.stage, Stage::VideoLdm | Stage::Interpolator) {
+            return Err(TrainError::Options(
+                "--high-noise applies to the video-ldm and interpolator stages only".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&share) {
+            return Err(TrainError::Options(format!("--high-noise takes a share in [0, 1], not {share}")));
+        }
     }
     if opts.latent_channels.is_some_and(|z| z == 0 || opts.stage != Stage::Autoencoder) {
         return Err(TrainError::Options(
@@ -792,8 +816,15 @@ fn record<IB: Backend, C: Serialize>(
         wall_time_s: super::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: hardware::<IB>(),
         data: format!(
-            "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}",
-            cfg.frame_size.0, cfg.frame_size.1, opts.seed, opts.batch
+            "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}{}",
+            cfg.frame_size.0,
+            cfg.frame_size.1,
+            opts.seed,
+            opts.batch,
+            match opts.high_noise {
+                Some(share) if share > 0.0 => format!(", timesteps with high-noise share {share}"),
+                _ => String::new(),
+            }
         ),
         notes: match summary.held_out.last() {
             Some((step, loss)) => format!(

@@ -45,6 +45,7 @@ pub fn micro_weights() -> &'static Path {
                 data: None,
                 init_from: None,
                 disc_start: None,
+                high_noise: None,
                 latent_channels: None,
                 diffusion: None,
                 latent_norm: None,

@@ -43,6 +43,10 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     pub fps: f32,
     pub clips: usize,
     pub drop_p: f64,
+    /// Share of training clips whose timestep comes from the noisier half of the schedule
+    /// (see [`crate::diffusion::sample_timesteps_biased`]; 0: uniform). Held-out losses stay
+    /// uniform, so runs with and without it compare.
+    pub high_noise: f64,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
 }
@@ -54,6 +58,7 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         seeds: &[u64],
         draw_seed: u64,
         drop_p: f64,
+        high_noise: f64,
         device: &B::Device,
     ) -> Tensor<B, 1> {
         use rand::RngExt;
@@ -80,7 +85,8 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         let [n, c, h, w] = z0.dims();
         let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
         // One timestep per clip, shared by its frames.
-        let per_clip = crate::diffusion::noise::sample_timesteps(&mut rng, clips, self.schedule.train_steps());
+        let per_clip =
+            crate::diffusion::sample_timesteps_biased(&mut rng, clips, self.schedule.train_steps(), high_noise);
         let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
         let context_frames: Vec<usize> = (0..clips).map(|_| rng.random_range(0..=2usize)).collect();
         let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
@@ -137,7 +143,8 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         batch: Batch,
         device: &B::Device,
     ) -> Tensor<B, 1> {
-        self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), device)
+        let high_noise = if matches!(batch, Batch::Train { .. }) { self.high_noise } else { 0.0 };
+        self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), high_noise, device)
     }
 
     /// A held-out clip (top row) over the model's sample of it (bottom row) given the
