@@ -44,6 +44,18 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
     }
 }
 
+/// Trains `opts` to the end and returns the training loss of each step it ran.
+fn step_losses(opts: &TrainOptions) -> Vec<f32> {
+    let mut losses = Vec::new();
+    train_stage(opts, &AtomicBool::new(false), |e| {
+        if let latentdrive::train::Event::Step { loss, .. } = e {
+            losses.push(loss);
+        }
+    })
+    .unwrap();
+    losses
+}
+
 #[test]
 fn every_stage_builds_on_the_previous_ones() {
     // A latent wider than the tier's 4 channels: every later stage follows the autoencoder's.
@@ -377,14 +389,7 @@ fn disc_start_sets_the_step_the_adversary_joins() {
     let losses = |disc_start: u64| {
         let mut opts = micro(Stage::TemporalDecoder, 2, root.join(format!("td{disc_start}")), weights.clone());
         opts.disc_start = Some(disc_start);
-        let mut losses = Vec::new();
-        train_stage(&opts, &never, |e| {
-            if let latentdrive::train::Event::Step { loss, .. } = e {
-                losses.push(loss);
-            }
-        })
-        .unwrap();
-        losses
+        step_losses(&opts)
     };
     let (reconstruction, adversarial) = (losses(100), losses(1));
     // Step 0 is reconstruction in both runs, so step 1 starts from the same weights; there
@@ -398,14 +403,7 @@ fn disc_start_sets_the_step_the_adversary_joins() {
     train_stage(&first, &never, |_| {}).unwrap();
     let mut resumed = micro(Stage::TemporalDecoder, 2, root.join("td-resumed"), weights.clone());
     resumed.resume = true;
-    let mut resumed_losses = Vec::new();
-    train_stage(&resumed, &never, |e| {
-        if let latentdrive::train::Event::Step { loss, .. } = e {
-            resumed_losses.push(loss);
-        }
-    })
-    .unwrap();
-    assert_eq!(resumed_losses, [adversarial[1]]);
+    assert_eq!(step_losses(&resumed), [adversarial[1]]);
     resumed.disc_start = Some(5);
     let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
     assert!(err.contains("--disc-start 1, not 5"), "{err}");
@@ -430,14 +428,7 @@ fn high_noise_moves_the_video_stages_timesteps_and_is_kept_on_resume() {
     let losses = |name: &str, share: Option<f64>| {
         let mut opts = micro(Stage::VideoLdm, 2, root.join(name), weights.clone());
         opts.high_noise = share;
-        let mut losses = Vec::new();
-        train_stage(&opts, &never, |e| {
-            if let latentdrive::train::Event::Step { loss, .. } = e {
-                losses.push(loss);
-            }
-        })
-        .unwrap();
-        losses
+        step_losses(&opts)
     };
     let uniform = losses("uniform", None);
     // A share of 0 draws exactly the uniform timesteps; a share of 1 draws other ones.
