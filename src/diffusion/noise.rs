@@ -118,29 +118,6 @@ fn ln(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn biased_timesteps_favour_the_noisier_half_by_the_share_given() {
-        use rand::SeedableRng;
-        let draw = |share: f64| {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-            sample_timesteps_biased(&mut rng, 20_000, 1000, share)
-        };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        assert_eq!(draw(0.0), sample_timesteps(&mut rng, 20_000, 1000), "share 0 is the uniform draw");
-        for share in [0.0, 0.5, 1.0] {
-            let t = draw(share);
-            assert!(t.iter().all(|&s| s < 1000));
-            let high = t.iter().filter(|&&s| s >= 500).count() as f64 / t.len() as f64;
-            let expected = (1.0 + share) / 2.0;
-            assert!(
-                (high - expected).abs() < 0.015,
-                "share {share}: {high} of draws in the noisier half, not {expected}"
-            );
-        }
-        assert!(draw(1.0).iter().all(|&s| s >= 500));
-        assert!(draw(0.5).iter().any(|&s| s < 500));
-    }
     use super::*;
     use burn::backend::Flex;
     use rand::SeedableRng;
@@ -213,5 +190,27 @@ mod tests {
         assert!(t.contains(&0) && t.contains(&999));
         let mut again = ChaCha8Rng::seed_from_u64(3);
         assert_eq!(sample_timesteps(&mut again, 20_000, 1000), t);
+    }
+
+    #[test]
+    fn biased_timesteps_favour_the_noisier_half_by_the_share_given() {
+        let draw = |share: f64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            sample_timesteps_biased(&mut rng, 20_000, 1000, share)
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(draw(0.0), sample_timesteps(&mut rng, 20_000, 1000), "share 0 is the uniform draw");
+        for share in [0.0, 0.5, 1.0] {
+            let t = draw(share);
+            assert!(t.iter().all(|&s| s < 1000));
+            let high = t.iter().filter(|&&s| s >= 500).count() as f64 / t.len() as f64;
+            let expected = (1.0 + share) / 2.0;
+            assert!(
+                (high - expected).abs() < 0.015,
+                "share {share}: {high} of draws in the noisier half, not {expected}"
+            );
+        }
+        assert!(draw(1.0).iter().all(|&s| s >= 500));
+        assert!(draw(0.5).iter().any(|&s| s < 500));
     }
 }
