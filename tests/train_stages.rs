@@ -44,6 +44,11 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
     }
 }
 
+/// The error message of a run that `opts` must make fail.
+fn refusal(opts: &TrainOptions) -> String {
+    train_stage(opts, &AtomicBool::new(false), |_| {}).unwrap_err().to_string()
+}
+
 /// Trains `opts` to the end and returns the training loss of each step it ran.
 fn step_losses(opts: &TrainOptions) -> Vec<f32> {
     let mut losses = Vec::new();
@@ -163,7 +168,7 @@ fn every_stage_builds_on_the_previous_ones() {
     let mut opts = micro(Stage::ImageLdm, 1, root.join("continue"), continued.clone());
     opts.init_from = Some(weights.clone());
     opts.latent_norm = Some(LatentNormKind::Global);
-    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts);
     assert!(err.contains("--latent-norm global") && err.contains("trained with channel"), "{err}");
     opts.latent_norm = None;
     train_stage(&opts, &never, |_| {}).unwrap();
@@ -172,7 +177,7 @@ fn every_stage_builds_on_the_previous_ones() {
     // --latent-channels is the autoencoder's alone.
     let mut opts = micro(Stage::ImageLdm, 1, root.join("refused"), weights.clone());
     opts.latent_channels = Some(8);
-    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts);
     assert!(err.contains("autoencoder stage only"), "{err}");
     // An autoencoder of another width makes the folder's LDMs unusable: loading says so.
     (opts.stage, opts.latent_channels, opts.run_dir) = (Stage::Autoencoder, None, root.join("ae4"));
@@ -203,10 +208,10 @@ fn stages_train_from_an_on_disk_dataset() {
     assert_eq!(report.summary.last_step, 2);
     assert!(report.summary.held_out.last().is_some_and(|(_, l)| l.is_finite()));
     // The temporal decoder cuts 4 frames at 2.5 Hz: stride 4 needs 13 frames, the clips have 6.
-    let err = train_stage(&opts(Stage::TemporalDecoder), &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts(Stage::TemporalDecoder));
     assert!(err.contains("clips of 4 frames at 2.5 Hz") && err.contains("6 frames at 10 Hz"), "{err}");
     // The upsampler needs frames 4× the key frames (64×128); these are 64×32.
-    let err = train_stage(&opts(Stage::Upsampler), &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts(Stage::Upsampler));
     assert!(err.contains("frames are 64×32"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -373,7 +378,7 @@ fn resume_continues_the_model_its_run_started_with() {
     assert_eq!(config.latent_channels, 6);
     assert_eq!(entry.training.as_ref().unwrap().steps, 4);
     resumed.latent_channels = Some(5);
-    let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&resumed);
     assert!(err.contains("--latent-channels 6, not 5"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -405,12 +410,12 @@ fn disc_start_sets_the_step_the_adversary_joins() {
     resumed.resume = true;
     assert_eq!(step_losses(&resumed), [adversarial[1]]);
     resumed.disc_start = Some(5);
-    let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&resumed);
     assert!(err.contains("--disc-start 1, not 5"), "{err}");
     // Other stages refuse the flag.
     let mut opts = micro(Stage::ImageLdm, 1, root.join("ldm"), weights);
     opts.disc_start = Some(1);
-    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts);
     assert!(err.contains("--disc-start applies to the temporal-decoder stage only"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -439,16 +444,16 @@ fn high_noise_moves_the_video_stages_timesteps_and_is_kept_on_resume() {
     let mut resumed = micro(Stage::VideoLdm, 3, root.join("high"), weights.clone());
     resumed.resume = true;
     resumed.high_noise = Some(0.5);
-    let err = train_stage(&resumed, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&resumed);
     assert!(err.contains("--high-noise 1, not 0.5"), "{err}");
     // Stages other than the video LDM and interpolator refuse it, and so does a share outside [0, 1].
     let mut opts = micro(Stage::ImageLdm, 1, root.join("ldm"), weights.clone());
     opts.high_noise = Some(0.5);
-    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts);
     assert!(err.contains("--high-noise applies to the video-ldm and interpolator stages only"), "{err}");
     let mut opts = micro(Stage::Interpolator, 1, root.join("interp"), weights);
     opts.high_noise = Some(1.5);
-    let err = train_stage(&opts, &never, |_| {}).unwrap_err().to_string();
+    let err = refusal(&opts);
     assert!(err.contains("--high-noise takes a share in [0, 1], not 1.5"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
