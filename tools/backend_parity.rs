@@ -20,6 +20,13 @@
 //! and then step by step on each backend's own intermediate results (`chain:` lines; the
 //! first that departs names the step), and the spatial transformer's parts.
 //!
+//! The likely cause, found afterwards in the sources (not yet confirmed on a GPU): cubecl-cuda
+//! allocates new tensors with padded ("pitched") rows — an `[8, 96]` f32 gets row stride 128 —
+//! and burn-std 0.21 loses that stride when `[n, c, 1]` is unsqueezed to `[n, c, 1, 1]`, which
+//! is how the ResBlocks added their embedding. The models now use `layout::per_channel` (one
+//! reshape). burn-wgpu allocates rows unpadded, so lavapipe agreed. On the next GPU run the
+//! `unsqueezed twice` lines should depart and the `per_channel` lines and the models agree.
+//!
 //! Each line: max |gpu − cpu|, max |cpu|, and ‖gpu − cpu‖ / ‖cpu‖ (f32 rounding and TF32
 //! matmuls give about 1e-6 to 1e-3; a broken op gives 1e-1 and more).
 //!
@@ -41,6 +48,7 @@ use burn::tensor::{
     backend::{AutodiffBackend, Backend},
 };
 use latentdrive::diffusion::{NoiseSchedule, gaussian};
+use latentdrive::model::layout::per_channel;
 use latentdrive::model::{Labels, UNetInput};
 use latentdrive::pipeline::Models;
 use latentdrive::scenario::Conditions;
@@ -229,8 +237,14 @@ fn outputs<B: Backend>(dir: &Path, device: &B::Device) -> Result<Outputs> {
     for c in [64, 96] {
         let big = randn::<B, 4>([8, c, 16, 32], 32, device);
         put(&format!("add [8,{c},16,32] + [8,{c},1,1]"), host(big.clone() + randn::<B, 4>([8, c, 1, 1], 33, device)));
-        let column = randn::<B, 2>([8, c], 33, device).unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
-        put(&format!("add [8,{c},16,32] + [8,{c}] unsqueezed"), host(big + column));
+        // On CUDA a new `[8, 96]` has padded rows, whose stride two unsqueezes lose in
+        // burn-std 0.21 (see `layout::per_channel`); `[8, 64]` rows need no padding.
+        let column = randn::<B, 2>([8, c], 33, device);
+        put(
+            &format!("add [8,{c},16,32] + [8,{c}] unsqueezed twice"),
+            host(big.clone() + column.clone().unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3)),
+        );
+        put(&format!("add [8,{c},16,32] + per_channel([8,{c}])"), host(big + per_channel(column)));
     }
     let big = randn::<B, 4>([8, 64, 16, 32], 32, device);
     for (name, shape) in [
@@ -416,7 +430,11 @@ fn dissect<B: Backend>(models: &Models<B>, conditions: &Conditions, t: usize, pu
             let e = randn::<B, 2>([t, p.weight.dims()[0]], 30, &device);
             put(&format!("res: emb_proj {:?}", p.weight.dims()), host(p.forward(e.clone())));
             let e = randn::<B, 2>([t, cout], 31, &device);
-            put("res: + embedding, broadcast", host(h.clone() + e.unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3)));
+            put(
+                "res: + embedding, unsqueezed twice",
+                host(h.clone() + e.clone().unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3)),
+            );
+            put("res: + embedding, per_channel", host(h.clone() + per_channel(e)));
         }
         put(&format!("res: norm2 over {cout}"), host(res.norm2.forward(h.clone())));
         put("res: conv2 3x3", host(res.conv2.forward(h.clone())));
@@ -437,7 +455,10 @@ fn dissect<B: Backend>(models: &Models<B>, conditions: &Conditions, t: usize, pu
         if let (Some(p), Some(e)) = (&res.emb_proj, &emb) {
             let e = p.forward(silu(e.clone()));
             put("chain: emb_proj(silu(emb))", host(e.clone()));
-            let e = e.unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
+            put("chain: + embedding unsqueezed twice (the old model code)", {
+                host(a.clone() + e.clone().unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3))
+            });
+            let e = per_channel(e);
             // burn-cubecl's convolutions return an NHWC buffer viewed as NCHW (permuted
             // strides); the same sum from a contiguous copy tells a layout fault from an op's.
             let [n, c, h, w] = a.dims();

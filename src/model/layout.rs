@@ -44,6 +44,20 @@ pub fn transpose_last<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     Tensor::cat((0..n).map(|i| x.clone().narrow(0, i, 1).swap_dims(1, 2)).collect(), 0)
 }
 
+/// A per-sample, per-channel term `[n, c]` as `[n, c, 1, 1]`, to add over every pixel.
+///
+/// One reshape, never `unsqueeze_dim(2).unsqueeze_dim(3)`: on CUDA, burn-cubecl pads the
+/// rows of a new `[n, c]` tensor to an alignment (`c = 96` f32 gets row stride 128), and
+/// burn-std 0.21's stride update for the second unsqueeze, `[n, c, 1]` → `[n, c, 1, 1]`,
+/// mishandles the trailing unit dimension and sets the row stride to `c`: every sample but
+/// the first then reads another's values. That was the UNet ResBlocks' CUDA departure
+/// (`docs/train/tiny/gpu-2026-12-04b/`). The direct reshape keeps the padded stride; on the
+/// CPU both are the same contiguous reshape.
+pub fn per_channel<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 4> {
+    let [n, c] = x.dims();
+    x.reshape([n, c, 1, 1])
+}
+
 /// `[b·t, c, h, w]` → `[b, c, t, h, w]` (for 3D convolutions).
 pub fn to_video<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 5> {
     let [bt, c, h, w] = x.dims();
@@ -126,6 +140,30 @@ mod tests {
         let p = to_pixel_tokens(bt.clone());
         assert_eq!(p.clone().into_data(), bt.clone().reshape([6, 4, 30]).swap_dims(1, 2).into_data());
         assert_eq!(from_pixel_tokens(p, 5, 6).into_data(), bt.into_data());
+    }
+
+    /// The strides burn-std gives a row-padded `[8, 96]` (burn-cubecl's CUDA layout): the
+    /// single reshape of `per_channel` keeps the padded row stride, two unsqueezes lose it.
+    /// burn-std is pinned with burn; should the second half fail, burn fixed its stride update.
+    #[test]
+    fn per_channel_keeps_padded_rows_that_two_unsqueezes_lose() {
+        use burn_std::tensor::{ReshapeAction, Shape, Strides, reshape_action};
+        let strides_after = |shape: &[usize], strides: &[usize], new: &[usize]| match reshape_action(
+            &Shape::from(shape.to_vec()),
+            &Strides::from(strides.to_vec()),
+            &Shape::from(new.to_vec()),
+        ) {
+            ReshapeAction::UpdateStrides { strides } => strides.to_vec(),
+            other => panic!("expected a stride update, got {other:?}"),
+        };
+        assert_eq!(strides_after(&[8, 96], &[128, 1], &[8, 96, 1, 1]), [128, 1, 1, 1]);
+        let first = strides_after(&[8, 96], &[128, 1], &[8, 96, 1]);
+        assert_eq!(first, [128, 1, 1]);
+        assert_eq!(strides_after(&[8, 96, 1], &first, &[8, 96, 1, 1]), [96, 1, 1, 1], "burn-std's bug");
+        // On the CPU (contiguous rows) both give the same values.
+        let x = Tensor::<B, 2>::random([8, 96], Distribution::Default, &Default::default());
+        let twice = x.clone().unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
+        assert_eq!(per_channel(x).into_data(), twice.into_data());
     }
 
     #[test]

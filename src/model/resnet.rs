@@ -8,6 +8,7 @@ use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::silu;
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::layout::per_channel;
 use super::norm::{Norm, NormConfig, NormKind};
 
 /// 3×3 convolution with "same" padding.
@@ -88,7 +89,7 @@ impl<B: Backend> ResBlock<B> {
     pub fn forward(&self, x: Tensor<B, 4>, emb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
         let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
         if let (Some(proj), Some(e)) = (&self.emb_proj, emb) {
-            h = h + proj.forward(silu(e)).unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
+            h = h + per_channel(proj.forward(silu(e)));
         }
         let h = self.conv2.forward(silu(self.norm2.forward(h)));
         let skip = match &self.skip {
