@@ -7,7 +7,8 @@
 //!
 //! Without a GPU, the same cubecl kernels run on Vulkan through Mesa's lavapipe (software):
 //! `cargo run --release --no-default-features --features wgpu --example backend_parity -- weights/tiny`
-//! (11 minutes on the 2-core machine beside a training run).
+//! (11 minutes on the 2-core machine beside a training run). `--gradients-only` after the
+//! folder runs the backward-pass check alone.
 //!
 //! Why it exists: the video LDM continued on CUDA from the shipped weights started at a
 //! training loss of 0.58 where the same continuation on the CPU starts at 0.38, and the
@@ -73,8 +74,21 @@ fn main() -> Result<()> {
 
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn main() -> Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).context("usage: backend_parity WEIGHTS_DIR")?);
-    let cpu = outputs::<Flex>(&dir, &Default::default())?;
+    let usage = "usage: backend_parity WEIGHTS_DIR [--gradients-only]";
+    let dir = PathBuf::from(std::env::args().nth(1).context(usage)?);
+    let gradients_only = match std::env::args().nth(2).as_deref() {
+        None => false,
+        Some("--gradients-only") => true,
+        Some(other) => anyhow::bail!("unknown argument {other:?}; {usage}"),
+    };
+    let forward = |dir: &Path, gpu: bool| -> Result<Outputs> {
+        match (gradients_only, gpu) {
+            (true, _) => Ok(Vec::new()),
+            (false, false) => outputs::<Flex>(dir, &Default::default()),
+            (false, true) => outputs::<Gpu>(dir, &Default::default()),
+        }
+    };
+    let cpu = forward(&dir, false)?;
     let cpu_grads = gradients::<Autodiff<Flex>>(&dir, &Default::default())?;
     for (model, grads) in &cpu_grads {
         anyhow::ensure!(!grads.is_empty(), "{model}: no gradient reached a parameter");
@@ -82,7 +96,7 @@ fn main() -> Result<()> {
     }
     #[cfg(feature = "cuda")]
     latentdrive::app::Device::Cuda.ready().map_err(anyhow::Error::msg)?;
-    let gpu = outputs::<Gpu>(&dir, &Default::default())?;
+    let gpu = forward(&dir, true)?;
     let gpu_grads = gradients::<Autodiff<Gpu>>(&dir, &Default::default())?;
     println!("{} against Flex", std::any::type_name::<Gpu>().split('<').next().unwrap_or("gpu"));
     println!("{:<40} {:>12} {:>12} {:>12}", "output", "max|diff|", "max|cpu|", "rel L2");

@@ -58,6 +58,17 @@ pub fn per_channel<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 4> {
     x.reshape([n, c, 1, 1])
 }
 
+/// A per-frame, per-channel term `[b·t, c]` in the video layout `[b, c, t, 1, 1]`.
+///
+/// Not `to_video(per_channel(x), t)`: under autodiff that reshapes a swapped `[b, c, t, 1]`
+/// view, and burn-std 0.21 gets the strides of a view that ends in a unit dimension wrong
+/// on the same path as [`per_channel`]'s (on every burn-cubecl backend; measured on
+/// burn-wgpu: 0.98 relative error). Here the swapped view ends in `t`.
+pub fn per_channel_video<B: Backend>(x: Tensor<B, 2>, t: usize) -> Tensor<B, 5> {
+    let [bt, c] = x.dims();
+    x.reshape([bt / t, t, c]).swap_dims(1, 2).reshape([bt / t, c, t, 1, 1])
+}
+
 /// `[b·t, c, h, w]` → `[b, c, t, h, w]` (for 3D convolutions).
 pub fn to_video<B: Backend>(x: Tensor<B, 4>, t: usize) -> Tensor<B, 5> {
     let [bt, c, h, w] = x.dims();
@@ -143,10 +154,11 @@ mod tests {
     }
 
     /// The strides burn-std gives a row-padded `[8, 96]` (burn-cubecl's CUDA layout): the
-    /// single reshape of `per_channel` keeps the padded row stride, two unsqueezes lose it.
-    /// burn-std is pinned with burn; should the second half fail, burn fixed its stride update.
+    /// single reshape of `per_channel` keeps the padded row stride, two unsqueezes lose it;
+    /// and likewise for the video layout. burn-std is pinned with burn; should a "bug"
+    /// assertion fail, burn fixed its stride update.
     #[test]
-    fn per_channel_keeps_padded_rows_that_two_unsqueezes_lose() {
+    fn per_channel_forms_keep_the_strides_burn_std_loses() {
         use burn_std::tensor::{ReshapeAction, Shape, Strides, reshape_action};
         let strides_after = |shape: &[usize], strides: &[usize], new: &[usize]| match reshape_action(
             &Shape::from(shape.to_vec()),
@@ -160,10 +172,23 @@ mod tests {
         let first = strides_after(&[8, 96], &[128, 1], &[8, 96, 1]);
         assert_eq!(first, [128, 1, 1]);
         assert_eq!(strides_after(&[8, 96, 1], &first, &[8, 96, 1, 1]), [96, 1, 1, 1], "burn-std's bug");
-        // On the CPU (contiguous rows) both give the same values.
+        // The video layout: `to_video` of `[8, 96, 1, 1]` reshapes the swapped view
+        // `[2, 96, 4, 1]` (strides `[384, 1, 96, 1]`), `per_channel_video` the view `[2, 96, 4]`.
+        assert_eq!(strides_after(&[2, 96, 4], &[384, 1, 96], &[2, 96, 4, 1, 1])[..3], [384, 1, 96]);
+        assert_eq!(
+            strides_after(&[2, 96, 4, 1], &[384, 1, 96, 1], &[2, 96, 4, 1, 1])[..3],
+            [384, 4, 1],
+            "burn-std's bug"
+        );
+        // On the CPU (which copies such views) every form gives the same values, with and
+        // without autodiff.
         let x = Tensor::<B, 2>::random([8, 96], Distribution::Default, &Default::default());
         let twice = x.clone().unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3);
-        assert_eq!(per_channel(x).into_data(), twice.into_data());
+        assert_eq!(per_channel(x.clone()).into_data(), twice.clone().into_data());
+        assert_eq!(per_channel_video(x.clone(), 4).into_data(), to_video(twice, 4).into_data());
+        type A = burn::backend::Autodiff<B>;
+        let ad = Tensor::<A, 2>::from_data(x.into_data(), &Default::default());
+        assert_eq!(per_channel_video(ad.clone(), 4).into_data(), to_video(per_channel(ad), 4).into_data());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, FeedForward, FeedForwardConfig};
 use super::embedding::sinusoidal;
-use super::layout::{from_frame_tokens, from_video, per_channel, to_frame_tokens, to_video};
+use super::layout::{from_frame_tokens, from_video, per_channel, per_channel_video, to_frame_tokens, to_video};
 use super::norm::{Norm, NormConfig, NormKind};
 
 /// Which temporal layers a video model interleaves (the paper's ablation compares them).
@@ -147,7 +147,7 @@ impl<B: Backend> TemporalResBlock<B> {
         let v = to_video(x, t);
         let mut h = self.conv1.forward(silu(self.norm1.forward(v.clone())));
         if let (Some(proj), Some(e)) = (&self.emb_proj, emb) {
-            h = h + to_video(per_channel(proj.forward(silu(e))), t);
+            h = h + per_channel_video(proj.forward(silu(e)), t);
         }
         let h = self.conv2.forward(silu(self.norm2.forward(h)));
         from_video(v + h)
