@@ -25,7 +25,9 @@
 //! allocates new tensors with padded ("pitched") rows — an `[8, 96]` f32 gets row stride 128 —
 //! and burn-std 0.21 loses that stride when `[n, c, 1]` is unsqueezed to `[n, c, 1, 1]`, which
 //! is how the ResBlocks added their embedding. The models now use `layout::per_channel` (one
-//! reshape). burn-wgpu allocates rows unpadded, so lavapipe agreed. On the next GPU run the
+//! reshape), and `layout::per_channel_video` in the temporal ResBlocks' video layout, where a
+//! swapped view ending in 1 hits the same stride bug even unpadded. burn-wgpu allocates rows
+//! unpadded, so lavapipe agreed. On the next GPU run the
 //! `unsqueezed twice` lines should depart and the `per_channel` lines and the models agree.
 //!
 //! Each line: max |gpu − cpu|, max |cpu|, and ‖gpu − cpu‖ / ‖cpu‖ (f32 rounding and TF32

@@ -50,9 +50,10 @@ pub fn transpose_last<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
 /// rows of a new `[n, c]` tensor to an alignment (`c = 96` f32 gets row stride 128), and
 /// burn-std 0.21's stride update for the second unsqueeze, `[n, c, 1]` → `[n, c, 1, 1]`,
 /// mishandles the trailing unit dimension and sets the row stride to `c`: every sample but
-/// the first then reads another's values. That was the UNet ResBlocks' CUDA departure
-/// (`docs/train/tiny/gpu-2026-12-04b/`). The direct reshape keeps the padded stride; on the
-/// CPU both are the same contiguous reshape.
+/// the first then reads another's values: the likely cause of the UNet ResBlocks' CUDA
+/// departure (`docs/train/tiny/gpu-2026-12-04b/`; found in the sources, still to be confirmed
+/// on a GPU). The direct reshape keeps the padded stride; on the CPU both are the same
+/// contiguous reshape.
 pub fn per_channel<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 4> {
     let [n, c] = x.dims();
     x.reshape([n, c, 1, 1])
