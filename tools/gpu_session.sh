@@ -58,8 +58,8 @@ fi
 
 # 1b. End to end: five video-LDM training steps (forward, backward, AdamW at a high lr so the
 #     updates show) whose losses the CPU reproduces with the same command and `--device cpu`:
-#     with weights/tiny of 2026-12-04 0.36909705 0.46167785 0.3954668 0.35494846 0.46624002
-#     (1 min on the 2-core machine, binary of commit 0d986b8).
+#     with weights/tiny of 2026-12-05 (video LDM sha256 6face12c…) 0.37220147 0.46916768
+#     0.39202824 0.3673578 0.4599488 (1.3 min on the 2-core machine, binary of commit f9ab20b).
 check=(train video-ldm --tier tiny --init-from weights/tiny --batch 4 --steps 5 --warmup 1 --lr 1e-3
   --eval-every 100000 --checkpoint-every 100000 --weights "$R/check_w" --run-dir "$R/check")
 cp -r weights/tiny "$R/check_w"
