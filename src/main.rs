@@ -27,6 +27,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc 2's `mi_option_purge_delay`: its index in `mi_option_e` (mimalloc.h); the
+/// `mimalloc` crates name no constant for it.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+/// mimalloc 2's default purge delay (milliseconds), read back to check the index above.
+const MI_PURGE_DELAY_DEFAULT: std::ffi::c_long = 10;
+
+unsafe extern "C" {
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// Keeps the memory burn-flex frees for its next ops instead of handing it back to the OS
+/// 10 ms later (mimalloc's purge), which made every op fault its pages in again. Peak
+/// memory is unchanged: what is kept is reused. Measured, `train temporal-decoder
+/// --batch 2 --data-parallel 2`: 7–8 s → 5–6 s per step, same losses. A
+/// `MIMALLOC_PURGE_DELAY` in the environment wins; the option is left alone if it does not
+/// hold mimalloc 2's default (another mimalloc, another index).
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: reads and writes one option of the linked mimalloc; options are plain
+    // integers, and no other thread runs yet.
+    unsafe {
+        if mi_option_get(MI_OPTION_PURGE_DELAY) == MI_PURGE_DELAY_DEFAULT {
+            mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        }
+    }
+}
+
 /// Driving-scene simulation with latent video diffusion.
 #[derive(Parser, Debug)]
 #[command(name = "latentdrive", version, about, propagate_version = true)]
@@ -389,6 +419,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 struct InputError(String);
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

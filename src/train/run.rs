@@ -15,7 +15,7 @@ use super::TrainError;
 use super::fit::{Event, FitSummary, Fitted, LoopConfig, fit};
 use super::stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
-    VideoTask, held_out_psnr,
+    VideoTask, held_out_psnr, temporal_decoder_rates,
 };
 use crate::diffusion::{BetaSchedule, DiffusionConfig, LatentNorm, NoiseSchedule};
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
@@ -296,7 +296,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 discriminator: cfg.discriminator.clone(),
                 autoencoder_weights,
                 encoder: autoencoder.encoder,
-                frames: frame_source(opts, cfg.frame_size, &[(cfg.window, KEYFRAME_FPS)])?,
+                frames: frame_source(opts, cfg.frame_size, &temporal_decoder_rates().map(|fps| (cfg.window, fps)))?,
                 window: cfg.window,
                 clips: opts.batch,
                 // Reconstruction first, adversary after a warm-up (LDM's disc_start).

@@ -10,7 +10,7 @@ mod video;
 pub use autoencoder::{AutoencoderTask, encode_frozen, held_out_psnr};
 pub use frames::{EgoState, FrameSource, outline_box, tensor_grid, visible_boxes};
 pub use image_ldm::ImageLdmTask;
-pub use temporal_decoder::TemporalDecoderTask;
+pub use temporal_decoder::{TemporalDecoderTask, clip_rates as temporal_decoder_rates};
 pub use upsampler::{UpsamplerPhase, UpsamplerTask};
 pub use video::{VideoLdmTask, VideoTask, context as video_context};
 

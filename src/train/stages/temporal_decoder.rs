@@ -35,6 +35,20 @@ pub struct TemporalDecoderTask<IB: burn::tensor::backend::Backend> {
     pub edge_weight: f64,
 }
 
+/// The rate of the clip drawn for world seed `seed`: the rates the decoder's output comes at,
+/// three clips in four at the interpolated 10 Hz (the default output) and one in four at
+/// the key frames' 2.5 Hz (`--no-interpolate`). Frame-to-frame motion differs fourfold
+/// between them, and the temporal layers see both.
+fn clip_fps(seed: u64) -> f32 {
+    let [key, interpolated] = clip_rates();
+    if seed % 4 == 0 { key } else { interpolated }
+}
+
+/// The rates of [`clip_fps`]: the key frames' and the interpolator's first ×4 stage's.
+pub fn clip_rates() -> [f32; 2] {
+    [crate::train::KEYFRAME_FPS, 4.0 * crate::train::KEYFRAME_FPS]
+}
+
 /// Replaces every parameter with a detached copy: the generator's loss then reaches the
 /// decoder through the discriminator without training the discriminator to be fooled.
 struct Detach;
@@ -58,7 +72,7 @@ impl<IB: burn::tensor::backend::Backend> TemporalDecoderTask<IB> {
         use burn::module::Module;
         use burn::tensor::activation::relu;
         let t = self.window;
-        let requests: Vec<_> = seeds.iter().map(|&s| (s, t, crate::train::KEYFRAME_FPS)).collect();
+        let requests: Vec<_> = seeds.iter().map(|&s| (s, t, clip_fps(s))).collect();
         let x_inner = self.frames.clips::<B>(&requests, device).0.inner();
         let (mean, _) = self.encoder.forward(x_inner.clone());
         let x: Tensor<B, 4> = Tensor::from_inner(x_inner);
@@ -114,5 +128,21 @@ impl<B: AutodiffBackend> Task<B> for TemporalDecoderTask<B::InnerBackend> {
         let (mean, _) = self.encoder.forward(clip.clone());
         let rec = model.decoder.valid().forward(mean, self.window);
         Some(super::tensor_grid(&[clip, rec]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::generator::{INTERPOLATION_FACTOR, KEYFRAME_FPS};
+
+    /// The decoder trains on the rates `generate` decodes: key frames and interpolated frames.
+    #[test]
+    fn clips_come_at_the_rates_generate_decodes() {
+        assert_eq!(clip_rates(), [KEYFRAME_FPS, KEYFRAME_FPS * INTERPOLATION_FACTOR as f32]);
+        let seeds: Vec<u64> = (0..400).map(|i| i * 7919 + 13).collect();
+        let key = seeds.iter().filter(|&&s| clip_fps(s) == KEYFRAME_FPS).count();
+        assert!((80..=120).contains(&key), "{key} of 400 clips at the key frames' rate, expected about 100");
+        assert!(seeds.iter().all(|&s| clip_rates().contains(&clip_fps(s))));
     }
 }
