@@ -18,8 +18,8 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use latentdrive::data::psnr;
 use latentdrive::data::{EVAL_SEED_BASE, tensor_to_images};
+use latentdrive::data::{psnr, temporal_error};
 use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
 use latentdrive::model::AutoencoderConfig;
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
@@ -42,13 +42,6 @@ fn mean(v: &[f64]) -> f64 {
 
 /// Mean |Δ_t reconstruction − Δ_t reference| over consecutive frames of clips `[t, 3, h, w]`
 /// (0 = the reconstruction changes exactly as the video does), in 8-bit levels.
-fn flicker(rec: &Tensor<B, 4>, reference: &Tensor<B, 4>) -> f64 {
-    let t = rec.dims()[0];
-    let delta = |x: &Tensor<B, 4>| x.clone().slice(1..t) - x.clone().slice(0..t - 1);
-    let v: f32 = (delta(rec) - delta(reference)).abs().mean().into_scalar();
-    v as f64 * 127.5
-}
-
 fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
     let (w, h) = rows[0][0].dimensions();
     let gap = 4;
@@ -263,8 +256,8 @@ fn main() -> Result<()> {
             let b = models.autoencoder.decoder.forward(z, 1).clamp(-1.0, 1.0);
             p_td.extend(psnr(a.clone(), clip.clone()));
             p_img.extend(psnr(b.clone(), clip.clone()));
-            f_td.push(flicker(&a, &clip));
-            f_img.push(flicker(&b, &clip));
+            f_td.push(temporal_error(&a, &clip));
+            f_img.push(temporal_error(&b, &clip));
         }
         writeln!(
             quality,

@@ -10,7 +10,9 @@ mod tensor;
 
 pub use clips::{Clip, ClipSpec, ClipStream, random_conditions, render_clip};
 pub use synth::{DatasetIndex, IndexEntry, SynthOptions, SynthProgress, write_dataset};
-pub use tensor::{clip_to_tensor, clips_to_batch, image_to_tensor, images_to_tensor, psnr, tensor_to_images};
+pub use tensor::{
+    clip_to_tensor, clips_to_batch, image_to_tensor, images_to_tensor, psnr, temporal_error, tensor_to_images,
+};
 
 /// First seed of the held-out evaluation range; training seeds stay below it.
 pub const EVAL_SEED_BASE: u64 = 1 << 40;

@@ -1,6 +1,6 @@
 //! Clips to burn tensors, values in [-1, 1] (the diffusion models' data range).
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{ElementConversion, Tensor, TensorData, backend::Backend};
 use image::RgbImage;
 
 use super::Clip;
@@ -69,6 +69,20 @@ pub fn tensor_to_images<B: Backend>(frames: Tensor<B, 4>) -> Vec<RgbImage> {
             })
         })
         .collect()
+}
+
+/// Temporal error of a clip's reconstruction `rec` `[t, 3, h, w]` against `reference`, both
+/// in [-1, 1]: the mean absolute difference of their frame-to-frame changes,
+/// `mean |Δrec − Δreference|` over consecutive frames, in 8-bit levels. A decoder that
+/// flickers where the video is still, or smears its motion, scores high; 0 for `t < 2`.
+pub fn temporal_error<B: Backend>(rec: &Tensor<B, 4>, reference: &Tensor<B, 4>) -> f64 {
+    let t = rec.dims()[0];
+    if t < 2 {
+        return 0.0;
+    }
+    let delta = |x: &Tensor<B, 4>| x.clone().slice(1..t) - x.clone().slice(0..t - 1);
+    let v: f32 = (delta(rec) - delta(reference)).abs().mean().into_scalar().elem();
+    f64::from(v) * 127.5
 }
 
 /// PSNR (dB) of each frame of `x` `[n, 3, h, w]` against `reference`, both in [-1, 1]

@@ -303,6 +303,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 disc_start: effective_disc_start(opts).unwrap_or_default(),
                 gan_weight: 0.1,
                 edge_weight: 0.5,
+                temporal_weight: 1.0,
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
@@ -316,7 +317,16 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 FileEntry::describe(&opts.weights_dir, &spatial, Part::Spatial)?,
                 FileEntry::describe(&opts.weights_dir, &temporal, Part::Temporal)?,
             ];
-            record::<B::InnerBackend, _>(opts, &config, files, &summary, |_| {})?;
+            let [key, interpolated] = temporal_decoder_rates();
+            let adversary = match summary.last_step > task.disc_start {
+                true => format!("hinge GAN (weight {}) from step {}", task.gan_weight, task.disc_start),
+                false => format!("reconstruction only (the adversary's step {} not reached)", task.disc_start),
+            };
+            let note = format!(
+                "clips at {interpolated} Hz (3 in 4) and {key} Hz; L1 + {}·edge + {}·temporal reconstruction; {adversary}",
+                task.edge_weight, task.temporal_weight
+            );
+            record::<B::InnerBackend, _>(opts, &config, files, &summary, |e| add_note(e, &note))?;
             Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)), quality: None })
         }
         Stage::Upsampler => {

@@ -17,7 +17,8 @@ pub struct DecoderGan<B: burn::tensor::backend::Backend> {
 }
 
 /// Stage 3: the temporal decoder. The trained decoder gains 3D-conv temporal blocks and
-/// is fine-tuned on clips with the encoder frozen: L1 + edge loss, plus after
+/// is fine-tuned on clips with the encoder frozen: L1 + edge loss + L1 of the frame-to-frame
+/// changes against the video's (temporal reconstruction), plus after
 /// `disc_start` steps a hinge GAN against a 3D patch discriminator. The generator term
 /// has a fixed weight `gan_weight` (LDM's adaptive weight, ‖∇rec‖/‖∇gan‖ at the last
 /// layer, needs a second backward pass per step and is left out here).
@@ -33,6 +34,9 @@ pub struct TemporalDecoderTask<IB: burn::tensor::backend::Backend> {
     pub disc_start: u64,
     pub gan_weight: f64,
     pub edge_weight: f64,
+    /// Weight of the temporal reconstruction term: L1 between the reconstruction's
+    /// frame-to-frame changes and the video's (the model card's temporal error).
+    pub temporal_weight: f64,
 }
 
 /// The rate of the clip drawn for world seed `seed`: the rates the decoder's output comes at,
@@ -81,7 +85,14 @@ impl<IB: burn::tensor::backend::Backend> TemporalDecoderTask<IB> {
         let dx = |v: Tensor<B, 4>| v.clone().slice([0..n, 0..c, 0..h, 1..w]) - v.slice([0..n, 0..c, 0..h, 0..w - 1]);
         let dy = |v: Tensor<B, 4>| v.clone().slice([0..n, 0..c, 1..h, 0..w]) - v.slice([0..n, 0..c, 0..h - 1, 0..w]);
         let edge = (dx(rec.clone()) - dx(x.clone())).abs().mean() + (dy(rec.clone()) - dy(x.clone())).abs().mean();
-        let mut loss = (rec.clone() - x.clone()).abs().mean() + edge * self.edge_weight;
+        // Temporal reconstruction: each clip's frame-to-frame changes against the video's.
+        let dt = |v: Tensor<B, 4>| {
+            let v = v.reshape([n / t, t, c * h * w]);
+            v.clone().slice([0..n / t, 1..t]) - v.slice([0..n / t, 0..t - 1])
+        };
+        let temporal = (dt(rec.clone()) - dt(x.clone())).abs().mean();
+        let mut loss =
+            (rec.clone() - x.clone()).abs().mean() + edge * self.edge_weight + temporal * self.temporal_weight;
         if gan {
             let (real, fake) = (to_video(x, t), to_video(rec, t));
             let d_loss = relu(model.discriminator.forward(real).neg() + 1.0).mean()
