@@ -369,7 +369,8 @@ fn main() -> Result<()> {
          upsampler). Every number below is measured on held-out worlds (seeds from 2^40 up), which no training \
          step saw.\n\n\
          ## Training\n\n{card}\n\
-         Held-out losses: autoencoder = L1 on [-1, 1]; latent diffusion stages = {latent_loss} (1.0 = \
+         Held-out losses: autoencoder = L1 on [-1, 1]; temporal decoder = L1 + 0.5·edge + 1·temporal \
+         reconstruction (L1 of the frame-to-frame changes) on [-1, 1]; latent diffusion stages = {latent_loss} (1.0 = \
          predicting nothing); upsampler = MSE of its x̂_0 on [-1, 1] (it predicts x_0). The files hold EMA weights.\n\n\
          ## Measured quality\n\n| measure | value |\n|---|---|\n{quality}\n\
          Samples: `docs/samples/autoencoder.png` (held-out renders over reconstructions), `frame0.png` (world \
