@@ -45,7 +45,7 @@ pub struct TemporalDecoderTask<IB: burn::tensor::backend::Backend> {
 /// between them, and the temporal layers see both.
 fn clip_fps(seed: u64) -> f32 {
     let [key, interpolated] = clip_rates();
-    if seed % 4 == 0 { key } else { interpolated }
+    if seed.is_multiple_of(4) { key } else { interpolated }
 }
 
 /// The rates of [`clip_fps`]: the key frames' and the interpolator's first ×4 stage's.
