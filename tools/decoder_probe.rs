@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 type B = Flex;
 
-/// Frames per clip (the tier's window at the model card's size).
+/// Frames per clip (as the model card measures).
 const FRAMES: usize = 8;
 
 fn main() -> Result<()> {
