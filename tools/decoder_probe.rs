@@ -8,9 +8,9 @@
 
 use anyhow::{Context, Result};
 use burn::backend::Flex;
-use latentdrive::data::{EVAL_SEED_BASE, psnr, temporal_error};
+use latentdrive::eval::compare_decoders;
 use latentdrive::pipeline::Models;
-use latentdrive::train::{FrameSource, KEYFRAME_FPS};
+use latentdrive::train::KEYFRAME_FPS;
 use std::path::PathBuf;
 
 type B = Flex;
@@ -21,37 +21,18 @@ const FRAMES: usize = 8;
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().context("usage: decoder_probe WEIGHTS_DIR [clips]")?);
-    let clips: u64 = args.next().map_or(Ok(8), |s| s.parse()).context("clips: a count")?;
+    let clips: usize = args.next().map_or(Ok(8), |s| s.parse()).context("clips: a count")?;
     let device = Default::default();
     let models = Models::<B>::load(&dir, &device)?;
-    let td = models.temporal_decoder.as_ref().context("the folder has no temporal decoder")?;
-    let (h, w) = models.frame_size();
-    let frames = FrameSource::new(h, w, 0);
     println!("{}: {clips} held-out clips of {FRAMES} frames per rate", dir.display());
     println!("{:>7} {:>10} {:>10} {:>10} {:>10}", "rate", "PSNR td", "PSNR img", "terr td", "terr img");
     for fps in [4.0 * KEYFRAME_FPS, KEYFRAME_FPS] {
-        let (mut p_td, mut p_img, mut e_td, mut e_img) = (vec![], vec![], vec![], vec![]);
-        for i in 0..clips {
-            // The model card's clips (from EVAL_SEED_BASE + 100) and on.
-            let (clip, _) = frames.clip::<B>(EVAL_SEED_BASE + 100 + i, FRAMES, fps, &device);
-            let (z, _) = models.autoencoder.encoder.forward(clip.clone());
-            let a = td.forward(z.clone(), FRAMES).clamp(-1.0, 1.0);
-            let b = models.autoencoder.decoder.forward(z, 1).clamp(-1.0, 1.0);
-            p_td.extend(psnr(a.clone(), clip.clone()));
-            p_img.extend(psnr(b.clone(), clip.clone()));
-            e_td.push(temporal_error(&a, &clip));
-            e_img.push(temporal_error(&b, &clip));
-            eprint!(".");
-        }
+        let c = compare_decoders(&models, clips, FRAMES, fps, &device, || eprint!("."))
+            .context("the folder has no temporal decoder")?;
         eprintln!();
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         println!(
             "{:>5.1}Hz {:>10.2} {:>10.2} {:>10.3} {:>10.3}",
-            fps,
-            mean(&p_td),
-            mean(&p_img),
-            mean(&e_td),
-            mean(&e_img)
+            fps, c.temporal.psnr, c.per_frame.psnr, c.temporal.temporal_error, c.per_frame.temporal_error
         );
     }
     Ok(())

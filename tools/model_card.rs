@@ -18,9 +18,10 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use latentdrive::data::psnr;
 use latentdrive::data::{EVAL_SEED_BASE, tensor_to_images};
-use latentdrive::data::{psnr, temporal_error};
 use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
+use latentdrive::eval::compare_decoders;
 use latentdrive::model::AutoencoderConfig;
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
 use latentdrive::pipeline::{GenerateOptions, Generator, Models, RunRequest, UpsampleMode, generate_to_dir};
@@ -246,28 +247,20 @@ fn main() -> Result<()> {
     let mut quality = autoencoder_quality(&models.autoencoder, &frames, samples, &device)?;
 
     // Temporal vs per-frame decoder on 4 held-out 8-frame clips at 10 Hz.
-    if let Some(td) = &models.temporal_decoder {
-        eprintln!("temporal decoder…");
-        let (mut p_td, mut p_img, mut f_td, mut f_img) = (vec![], vec![], vec![], vec![]);
-        for i in 0..4 {
-            let (clip, _) = frames.clip::<B>(EVAL_SEED_BASE + 100 + i, 8, 10.0, &device);
-            let (z, _) = models.autoencoder.encoder.forward(clip.clone());
-            let a = td.forward(z.clone(), 8).clamp(-1.0, 1.0);
-            let b = models.autoencoder.decoder.forward(z, 1).clamp(-1.0, 1.0);
-            p_td.extend(psnr(a.clone(), clip.clone()));
-            p_img.extend(psnr(b.clone(), clip.clone()));
-            f_td.push(temporal_error(&a, &clip));
-            f_img.push(temporal_error(&b, &clip));
-        }
+    eprintln!("temporal decoder…");
+    if let Some(c) = compare_decoders(&models, 4, 8, 10.0, &device, || {}) {
         writeln!(
             quality,
-            "| temporal decoder vs per-frame image decoder, 4 held-out 8-frame clips at 10 Hz: PSNR, and temporal \
-             error mean \\|Δrec − Δvideo\\| between consecutive frames (8-bit levels, lower is better) | \
+            "| temporal decoder vs per-frame image decoder, {} held-out {}-frame clips at {} Hz: PSNR, and temporal \\
+             error mean \\|Δrec − Δvideo\\| between consecutive frames (8-bit levels, lower is better) | \\
              temporal: {:.2} dB, {:.2}; per-frame: {:.2} dB, {:.2} |",
-            mean(&p_td),
-            mean(&f_td),
-            mean(&p_img),
-            mean(&f_img)
+            c.clips,
+            c.frames,
+            c.fps,
+            c.temporal.psnr,
+            c.temporal.temporal_error,
+            c.per_frame.psnr,
+            c.per_frame.temporal_error
         )?;
     }
 

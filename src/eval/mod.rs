@@ -7,7 +7,8 @@
 //! - [`detection`]: single-class AP50 and mean IoU of matched boxes (layout fidelity);
 //! - [`temporal`]: flicker on static regions and detector track continuity;
 //! - [`diversity`]: mean pairwise feature distance between futures of one scene;
-//! - [`conditions`]: day/night and crowdedness accuracy (exact and ±1).
+//! - [`conditions`]: day/night and crowdedness accuracy (exact and ±1);
+//! - [`decoders`]: the temporal decoder against the per-frame decoder on held-out renders.
 //!
 //! Evaluators, on a shared [`backbone`]: [`detector`] (CenterNet-style car detector,
 //! trained with [`centernet`]'s targets and focal loss), [`classifier`] (day/night and
@@ -26,6 +27,7 @@ pub mod classifier;
 pub mod clip_encoder;
 pub mod conditions;
 pub mod crowd;
+pub mod decoders;
 pub mod detection;
 pub mod detector;
 pub mod diversity;
@@ -46,6 +48,7 @@ pub use centernet::{DetectorLoss, DetectorTargets, detector_loss};
 pub use classifier::{ClassifierConfig, ClassifierOutput, ConditionClassifier};
 pub use clip_encoder::{ClipEncoder, ClipEncoderConfig, ClipOrder, EgoMotion};
 pub use conditions::{ConditionAccuracy, condition_accuracy};
+pub use decoders::{DECODER_CLIP_SEED, DecoderComparison, DecoderScore, compare_decoders};
 pub use detection::{AP50_IOU, Detection, DetectionScores, ImageDetections, evaluate_detections};
 pub use detector::{Detector, DetectorConfig, DetectorOutput};
 pub use diversity::mean_pairwise_distance;
