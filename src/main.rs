@@ -778,11 +778,19 @@ fn with_training_loop<R>(
         });
     }
     let bar = progress_bar(a.steps, name);
+    // Without a terminal (nohup, a batch job) the bar draws nothing: a plain line a minute instead.
+    let mut lines = (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| PlainProgress::new(name, a.steps));
     let mut held_out = String::new();
     let mut on_event = |event| match event {
         train::Event::Step { step, loss, lr, .. } => {
             bar.set_position(step);
             bar.set_message(format!("loss {loss:.4} lr {lr:.1e} {held_out}"));
+            if let Some(line) = lines.as_mut().and_then(|l| l.step(step, Instant::now())) {
+                eprintln!(
+                    "{line}, loss {loss:.4}, lr {lr:.1e}{}{held_out}",
+                    if held_out.is_empty() { "" } else { ", " }
+                );
+            }
         }
         train::Event::HeldOut { loss, .. } => held_out = format!("held-out {loss:.4}"),
         train::Event::Checkpoint { .. } => {}
@@ -791,6 +799,38 @@ fn with_training_loop<R>(
     stage_done.store(true, Ordering::Relaxed);
     bar.finish_and_clear();
     result
+}
+
+/// Training progress as plain lines, at most one per [`PlainProgress::EVERY`] and at the last step.
+struct PlainProgress {
+    name: String,
+    steps: u64,
+    /// The first step seen and when: the rate counts from there (a resumed run starts midway).
+    start: Option<(u64, Instant)>,
+    last_line: Option<Instant>,
+}
+
+impl PlainProgress {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn new(name: &str, steps: u64) -> Self {
+        PlainProgress { name: name.to_string(), steps, start: None, last_line: None }
+    }
+
+    /// The line for `step`, done at `now`, if one is due: `name step k/n, s/step, ETA`.
+    fn step(&mut self, step: u64, now: Instant) -> Option<String> {
+        let &mut (first, t0) = self.start.get_or_insert((step, now));
+        let due = step >= self.steps || self.last_line.unwrap_or(t0) + Self::EVERY <= now;
+        if !due || step == first {
+            return None;
+        }
+        self.last_line = Some(now);
+        let per_step = now.duration_since(t0).as_secs_f64() / (step - first) as f64;
+        let eta = (per_step * self.steps.saturating_sub(step) as f64).round() as u64;
+        let (h, m, s) = (eta / 3600, eta / 60 % 60, eta % 60);
+        let eta = if h > 0 { format!("{h}h{m:02}m") } else { format!("{m}m{s:02}s") };
+        Some(format!("{} step {step}/{}, {per_step:.2} s/step, ETA {eta}", self.name, self.steps))
+    }
 }
 
 fn print_fit(name: &str, s: &train::FitSummary, run_dir: &Path) {
@@ -856,4 +896,31 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
     );
     bar.set_prefix(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn plain_progress_prints_a_line_a_minute_and_at_the_end() {
+        let t0 = Instant::now();
+        let mut p = PlainProgress::new("video-ldm", 100);
+        // A resumed run's first step sets the origin and prints nothing.
+        assert_eq!(p.step(40, t0), None);
+        assert_eq!(p.step(45, t0 + Duration::from_secs(30)), None);
+        let line = p.step(50, t0 + Duration::from_secs(60)).expect("a line after a minute");
+        assert_eq!(line, "video-ldm step 50/100, 6.00 s/step, ETA 5m00s");
+        // The next minute counts from that line.
+        assert_eq!(p.step(55, t0 + Duration::from_secs(100)), None);
+        let line = p.step(60, t0 + Duration::from_secs(120)).expect("a line a minute after the last");
+        assert!(line.ends_with("ETA 4m00s"), "{line}");
+        let mut long = PlainProgress::new("image-ldm", 2000);
+        long.step(0, t0);
+        let line = long.step(1, t0 + Duration::from_secs(61)).expect("a line");
+        assert!(line.ends_with("61.00 s/step, ETA 33h52m"), "{line}");
+        let last = p.step(100, t0 + Duration::from_secs(121)).expect("the last step always prints");
+        assert!(last.starts_with("video-ldm step 100/100, ") && last.ends_with("ETA 0m00s"), "{last}");
+    }
 }
