@@ -251,8 +251,8 @@ fn main() -> Result<()> {
     if let Some(c) = compare_decoders(&models, 4, 8, 10.0, &device, || {}) {
         writeln!(
             quality,
-            "| temporal decoder vs per-frame image decoder, {} held-out {}-frame clips at {} Hz: PSNR, and temporal \\
-             error mean \\|Δrec − Δvideo\\| between consecutive frames (8-bit levels, lower is better) | \\
+            "| temporal decoder vs per-frame image decoder, {} held-out {}-frame clips at {} Hz: PSNR, and temporal \
+             error mean \\|Δrec − Δvideo\\| between consecutive frames (8-bit levels, lower is better) | \
              temporal: {:.2} dB, {:.2}; per-frame: {:.2} dB, {:.2} |",
             c.clips,
             c.frames,
