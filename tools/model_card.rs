@@ -18,8 +18,7 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use latentdrive::data::psnr;
-use latentdrive::data::{EVAL_SEED_BASE, tensor_to_images};
+use latentdrive::data::{EVAL_SEED_BASE, psnr, tensor_to_images};
 use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
 use latentdrive::eval::compare_decoders;
 use latentdrive::model::AutoencoderConfig;
@@ -41,8 +40,7 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// Mean |Δ_t reconstruction − Δ_t reference| over consecutive frames of clips `[t, 3, h, w]`
-/// (0 = the reconstruction changes exactly as the video does), in 8-bit levels.
+/// Rows of equal-size images side by side, 4 px apart, on white.
 fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
     let (w, h) = rows[0][0].dimensions();
     let gap = 4;
