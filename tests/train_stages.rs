@@ -295,8 +295,8 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
         (wa - wb).abs().max().into_scalar()
     };
 
-    // A trained folder A (autoencoder, image LDM, video LDM) from other initial weights.
-    for stage in [Stage::Autoencoder, Stage::ImageLdm, Stage::VideoLdm] {
+    // A trained folder A (autoencoder, temporal decoder, image LDM, video LDM) from other initial weights.
+    for stage in [Stage::Autoencoder, Stage::TemporalDecoder, Stage::ImageLdm, Stage::VideoLdm] {
         let mut o = opts(stage, "a", None);
         o.loop_config.init_seed = 7;
         train_stage(&o, &never, |_| {}).unwrap();
@@ -335,11 +335,12 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     let facts = Manifest::read(&root.join("d")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
     assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
 
-    // The image LDM and the video LDM's temporal layers continue too.
+    // The temporal decoder, the image LDM and the video LDM's temporal layers continue too.
+    train_stage(&opts(Stage::TemporalDecoder, "b", Some("a")), &never, |_| {}).unwrap();
     train_stage(&opts(Stage::ImageLdm, "b", Some("a")), &never, |_| {}).unwrap();
     train_stage(&opts(Stage::VideoLdm, "b", Some("a")), &never, |_| {}).unwrap();
     let manifest = Manifest::read(&root.join("b")).unwrap();
-    for name in ["image_ldm", "video_ldm"] {
+    for name in ["temporal_decoder", "image_ldm", "video_ldm"] {
         assert_eq!(manifest.model(name).unwrap().training.as_ref().unwrap().steps, 4, "{name}");
     }
 

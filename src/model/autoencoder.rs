@@ -205,6 +205,12 @@ impl<B: Backend> Decoder<B> {
     /// `z`: `[b·t, z, h, w]` → frames `[b·t, 3, h·f, w·f]`; temporal layers mix the
     /// `frames` of each clip (pass `frames = 1` to decode single images).
     pub fn forward(&self, z: Tensor<B, 4>, frames: usize) -> Tensor<B, 4> {
+        self.head(self.features(z, frames))
+    }
+
+    /// The input of the last layer (`conv_out`): everything [`Self::forward`] computes
+    /// before [`Self::head`]. The GAN's adaptive weight measures gradients at that layer.
+    pub fn features(&self, z: Tensor<B, 4>, frames: usize) -> Tensor<B, 4> {
         let ctx = VideoContext { frames, image_only: frames == 1, context: None };
         let block = |b: &DecoderBlock<B>, h: Tensor<B, 4>| {
             let h = b.res.forward(h, None);
@@ -236,7 +242,12 @@ impl<B: Backend> Decoder<B> {
                 };
             }
         }
-        depth_to_space(self.conv_out.forward(silu(self.norm_out.forward(h))), self.patch)
+        silu(self.norm_out.forward(h))
+    }
+
+    /// The last layer on [`Self::features`]: `conv_out`, then the stem's depth-to-space.
+    pub fn head(&self, features: Tensor<B, 4>) -> Tensor<B, 4> {
+        depth_to_space(self.conv_out.forward(features), self.patch)
     }
 }
 

@@ -78,10 +78,13 @@ impl Stage {
     }
 
     /// Whether `train --init-from` can start this stage from trained weights: the
-    /// autoencoder and image LDM (every parameter), the video LDM and interpolator
-    /// (their temporal layers; the spatial ones are the current image LDM's, frozen).
+    /// autoencoder, image LDM and temporal decoder (every parameter), the video LDM and
+    /// interpolator (their temporal layers; the spatial ones are the current image LDM's, frozen).
     pub fn can_init_from(self) -> bool {
-        matches!(self, Stage::Autoencoder | Stage::ImageLdm | Stage::VideoLdm | Stage::Interpolator)
+        matches!(
+            self,
+            Stage::Autoencoder | Stage::ImageLdm | Stage::TemporalDecoder | Stage::VideoLdm | Stage::Interpolator
+        )
     }
 
     /// Name of the stage's run folder.
@@ -301,9 +304,12 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 clips: opts.batch,
                 // Reconstruction first, adversary after a warm-up (LDM's disc_start).
                 disc_start: effective_disc_start(opts).unwrap_or_default(),
-                gan_weight: 0.1,
+                // LDM's `disc_weight` in its KL-autoencoder configs.
+                gan_weight: 0.5,
                 edge_weight: 0.5,
                 temporal_weight: 1.0,
+                adaptive: Default::default(),
+                init_from: start.as_ref().map(|s| (s.spatial.clone(), s.temporal.clone())),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
@@ -319,14 +325,30 @@ pub fn train_stage_on<B: AutodiffBackend>(
             ];
             let [key, interpolated] = temporal_decoder_rates();
             let adversary = match summary.last_step > task.disc_start {
-                true => format!("hinge GAN (weight {}) from step {}", task.gan_weight, task.disc_start),
+                true => {
+                    let stats = task.adaptive.lock().map(|s| *s).unwrap_or_default();
+                    let used = match stats.mean() {
+                        Some(mean) => format!(
+                            " (λ mean {mean:.3}, {:.3} to {:.3} over {} batches of this run)",
+                            stats.min, stats.max, stats.batches
+                        ),
+                        None => String::new(),
+                    };
+                    format!(
+                        "hinge GAN from step {} with {}× LDM's adaptive weight λ{used}",
+                        task.disc_start, task.gan_weight
+                    )
+                }
                 false => format!("reconstruction only (the adversary's step {} not reached)", task.disc_start),
             };
             let note = format!(
                 "clips at {interpolated} Hz (3 in 4) and {key} Hz; L1 + {}·edge + {}·temporal reconstruction; {adversary}",
                 task.edge_weight, task.temporal_weight
             );
-            record::<B::InnerBackend, _>(opts, &config, files, &summary, |e| add_note(e, &note))?;
+            record::<B::InnerBackend, _>(opts, &config, files, &summary, |e| {
+                add_note(e, &note);
+                continued(e, start.as_ref(), &summary);
+            })?;
             Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)), quality: None })
         }
         Stage::Upsampler => {
@@ -575,7 +597,7 @@ fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainE
     let Some(dir) = &opts.init_from else { return Ok(None) };
     if !opts.stage.can_init_from() {
         return Err(TrainError::Options(format!(
-            "--init-from is not supported for the {} stage (autoencoder, image-ldm, video-ldm and interpolator are)",
+            "--init-from is not supported for the {} stage (autoencoder, image-ldm, temporal-decoder, video-ldm and interpolator are)",
             opts.stage.run_name()
         )));
     }
