@@ -82,6 +82,10 @@ pub struct EvalArgs {
     /// Ablation: label guidance scales, e.g. `0,1,2,4`.
     #[arg(long, value_delimiter = ',')]
     ablate_label_guidance: Vec<f64>,
+    /// Share of the interpolator's steps started from the blend of its keys (as `generate
+    /// --interpolation-guide`; with --interpolate).
+    #[arg(long, default_value_t = 0.0, value_parser = crate::generate_cmd::parse_share)]
+    interpolation_guide: f32,
     /// Ablation: context guidance scales, 1 = off, e.g. `1,1.5,3`.
     #[arg(long, value_delimiter = ',')]
     ablate_context_guidance: Vec<f64>,
@@ -139,6 +143,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             upsample_steps: a.upsample_steps,
             upsample_level: 20,
             known_frames: if a.context_only { KnownFrames::ContextOnly } else { KnownFrames::Replace },
+            interpolation_guide: a.interpolation_guide,
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),
         ablations: Ablations {

@@ -54,6 +54,11 @@ pub struct GenerateArgs {
     /// Keep the 2.5 Hz key frames (no interpolation to 10 Hz).
     #[arg(long)]
     no_interpolate: bool,
+    /// Share of the interpolator's DDIM steps (0 to 1) for which each in-between frame is held
+    /// to the straight line between its two keys' latents, so that sampling starts from that
+    /// blend (SDEdit) instead of from noise. 0 samples as the paper does.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    interpolation_guide: f32,
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
     #[arg(long)]
     per_frame_decoder: bool,
@@ -97,6 +102,14 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err(bad());
     }
     Ok((i, n))
+}
+
+/// A share from 0 to 1 (`--interpolation-guide`).
+pub(crate) fn parse_share(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to 1, found {s:?}")),
+    }
 }
 
 /// Maps pipeline errors on the user's input to exit code 2.
@@ -185,6 +198,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.steps = a.steps.unwrap_or(o.steps);
     o.upsample_steps = a.upsample_steps;
     o.interpolate = !a.no_interpolate;
+    o.interpolation_guide = a.interpolation_guide;
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
     if a.context_only {
         o.known_frames = KnownFrames::ContextOnly;

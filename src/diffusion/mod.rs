@@ -35,7 +35,7 @@ pub use guidance::{Branch, Guidance, guide};
 pub use latent::LatentNorm;
 pub use loss::{LossWeighting, mse, per_sample_mse, weighted_mse};
 pub use noise::{gaussian, gaussian_like, sample_timesteps, sample_timesteps_biased, standard_normals};
-pub use sampler::{Cancelled, Condition, Denoiser, Known, Progress, Sampler};
+pub use sampler::{Cancelled, Condition, Denoiser, Guide, Known, Progress, Sampler};
 pub use schedule::{BetaSchedule, DiffusionConfig, Estimate, NoiseSchedule, Prediction};
 
 /// Invalid diffusion settings, as they come from a config file or the command line.

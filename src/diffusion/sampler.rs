@@ -78,15 +78,42 @@ pub struct Cancelled {
 pub struct Known<B: Backend, const D: usize> {
     /// 1 at known entries, 0 elsewhere; the sample's shape.
     pub mask: Tensor<B, D>,
-    /// The clean values at the known entries (anything elsewhere); like the sample.
+    /// The clean values at the known entries (and at the [`Guide`]'s, if any); like the sample.
     pub values: Tensor<B, D>,
+    /// Entries that start from a guess in `values` instead of from noise.
+    pub guide: Option<Guide<B, D>>,
+}
+
+/// Entries of the sample that start from a guess (SDEdit, Meng et al. 2022): for the first
+/// `steps` steps the sampler holds them like known entries, to `Known::values` noised to the
+/// step's level with the start noise, and samples them freely from then on. With η = 0 that
+/// is DDIM started at step `steps` from the guess noised to that level.
+#[derive(Debug, Clone)]
+pub struct Guide<B: Backend, const D: usize> {
+    /// 1 at guided entries, 0 elsewhere; the sample's shape.
+    pub mask: Tensor<B, D>,
+    pub steps: usize,
 }
 
 impl<B: Backend, const D: usize> Known<B, D> {
-    /// `x` with its known entries replaced by `known_at`.
-    fn put(&self, x: Tensor<B, D>, known_at: Tensor<B, D>) -> Tensor<B, D> {
-        x * (self.mask.clone().neg() + 1.0) + known_at * self.mask.clone()
+    /// Entries known in advance, no guide.
+    pub fn new(mask: Tensor<B, D>, values: Tensor<B, D>) -> Self {
+        Known { mask, values, guide: None }
     }
+
+    /// The mask of the entries held before step `i`: the known ones, and the guided ones
+    /// during their steps.
+    fn held_at(&self, i: usize) -> Tensor<B, D> {
+        match &self.guide {
+            Some(g) if i < g.steps => self.mask.clone() + g.mask.clone(),
+            _ => self.mask.clone(),
+        }
+    }
+}
+
+/// `x` with the entries of `mask` replaced by `with`.
+fn put<B: Backend, const D: usize>(x: Tensor<B, D>, mask: Tensor<B, D>, with: Tensor<B, D>) -> Tensor<B, D> {
+    x * (mask.clone().neg() + 1.0) + with * mask
 }
 
 /// A DDIM sampler with guidance weights, built ready.
@@ -180,14 +207,18 @@ impl Sampler {
         for (i, &t) in self.ddim.timesteps().iter().enumerate() {
             if let (Some(k), Some(n)) = (known, &start_noise) {
                 let a = self.ddim.alpha_bar(i);
-                x = k.put(x, k.values.clone().mul_scalar(a.sqrt()) + n.clone().mul_scalar((1.0 - a).sqrt()));
+                x = put(
+                    x,
+                    k.held_at(i),
+                    k.values.clone().mul_scalar(a.sqrt()) + n.clone().mul_scalar((1.0 - a).sqrt()),
+                );
             }
             let output = self.guidance.combine(|b| denoiser.predict(x.clone(), t, cond_of(b)));
             let noise = self.ddim.needs_noise(i).then(|| gaussian_like(&x, rng));
             let out = self.ddim.step_output(x, output, i, noise);
             x = out.prev;
             if let (Some(k), true) = (known, i + 1 == steps) {
-                x = k.put(x, k.values.clone());
+                x = put(x, k.mask.clone(), k.values.clone());
             }
             let progress = Progress { step: i, steps, t, x: &x, x0: &out.x0 };
             if on_step(&progress).is_break() {
@@ -293,10 +324,10 @@ mod tests {
         let start = start_noise(9).slice([0..6, 0..1]);
         let start_v = start.to_data().to_vec::<f32>().unwrap();
         let values = [3.0f32, -2.0, 0.0, 0.0, 0.0, 0.0];
-        let known = Known {
-            mask: Tensor::<B, 1>::from_floats([1.0, 1.0, 0.0, 0.0, 0.0, 0.0], &device).reshape([6, 1]),
-            values: Tensor::<B, 1>::from_floats(values, &device).reshape([6, 1]),
-        };
+        let known = Known::new(
+            Tensor::<B, 1>::from_floats([1.0, 1.0, 0.0, 0.0, 0.0, 0.0], &device).reshape([6, 1]),
+            Tensor::<B, 1>::from_floats(values, &device).reshape([6, 1]),
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let rec = Recorder(Default::default());
         let out = s
@@ -320,6 +351,47 @@ mod tests {
         assert_eq!(&out[..2], &values[..2]);
         assert_eq!(&out[2..], &plain[2..]);
         assert_ne!(&plain[..2], &values[..2], "the test must not pass without replacement");
+    }
+
+    /// Guided entries are held like known ones for the guide's steps, then follow DDIM from
+    /// there: with ε = 0 predicted, the first free step sees the held input of the step
+    /// before scaled to its own level, `√ᾱ_2·(v + √((1−ᾱ_1)/ᾱ_1)·n)`. Known entries stay known.
+    #[test]
+    fn guided_entries_start_from_their_guess_then_go_free() {
+        let device = Default::default();
+        let s = sampler(Prediction::Epsilon, 4, 0.0, Guidance::NONE);
+        let start = start_noise(9).slice([0..4, 0..1]);
+        let n = start.to_data().to_vec::<f32>().unwrap();
+        let values = [3.0f32, -2.0, 0.0, 0.0];
+        let column = |v: [f32; 4]| Tensor::<B, 1>::from_floats(v, &device).reshape([4, 1]);
+        let known = Known {
+            guide: Some(Guide { mask: column([0.0, 1.0, 0.0, 0.0]), steps: 2 }),
+            ..Known::new(column([1.0, 0.0, 0.0, 0.0]), column(values))
+        };
+        let rec = Recorder(Default::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let out = s
+            .sample_known_with_progress(&rec, start, Some(&known), &(), &mut rng, |_| ControlFlow::Continue(()))
+            .unwrap()
+            .to_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let seen = rec.0.borrow();
+        let held = |i: usize, k: usize| {
+            let a = s.ddim.alpha_bar(i);
+            a.sqrt() * values[k] as f64 + (1.0 - a).sqrt() * n[k] as f64
+        };
+        for i in 0..4 {
+            assert!((seen[i][0] as f64 - held(i, 0)).abs() < 1e-5, "step {i}: known entry");
+        }
+        for i in 0..2 {
+            assert!((seen[i][1] as f64 - held(i, 1)).abs() < 1e-5, "step {i}: guided entry not held");
+        }
+        let (a1, a2) = (s.ddim.alpha_bar(1), s.ddim.alpha_bar(2));
+        let free = a2.sqrt() * (values[1] as f64 + ((1.0 - a1) / a1).sqrt() * n[1] as f64);
+        assert!((seen[2][1] as f64 - free).abs() < 1e-4, "step 2: {} vs {free}", seen[2][1]);
+        assert!((seen[2][1] as f64 - held(2, 1)).abs() > 1e-2, "step 2: the guided entry is still held");
+        assert_eq!(out[0], values[0]);
     }
 
     fn moments(x: &Tensor<B, 2>) -> (f64, f64) {

@@ -16,10 +16,12 @@ use crate::train::FrameSource;
 /// evaluators' accuracy worlds (the model card has measured these clips since it existed).
 pub const DECODER_CLIP_SEED: u64 = EVAL_SEED_BASE + 100;
 
-/// One decoder's scores over the clips of a [`DecoderComparison`].
+/// Decoded clips against their renders: one decoder's scores over the clips of a
+/// [`DecoderComparison`], or one way of filling in frames in an
+/// [`InterpolationComparison`](super::InterpolationComparison).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DecoderScore {
-    /// Mean PSNR (dB) of every frame against the render.
+pub struct ClipScore {
+    /// Mean PSNR (dB) of the frames scored against the render.
     pub psnr: f64,
     /// Mean over clips of [`temporal_error`] (8-bit levels).
     pub temporal_error: f64,
@@ -31,8 +33,8 @@ pub struct DecoderComparison {
     pub clips: usize,
     pub frames: usize,
     pub fps: f32,
-    pub temporal: DecoderScore,
-    pub per_frame: DecoderScore,
+    pub temporal: ClipScore,
+    pub per_frame: ClipScore,
 }
 
 /// Measures `models`' temporal decoder against its autoencoder's per-frame decoder on
@@ -67,8 +69,8 @@ pub fn compare_decoders<B: Backend>(
         clips,
         frames,
         fps,
-        temporal: DecoderScore { psnr: mean(&p_td), temporal_error: mean(&e_td) },
-        per_frame: DecoderScore { psnr: mean(&p_img), temporal_error: mean(&e_img) },
+        temporal: ClipScore { psnr: mean(&p_td), temporal_error: mean(&e_td) },
+        per_frame: ClipScore { psnr: mean(&p_img), temporal_error: mean(&e_img) },
     })
 }
 

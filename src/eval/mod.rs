@@ -34,6 +34,7 @@ pub mod diversity;
 mod error;
 pub mod features;
 pub mod frechet;
+pub mod interpolation;
 pub mod measure;
 mod plot;
 pub mod projection;
@@ -48,13 +49,14 @@ pub use centernet::{DetectorLoss, DetectorTargets, detector_loss};
 pub use classifier::{ClassifierConfig, ClassifierOutput, ConditionClassifier};
 pub use clip_encoder::{ClipEncoder, ClipEncoderConfig, ClipOrder, EgoMotion};
 pub use conditions::{ConditionAccuracy, condition_accuracy};
-pub use decoders::{DECODER_CLIP_SEED, DecoderComparison, DecoderScore, compare_decoders};
+pub use decoders::{ClipScore, DECODER_CLIP_SEED, DecoderComparison, compare_decoders};
 pub use detection::{AP50_IOU, Detection, DetectionScores, ImageDetections, evaluate_detections};
 pub use detector::{Detector, DetectorConfig, DetectorOutput};
 pub use diversity::mean_pairwise_distance;
 pub use error::MetricError;
 pub use features::Features;
 pub use frechet::{Gaussian, frechet_distance};
+pub use interpolation::{INTERPOLATION_CLIP_SEED, InterpolatedClip, InterpolationComparison, compare_interpolation};
 pub use report::write_report;
 pub use run::{
     AblationRow, AblationTable, Ablations, DriftOptions, DriftResult, EvalError, EvalOptions, EvalProgress,

@@ -137,7 +137,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         g.label_guidance,
         g.context_guidance,
         g.context_frames,
-        if g.interpolate { "on" } else { "off" },
+        match (g.interpolate, g.interpolation_guide) {
+            (false, _) => "off".to_string(),
+            (true, 0.0) => "on".to_string(),
+            (true, guide) => format!("on (guide {guide})"),
+        },
         g.decoder,
         g.upsample
     );

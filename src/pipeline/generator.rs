@@ -19,7 +19,8 @@ use super::models::Models;
 use super::{FrameSink, PipelineError};
 use crate::data::tensor_to_images;
 use crate::diffusion::{
-    BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, Known, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
+    BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, Guide, Known, NoiseSchedule, Prediction, Progress, Sampler,
+    gaussian,
 };
 use crate::model::{Boxes, Labels, UNet};
 use crate::scenario::{Conditions, Scenario};
@@ -87,6 +88,12 @@ pub struct GenerateOptions {
     /// Context and key frames in the video models' samplers.
     #[serde(default)]
     pub known_frames: KnownFrames,
+    /// Share of the interpolator's DDIM steps (0..=1) for which each in-between frame is
+    /// held, like a known frame, to the straight line between its two keys' latents: the
+    /// interpolator then starts from that blend noised to the level of the first free step
+    /// (SDEdit) instead of from noise. 0 samples as the paper does.
+    #[serde(default)]
+    pub interpolation_guide: f32,
 }
 
 impl GenerateOptions {
@@ -107,6 +114,7 @@ impl GenerateOptions {
             upsample_steps: 10,
             upsample_level: 20,
             known_frames: KnownFrames::Replace,
+            interpolation_guide: 0.0,
         }
     }
 }
@@ -283,19 +291,13 @@ impl<B: Backend> Generator<B> {
         if !(opts.seconds.is_finite() && opts.seconds > 0.0) {
             return unsupported(format!("seconds must be positive, got {}", opts.seconds));
         }
+        if !(0.0..=1.0).contains(&opts.interpolation_guide) {
+            return unsupported(format!("interpolation guide must be from 0 to 1, not {}", opts.interpolation_guide));
+        }
         if opts.upsample_level >= self.augmentation.train_steps() {
             return unsupported(format!("upsample level must be below {}", self.augmentation.train_steps()));
         }
-        let missing = |model: &'static str, stage: &'static str, flag: &str| {
-            PipelineError::MissingModel {
-                dir: m.dir.clone().unwrap_or_default(),
-                model,
-                stage,
-                tier: m.tier.dir_name(),
-                hint: String::new(),
-            }
-            .with_hint(flag)
-        };
+        let missing = |model, stage, flag| self.missing_model(model, stage, flag);
         if opts.interpolate && m.interpolator.is_none() {
             return Err(missing("interpolator", "interpolator", "--no-interpolate"));
         }
@@ -365,6 +367,51 @@ impl<B: Backend> Generator<B> {
         let abort = AtomicBool::new(false);
         let mut run = Run::new(self, opts, &plan, on_event, cancel, &abort);
         run.frame0(scenario, seeds.frame0).map(|(_, image)| image)
+    }
+
+    /// The error for a model these weights lack, with the flag that does without it.
+    fn missing_model(&self, model: &'static str, stage: &'static str, flag: &str) -> PipelineError {
+        let m = &self.models;
+        PipelineError::MissingModel {
+            dir: m.dir.clone().unwrap_or_default(),
+            model,
+            stage,
+            tier: m.tier.dir_name(),
+            hint: String::new(),
+        }
+        .with_hint(flag)
+    }
+
+    /// The interpolator alone, as [`Self::run`] uses it: normalised key latents `a, b, c`
+    /// (`[1, z, h, w]` each, two key-frame intervals apart) → the 9 latents at 10 Hz from `a`
+    /// to `c`, the keys in place, sampled with `opts`' steps, eta and known-frame handling
+    /// from `seed`. For measuring the interpolator on rendered clips
+    /// ([`crate::eval::compare_interpolation`]).
+    pub fn interpolate_keys(
+        &self,
+        keys: [&Tensor<B, 4>; 3],
+        conditions: Conditions,
+        opts: &GenerateOptions,
+        seed: u64,
+    ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
+        if self.models.interpolator.is_none() {
+            return Err(self.missing_model("interpolator", "interpolator", "--no-interpolate"));
+        }
+        let f = INTERPOLATION_FACTOR;
+        let plan = Plan {
+            key_frames: 3,
+            frames_per_future: 2 * f + 1,
+            fps: KEYFRAME_FPS * f as f32,
+            frame_size: self.models.frame_size(),
+            windows: 0,
+            first_frame_units: 0,
+            future_units: opts.steps,
+            total_units: opts.steps,
+        };
+        let (never, abort) = (AtomicBool::new(false), AtomicBool::new(false));
+        let mut ignore = |_: Event| {};
+        let mut run = Run::new(self, opts, &plan, &mut ignore, &never, &abort);
+        run.interpolate(0, keys, conditions, &mut ChaCha8Rng::seed_from_u64(seed))
     }
 
     /// Runs the whole chain for `scenario`, streaming frames into `sink`.
@@ -706,15 +753,25 @@ impl<'a, B: Backend> Run<'a, B> {
         conditions: Conditions,
         fps_stage: Option<i64>,
         guidance: Guidance,
+        guess: Option<(Vec<Tensor<B, 4>>, usize)>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
         let device = &self.g.device;
         let context = self.context(t, &known);
         // The latents held in the sample are the context's `(m ∘ z, m)`, the mask over every channel.
-        let held = (self.opts.known_frames == KnownFrames::Replace).then(|| {
-            let c = context.dims()[1] - 1;
-            Known { mask: context.clone().narrow(1, c, 1).repeat_dim(1, c), values: context.clone().narrow(1, 0, c) }
-        });
+        let c = context.dims()[1] - 1;
+        let mask = context.clone().narrow(1, c, 1).repeat_dim(1, c);
+        let mut held = match self.opts.known_frames {
+            KnownFrames::Replace => Some(Known::new(mask.clone(), context.clone().narrow(1, 0, c))),
+            KnownFrames::ContextOnly => None,
+        };
+        // A guess for the free frames, held for its first steps (`GenerateOptions::interpolation_guide`).
+        if let Some((guess, steps)) = guess.filter(|(_, steps)| *steps > 0) {
+            let k = held.unwrap_or_else(|| Known::new(mask.zeros_like(), mask.zeros_like()));
+            let free = mask.clone().neg() + 1.0;
+            let values = k.values.clone() * mask + Tensor::cat(guess, 0) * free.clone();
+            held = Some(Known { values, guide: Some(Guide { mask: free, steps }), ..k });
+        }
         let cond = VideoCond {
             frames: t,
             labels: Some(Labels::new(&vec![Some(conditions); t], device)),
@@ -743,7 +800,18 @@ impl<'a, B: Backend> Run<'a, B> {
         let known = context.iter().cloned().enumerate().collect();
         let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
         let t = g.models.window();
-        self.sample_clip(Phase::Prediction, future, &g.models.video_ldm, t, known, conditions, None, guidance, rng)
+        self.sample_clip(
+            Phase::Prediction,
+            future,
+            &g.models.video_ldm,
+            t,
+            known,
+            conditions,
+            None,
+            guidance,
+            None,
+            rng,
+        )
     }
 
     /// Key latents `a, b, c` two intervals apart → the 9 latents of 10 Hz between them
@@ -760,6 +828,8 @@ impl<'a, B: Backend> Run<'a, B> {
         let f = INTERPOLATION_FACTOR;
         let known = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
         let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
+        let steps = (self.opts.interpolation_guide.clamp(0.0, 1.0) * self.opts.steps as f32).round() as usize;
+        let guess = (steps > 0).then(|| (blend_keys(keys, f), steps));
         self.sample_clip(
             Phase::Interpolation,
             future,
@@ -769,6 +839,7 @@ impl<'a, B: Backend> Run<'a, B> {
             conditions,
             Some(0),
             Guidance::NONE,
+            guess,
             rng,
         )
     }
@@ -882,6 +953,23 @@ impl<'a, B: Backend> Run<'a, B> {
 }
 
 /// Key latents waiting to become frames, and where the next frame goes.
+/// Key latents `a, b, c`, `f` frames apart → the `2f + 1` latents on the straight lines
+/// from `a` to `b` to `c` (the keys in place).
+pub fn blend_keys<B: Backend>(keys: [&Tensor<B, 4>; 3], f: usize) -> Vec<Tensor<B, 4>> {
+    (0..=2 * f)
+        .map(|j| {
+            let (k, r) = (j / f, j % f);
+            match r {
+                0 => keys[k].clone(),
+                _ => {
+                    let s = r as f32 / f as f32;
+                    keys[k].clone() * (1.0 - s) + keys[k + 1].clone() * s
+                }
+            }
+        })
+        .collect()
+}
+
 struct Emitter<B: Backend> {
     future: usize,
     /// Index of the next frame to write.

@@ -23,7 +23,7 @@ pub use run::{
 };
 pub use stages::{
     AutoencoderTask, EgoState, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
-    outline_box, video_context, visible_boxes,
+    outline_box, tensor_grid, video_context, visible_boxes,
 };
 
 /// Why training stopped.

@@ -172,7 +172,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
                 VideoTask::Interpolation => i % 4 == 0,
             })
             .collect();
-        let held = crate::diffusion::Known { mask: frame_mask(&known, [n, c, h, w], device), values: z0.clone() };
+        let held = crate::diffusion::Known::new(frame_mask(&known, [n, c, h, w], device), z0.clone());
         let cond = VideoCond {
             frames: t,
             labels: Some(crate::model::Labels::new(&vec![Some(conditions); n], device)),

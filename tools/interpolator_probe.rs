@@ -1,0 +1,57 @@
+//! The interpolator on held-out 10 Hz clips, given the encoder's latents of every fourth
+//! frame as keys: PSNR of its six in-between frames and the temporal error of the nine,
+//! against the straight line between the keys' latents and the encoder's own latents
+//! (`latentdrive::eval::compare_interpolation`). For deciding whether an interpolator run is
+//! kept; the model card measures the shipped one the same way.
+//!
+//! `cargo run --release --no-default-features --example interpolator_probe -- weights/tiny [clips] [steps] [guide] [grid.png]`
+//!
+//! `guide` is `GenerateOptions::interpolation_guide` (`generate --interpolation-guide`, default 0).
+//!
+//! With a PNG path it also draws the first clip: the render, the interpolator's frames and
+//! the latent blend's, one row each (keys at columns 1, 5 and 9).
+
+use anyhow::{Context, Result};
+use burn::backend::Flex;
+use latentdrive::eval::compare_interpolation;
+use latentdrive::pipeline::{GenerateOptions, Generator, Models};
+use latentdrive::scenario::parse_str;
+use latentdrive::train::tensor_grid;
+use std::path::PathBuf;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir =
+        PathBuf::from(args.next().context("usage: interpolator_probe WEIGHTS_DIR [clips] [steps] [guide] [grid.png]")?);
+    let clips: usize = args.next().map_or(Ok(8), |s| s.parse()).context("clips: a count")?;
+    let steps: usize = args.next().map_or(Ok(20), |s| s.parse()).context("steps: a count")?;
+    let guide: f32 = args.next().map_or(Ok(0.0), |s| s.parse()).context("guide: a share of the steps, 0 to 1")?;
+    let device = Default::default();
+    let generator = Generator::new(Models::<Flex>::load(&dir, &device)?, device);
+    // The sampling settings of a default scenario (eta, known frames), with `steps` DDIM steps.
+    let defaults = "Scenario(name: \"probe\", seed: 0, conditions: (time_of_day: Day, crowdedness: 1))";
+    let mut opts = GenerateOptions::from_scenario(&parse_str(defaults, "interpolator_probe".as_ref())?);
+    opts.steps = steps;
+    opts.interpolation_guide = guide;
+    let grid_path = args.next().map(PathBuf::from);
+    let mut grid = None;
+    let c = compare_interpolation(&generator, clips, &opts, |clip| {
+        if grid.is_none() && grid_path.is_some() {
+            grid = Some(tensor_grid(&[clip.render, clip.interpolator, clip.blend]));
+        }
+        eprint!(".")
+    })?;
+    if let (Some(path), Some(grid)) = (&grid_path, grid) {
+        grid.save(path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!();
+    println!(
+        "{}: {clips} held-out 10 Hz clips of 9 frames, keys 0, 4, 8, {steps} DDIM steps, guide {guide}",
+        dir.display()
+    );
+    println!("{:>13} {:>16} {:>15}", "", "PSNR in-between", "temporal error");
+    for (name, s) in [("interpolator", c.interpolator), ("latent blend", c.blend), ("encoder", c.ceiling)] {
+        println!("{name:>13} {:>13.2} dB {:>15.3}", s.psnr, s.temporal_error);
+    }
+    Ok(())
+}
