@@ -22,8 +22,9 @@ use crate::pipeline::{GenerateOptions, Generator, PipelineError};
 use crate::train::FrameSource;
 
 /// World seed of the first clip: held out, and apart from `eval`'s scenes, the evaluators'
-/// accuracy worlds and the decoder clips ([`super::DECODER_CLIP_SEED`]).
-pub const INTERPOLATION_CLIP_SEED: u64 = EVAL_SEED_BASE + 200;
+/// accuracy worlds, the decoder clips ([`super::DECODER_CLIP_SEED`]) and the model card's
+/// upsampler frames (from `EVAL_SEED_BASE + 200`).
+pub const INTERPOLATION_CLIP_SEED: u64 = EVAL_SEED_BASE + 300;
 
 /// The interpolator and its two references on the same clips.
 #[derive(Debug, Clone, Copy, PartialEq)]
