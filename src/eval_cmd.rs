@@ -84,7 +84,7 @@ pub struct EvalArgs {
     ablate_label_guidance: Vec<f64>,
     /// Share of the interpolator's steps started from the blend of its keys (as `generate
     /// --interpolation-guide`; with --interpolate).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::generate_cmd::parse_share)]
+    #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_INTERPOLATION_GUIDE, value_parser = crate::generate_cmd::parse_share)]
     interpolation_guide: f32,
     /// Ablation: context guidance scales, 1 = off, e.g. `1,1.5,3`.
     #[arg(long, value_delimiter = ',')]

@@ -56,9 +56,10 @@ pub struct GenerateArgs {
     no_interpolate: bool,
     /// Share of the interpolator's DDIM steps (0 to 1) for which each in-between frame is held
     /// to the straight line between its two keys' latents, so that sampling starts from that
-    /// blend (SDEdit) instead of from noise. 0 samples as the paper does.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
-    interpolation_guide: f32,
+    /// blend (SDEdit) instead of from noise; 0 samples as the paper does [default: the
+    /// scenario's sampling.interpolation_guide, which defaults to 1].
+    #[arg(long, value_parser = parse_share)]
+    interpolation_guide: Option<f32>,
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
     #[arg(long)]
     per_frame_decoder: bool,
@@ -198,7 +199,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.steps = a.steps.unwrap_or(o.steps);
     o.upsample_steps = a.upsample_steps;
     o.interpolate = !a.no_interpolate;
-    o.interpolation_guide = a.interpolation_guide;
+    o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
     if a.context_only {
         o.known_frames = KnownFrames::ContextOnly;

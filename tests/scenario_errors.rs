@@ -219,6 +219,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             m("context_guidance: 1.5", "context_guidance: NaN"),
             vec!["case.ron:10:", "sampling.context_guidance: expected a finite number ≥ 0, found NaN"],
         ),
+        (
+            "interpolation guide above one",
+            m("context_guidance: 1.5", "context_guidance: 1.5, interpolation_guide: 1.2"),
+            vec!["case.ron:10:", "sampling.interpolation_guide: expected a number in [0, 1], found 1.2"],
+        ),
         ("empty name", m("name: \"case\"", "name: \"\""), vec!["case.ron:2:", "name: expected a non-empty name"]),
         (
             "name with a slash",

@@ -100,7 +100,7 @@ mod tests {
         let mut s: Scenario =
             ron::from_str("Scenario(name: \"t\", seed: 1, conditions: (time_of_day: Day, crowdedness: 1))")
                 .expect("a minimal scenario parses");
-        s.sampling.steps = steps as u32;
+        (s.sampling.steps, s.sampling.interpolation_guide) = (steps as u32, 0.0);
         GenerateOptions::from_scenario(&s)
     }
 

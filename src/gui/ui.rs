@@ -288,6 +288,9 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.add(egui::Slider::new(&mut s.sampling.context_guidance, 0.0..=8.0).text("context guidance"))
         .on_hover_text("Guidance on the context frames (1 = off)");
     ui.add(egui::Slider::new(&mut s.sampling.eta, 0.0..=1.0).text("DDIM η"));
+    ui.add(egui::Slider::new(&mut s.sampling.interpolation_guide, 0.0..=1.0).text("interpolation guide")).on_hover_text(
+        "Share of the interpolator's steps that start each in-between frame from the blend of its keys (0 = the paper's sampling)",
+    );
 
     ui.separator();
     ui.heading("Model");

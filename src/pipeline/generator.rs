@@ -91,7 +91,8 @@ pub struct GenerateOptions {
     /// Share of the interpolator's DDIM steps (0..=1) for which each in-between frame is
     /// held, like a known frame, to the straight line between its two keys' latents: the
     /// interpolator then starts from that blend noised to the level of the first free step
-    /// (SDEdit) instead of from noise. 0 samples as the paper does.
+    /// (SDEdit) instead of from noise. 0 samples as the paper does, and is what runs made
+    /// before the option did (their metadata lacks the field).
     #[serde(default)]
     pub interpolation_guide: f32,
 }
@@ -114,7 +115,7 @@ impl GenerateOptions {
             upsample_steps: 10,
             upsample_level: 20,
             known_frames: KnownFrames::Replace,
-            interpolation_guide: 0.0,
+            interpolation_guide: s.sampling.interpolation_guide,
         }
     }
 }

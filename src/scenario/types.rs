@@ -129,11 +129,32 @@ pub struct Sampling {
     pub label_guidance: f32,
     /// Guidance scale on the context frames, ≥ 0.
     pub context_guidance: f32,
+    /// Share of the interpolator's DDIM steps, 0 to 1, for which each in-between frame is held
+    /// to the straight line between its two keys' latents, so that sampling starts from that
+    /// blend (SDEdit); 0 samples as the paper does. Optional in files
+    /// ([`DEFAULT_INTERPOLATION_GUIDE`]).
+    #[serde(default = "default_interpolation_guide")]
+    pub interpolation_guide: f32,
+}
+
+/// The interpolation guide of a scenario that names none. Measured on the shipped tiny weights
+/// (README, "Interpolation guide"), whose interpolator fills in frames worse than the blend of
+/// its keys; weights with a better interpolator may want 0, the paper's sampling.
+pub const DEFAULT_INTERPOLATION_GUIDE: f32 = 1.0;
+
+fn default_interpolation_guide() -> f32 {
+    DEFAULT_INTERPOLATION_GUIDE
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { steps: 50, eta: 0.0, label_guidance: 2.0, context_guidance: 1.5 }
+        Sampling {
+            steps: 50,
+            eta: 0.0,
+            label_guidance: 2.0,
+            context_guidance: 1.5,
+            interpolation_guide: DEFAULT_INTERPOLATION_GUIDE,
+        }
     }
 }
 
