@@ -308,7 +308,7 @@ fn main() -> Result<()> {
 
     // Interpolator vs the straight line between its keys' latents on 4 held-out 10 Hz clips,
     // 20 steps, free (the paper's sampling) and fully guided by the blend (the default); the first
-    // clip's frames as a sample grid (render, interpolator, blend).
+    // clip's first key interval as a sample grid (render, free interpolator, blend).
     if generator.models.interpolator.is_some() {
         eprintln!("interpolator…");
         let mut opts =
@@ -317,7 +317,13 @@ fn main() -> Result<()> {
         let mut sample = None;
         let free = compare_interpolation(&generator, 4, &opts, |clip| {
             if sample.is_none() {
-                sample = Some(latentdrive::train::tensor_grid(&[clip.render, clip.interpolator, clip.blend]));
+                // The first key interval: key, three in-between frames, key.
+                let first = |t: burn::tensor::Tensor<B, 4>| t.slice(0..5);
+                sample = Some(latentdrive::train::tensor_grid(&[
+                    first(clip.render),
+                    first(clip.interpolator),
+                    first(clip.blend),
+                ]));
             }
         })?;
         if let Some(sample) = sample {
