@@ -86,6 +86,13 @@ pub struct EvalArgs {
     /// --interpolation-guide`; with --interpolate).
     #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_INTERPOLATION_GUIDE, value_parser = crate::generate_cmd::parse_share)]
     interpolation_guide: f32,
+    /// Share of the prediction model's steps started from the last context frame moved on by
+    /// the ego's travel (as `generate --prediction-guide`).
+    #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_PREDICTION_GUIDE, value_parser = crate::generate_cmd::parse_share)]
+    prediction_guide: f32,
+    /// Ablation: prediction guide shares, e.g. `0,0.3,0.6`.
+    #[arg(long, value_delimiter = ',', value_parser = crate::generate_cmd::parse_share)]
+    ablate_prediction_guide: Vec<f32>,
     /// Ablation: context guidance scales, 1 = off, e.g. `1,1.5,3`.
     #[arg(long, value_delimiter = ',')]
     ablate_context_guidance: Vec<f64>,
@@ -144,12 +151,14 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             upsample_level: 20,
             known_frames: if a.context_only { KnownFrames::ContextOnly } else { KnownFrames::Replace },
             interpolation_guide: a.interpolation_guide,
+            prediction_guide: a.prediction_guide,
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),
         ablations: Ablations {
             steps: a.ablate_steps.clone(),
             label_guidance: a.ablate_label_guidance.clone(),
             context_guidance: a.ablate_context_guidance.clone(),
+            prediction_guide: a.ablate_prediction_guide.clone(),
             decoder: a.ablate_decoder,
             upsampler: a.ablate_upsampler,
             known_frames: a.ablate_known_frames,

@@ -60,6 +60,13 @@ pub struct GenerateArgs {
     /// scenario's sampling.interpolation_guide, which defaults to 1].
     #[arg(long, value_parser = parse_share)]
     interpolation_guide: Option<f32>,
+    /// Share of the prediction model's DDIM steps (0 to 1) for which each new frame is held to
+    /// the window's last context frame moved on by the ego car's travel (road and roadside
+    /// geometry, requested boxes kept in place), so that sampling starts from that guess
+    /// (SDEdit) instead of from noise; 0 samples as the paper does [default: the scenario's
+    /// sampling.prediction_guide, which defaults to 0.5].
+    #[arg(long, value_parser = parse_share)]
+    prediction_guide: Option<f32>,
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
     #[arg(long)]
     per_frame_decoder: bool,
@@ -105,7 +112,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
-/// A share from 0 to 1 (`--interpolation-guide`).
+/// A share from 0 to 1 (`--interpolation-guide`, `--prediction-guide`).
 pub(crate) fn parse_share(s: &str) -> Result<f32, String> {
     match s.trim().parse::<f32>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
@@ -200,6 +207,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.upsample_steps = a.upsample_steps;
     o.interpolate = !a.no_interpolate;
     o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);
+    o.prediction_guide = a.prediction_guide.unwrap_or(o.prediction_guide);
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
     if a.context_only {
         o.known_frames = KnownFrames::ContextOnly;

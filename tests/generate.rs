@@ -10,7 +10,9 @@ use burn::backend::Flex;
 use image::RgbImage;
 use latentdrive::export::{BddDataset, CocoDataset, kitti};
 use latentdrive::model::ModelTier;
-use latentdrive::pipeline::{Event, FrameSink, GenerateOptions, Generator, Models, PipelineError, UpsampleMode};
+use latentdrive::pipeline::{
+    DecoderMode, Event, FrameSink, GenerateOptions, Generator, Models, PipelineError, UpsampleMode,
+};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latentdrive"))
@@ -485,4 +487,46 @@ fn known_frames_option_is_recorded_and_replayed() {
     std::fs::write(dir("context").join("metadata.json"), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
     let o = run(&["replay", dir("context").to_str().unwrap()]);
     assert!(o.status.success() && text(&o).contains("bit-identical"), "{}", text(&o));
+}
+
+/// The prediction guide starts each new frame from the last context frame moved on by the
+/// ego's travel, the same guess for every future: at 1 the futures differ only by the last
+/// DDIM step, at 0 the untrained micro model's futures are far apart, and a share in between
+/// lies between them. Out of range is an input error; metadata without the field reads as 0.
+#[test]
+fn the_prediction_guide_starts_every_future_from_the_same_guess() {
+    let generator =
+        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default());
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (2, 2.0, 10, false);
+    (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
+    struct Keep(Vec<Vec<RgbImage>>);
+    impl FrameSink for Keep {
+        fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
+            Ok(())
+        }
+        fn frame(&mut self, future: usize, _: usize, image: &RgbImage) -> Result<(), PipelineError> {
+            self.0[future].push(image.clone());
+            Ok(())
+        }
+    }
+    let never = AtomicBool::new(false);
+    let spread = |guide: f32| {
+        let opts = GenerateOptions { prediction_guide: guide, ..opts.clone() };
+        let mut keep = Keep(vec![vec![]; 2]);
+        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
+        let [a, b] = [&keep.0[0], &keep.0[1]];
+        assert_eq!(a.len(), 6, "2 s at 2.5 Hz: frame 0 and 5 more");
+        a[1..].iter().zip(&b[1..]).map(|(x, y)| mean_abs_diff(x, y)).sum::<f64>() / (a.len() - 1) as f64
+    };
+    let (free, half, held) = (spread(0.0), spread(0.5), spread(1.0));
+    assert!(held < 0.25 * free, "futures apart at guide 1: {held:.2}, at guide 0: {free:.2}");
+    assert!(held < half && half < free, "guide 0.5 in between: {held:.2} < {half:.2} < {free:.2}");
+    let bad = GenerateOptions { prediction_guide: 1.5, ..opts.clone() };
+    let err = generator.plan(&s, &bad).unwrap_err();
+    assert!(err.is_input_error() && err.to_string().contains("prediction guide"), "{err}");
+    let mut old = serde_json::to_value(&opts).unwrap();
+    old.as_object_mut().unwrap().remove("prediction_guide");
+    assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_guide, 0.0);
 }

@@ -224,6 +224,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             m("context_guidance: 1.5", "context_guidance: 1.5, interpolation_guide: 1.2"),
             vec!["case.ron:10:", "sampling.interpolation_guide: expected a number in [0, 1], found 1.2"],
         ),
+        (
+            "negative prediction guide",
+            m("context_guidance: 1.5", "context_guidance: 1.5, prediction_guide: -0.1"),
+            vec!["case.ron:10:", "sampling.prediction_guide: expected a number in [0, 1], found -0.1"],
+        ),
         ("empty name", m("name: \"case\"", "name: \"\""), vec!["case.ron:2:", "name: expected a non-empty name"]),
         (
             "name with a slash",

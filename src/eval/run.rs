@@ -55,6 +55,9 @@ pub struct Ablations {
     pub label_guidance: Vec<f64>,
     /// Context guidance scales (1 = off: the plain context-conditional prediction).
     pub context_guidance: Vec<f64>,
+    /// Prediction guide shares (0 = sampled from noise, as in the paper).
+    #[serde(default)]
+    pub prediction_guide: Vec<f32>,
     /// Temporal decoder vs the per-frame image decoder.
     pub decoder: bool,
     /// Video-fine-tuned vs per-frame upsampler (frames upsampled 4×, then judged at
@@ -516,6 +519,17 @@ fn ablation_settings(main: &GenerateOptions, a: &Ablations) -> Vec<(String, Stri
             })
             .collect();
         tables.push(("Context guidance".into(), "context_guidance".into(), rows));
+    }
+    if !a.prediction_guide.is_empty() {
+        let rows = a
+            .prediction_guide
+            .iter()
+            .map(|&g| {
+                let label = if g == 0.0 { "off (from noise)".to_string() } else { format!("guide {g}") };
+                with(label, Some(g as f64), &|o| o.prediction_guide = g)
+            })
+            .collect();
+        tables.push(("Prediction guide".into(), "prediction_guide".into(), rows));
     }
     if a.decoder {
         let rows = vec![

@@ -291,6 +291,9 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.add(egui::Slider::new(&mut s.sampling.interpolation_guide, 0.0..=1.0).text("interpolation guide")).on_hover_text(
         "Share of the interpolator's steps that start each in-between frame from the blend of its keys (0 = the paper's sampling)",
     );
+    ui.add(egui::Slider::new(&mut s.sampling.prediction_guide, 0.0..=1.0).text("prediction guide")).on_hover_text(
+        "Share of the prediction model's steps that start each new frame from the last context frame moved on by the ego's travel (0 = the paper's sampling)",
+    );
 
     ui.separator();
     ui.heading("Model");

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::denoise::{ImageCond, ImageDenoiser, UpsampleCond, UpsampleDenoiser, VideoCond, VideoDenoiser};
+use super::ego::EgoMotion;
 use super::models::Models;
 use super::{FrameSink, PipelineError};
 use crate::data::tensor_to_images;
@@ -95,6 +96,14 @@ pub struct GenerateOptions {
     /// before the option did (their metadata lacks the field).
     #[serde(default)]
     pub interpolation_guide: f32,
+    /// Share of the prediction model's DDIM steps (0..=1) for which each new frame of a window
+    /// is held, like a known frame, to the window's last context frame moved on by the ego's
+    /// travel ([`super::ego`]): prediction then starts from that guess noised to the level of
+    /// the first free step (SDEdit) instead of from noise. 0 samples as the paper does, and is
+    /// what runs made before the option did (their metadata lacks the field); 1 leaves the
+    /// model only its last step.
+    #[serde(default)]
+    pub prediction_guide: f32,
 }
 
 impl GenerateOptions {
@@ -116,6 +125,7 @@ impl GenerateOptions {
             upsample_level: 20,
             known_frames: KnownFrames::Replace,
             interpolation_guide: s.sampling.interpolation_guide,
+            prediction_guide: s.sampling.prediction_guide,
         }
     }
 }
@@ -292,8 +302,10 @@ impl<B: Backend> Generator<B> {
         if !(opts.seconds.is_finite() && opts.seconds > 0.0) {
             return unsupported(format!("seconds must be positive, got {}", opts.seconds));
         }
-        if !(0.0..=1.0).contains(&opts.interpolation_guide) {
-            return unsupported(format!("interpolation guide must be from 0 to 1, not {}", opts.interpolation_guide));
+        for (name, share) in [("interpolation", opts.interpolation_guide), ("prediction", opts.prediction_guide)] {
+            if !(0.0..=1.0).contains(&share) {
+                return unsupported(format!("{name} guide must be from 0 to 1, not {share}"));
+            }
         }
         if opts.upsample_level >= self.augmentation.train_steps() {
             return unsupported(format!("upsample level must be below {}", self.augmentation.train_steps()));
@@ -367,7 +379,7 @@ impl<B: Backend> Generator<B> {
         let seeds = Seeds::derive(scenario.seed, opts.futures);
         let abort = AtomicBool::new(false);
         let mut run = Run::new(self, opts, &plan, on_event, cancel, &abort);
-        run.frame0(scenario, seeds.frame0).map(|(_, image)| image)
+        run.frame0(scenario, seeds.frame0).map(|(_, image, _)| image)
     }
 
     /// The error for a model these weights lack, with the flag that does without it.
@@ -431,11 +443,12 @@ impl<B: Backend> Generator<B> {
         let abort = AtomicBool::new(false);
         let mut run = Run::new(self, opts, &plan, on_event, cancel, &abort);
 
-        let (z0, frame0) = run.frame0(scenario, seeds.frame0)?;
+        let (z0, frame0, ego) = run.frame0(scenario, seeds.frame0)?;
         sink.frame0(&frame0)?;
         (run.on_event)(Event::FirstFrame);
 
-        let shared = Shared { conditions: scenario.conditions, seeds: &seeds.futures, z0: &z0, frame0: &frame0 };
+        let shared =
+            Shared { conditions: scenario.conditions, seeds: &seeds.futures, z0: &z0, frame0: &frame0, ego: &ego };
         let workers = self.threads.min(opts.futures);
         let mut timings = if workers > 1 {
             let first = run.timings;
@@ -444,8 +457,8 @@ impl<B: Backend> Generator<B> {
             timings.add_all(&first);
             timings
         } else {
-            for (k, &seed) in seeds.futures.iter().enumerate() {
-                run.future(k, seed, shared.conditions, &z0, &frame0, sink)?;
+            for k in 0..opts.futures {
+                run.future(k, &shared, sink)?;
                 sink.future_done(k, plan.frames_per_future)?;
             }
             run.timings
@@ -539,7 +552,7 @@ impl<B: Backend> Generator<B> {
             if k >= shared.seeds.len() || abort.load(Ordering::Relaxed) {
                 break;
             }
-            match run.future(k, shared.seeds[k], shared.conditions, shared.z0, shared.frame0, &mut sink) {
+            match run.future(k, shared, &mut sink) {
                 Ok(()) => {
                     let _ = tx.send(Message::FutureDone(k));
                 }
@@ -560,6 +573,8 @@ struct Shared<'a, B: Backend> {
     seeds: &'a [u64],
     z0: &'a Tensor<B, 4>,
     frame0: &'a RgbImage,
+    /// What the prediction guide moves the last context frame by.
+    ego: &'a EgoMotion,
 }
 
 /// From a worker thread to the thread that owns the sink.
@@ -642,16 +657,19 @@ impl<'a, B: Backend> Run<'a, B> {
         Run { g, opts, plan, on_event, cancel, abort, done: 0, timings: Timings::default() }
     }
 
-    /// Frame 0's latent and image: the requested boxes under the scenario's labels.
-    fn frame0(&mut self, scenario: &Scenario, seed: u64) -> Result<(Tensor<B, 4>, RgbImage), PipelineError> {
+    /// Frame 0's latent and image: the requested boxes under the scenario's labels; and the
+    /// ego motion of the scenario's world, the requested boxes held.
+    fn frame0(&mut self, scenario: &Scenario, seed: u64) -> Result<(Tensor<B, 4>, RgbImage, EgoMotion), PipelineError> {
         let (h, w) = self.g.models.frame_size();
         let requested = requested_labels(scenario, w as u32, h as u32)?;
-        let z0 = self.first_frame(scenario.conditions, normalised_boxes(&requested), seed)?;
+        let boxes = normalised_boxes(&requested);
+        let ego = EgoMotion::from_world(&World::from_scenario(scenario)?, boxes.clone());
+        let z0 = self.first_frame(scenario.conditions, boxes, seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0950));
         // A single image: image decoder, spatial upsampler.
         let up = if self.opts.upsample == UpsampleMode::Off { UpsampleMode::Off } else { UpsampleMode::PerFrame };
         let image = self.render(std::slice::from_ref(&z0), DecoderMode::PerFrame, up, None, &mut rng)?;
-        Ok((z0, image.into_iter().next().expect("one latent gives one frame")))
+        Ok((z0, image.into_iter().next().expect("one latent gives one frame"), ego))
     }
 
     fn tick(&mut self, future: Option<usize>, phase: Phase) -> ControlFlow<()> {
@@ -795,12 +813,15 @@ impl<'a, B: Backend> Run<'a, B> {
         future: usize,
         context: &[Tensor<B, 4>],
         conditions: Conditions,
+        ego: &EgoMotion,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
         let g = self.g;
         let known = context.iter().cloned().enumerate().collect();
         let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
         let t = g.models.window();
+        let steps = self.guide_steps(self.opts.prediction_guide);
+        let guess = (steps > 0).then(|| (self.ego_guess(context, t, ego), steps));
         self.sample_clip(
             Phase::Prediction,
             future,
@@ -810,9 +831,31 @@ impl<'a, B: Backend> Run<'a, B> {
             conditions,
             None,
             guidance,
-            None,
+            guess,
             rng,
         )
+    }
+
+    /// The prediction guide's guess (`GenerateOptions::prediction_guide`): a window of `t`
+    /// latents that starts with `context` and continues with its last frame moved on by the
+    /// ego's travel up to each new frame. The frame is moved in pixels (decoded, warped,
+    /// encoded again): a latent cell holds an 8×8 patch's appearance, which resampling the
+    /// latent grid would smear.
+    fn ego_guess(&self, context: &[Tensor<B, 4>], t: usize, ego: &EgoMotion) -> Vec<Tensor<B, 4>> {
+        let m = &self.g.models;
+        let last = context.last().expect("a prediction window has at least one context frame");
+        let image = m.autoencoder.decoder.forward(m.latent_norm.denormalize(last.clone()), 1).clamp(-1.0, 1.0);
+        let step_m = ego.speed_mps / KEYFRAME_FPS;
+        let travels: Vec<f32> = (1..=t - context.len()).map(|k| k as f32 * step_m).collect();
+        let warped = ego.warp(image, &travels);
+        let (mean, _) = m.autoencoder.encoder.forward(warped);
+        let ahead = m.latent_norm.normalize(mean).chunk(travels.len(), 0);
+        context.iter().cloned().chain(ahead).collect()
+    }
+
+    /// The DDIM steps a guide of `share` holds its guess for.
+    fn guide_steps(&self, share: f32) -> usize {
+        (share.clamp(0.0, 1.0) * self.opts.steps as f32).round() as usize
     }
 
     /// Key latents `a, b, c` two intervals apart → the 9 latents of 10 Hz between them
@@ -829,7 +872,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let f = INTERPOLATION_FACTOR;
         let known = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
         let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
-        let steps = (self.opts.interpolation_guide.clamp(0.0, 1.0) * self.opts.steps as f32).round() as usize;
+        let steps = self.guide_steps(self.opts.interpolation_guide);
         let guess = (steps > 0).then(|| (blend_keys(keys, f), steps));
         self.sample_clip(
             Phase::Interpolation,
@@ -885,16 +928,9 @@ impl<'a, B: Backend> Run<'a, B> {
     }
 
     /// One future: windows of key latents, streamed chunk by chunk into `sink`.
-    fn future(
-        &mut self,
-        k: usize,
-        seed: u64,
-        conditions: Conditions,
-        z0: &Tensor<B, 4>,
-        frame0: &RgbImage,
-        sink: &mut dyn FrameSink,
-    ) -> Result<(), PipelineError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    fn future(&mut self, k: usize, shared: &Shared<'_, B>, sink: &mut dyn FrameSink) -> Result<(), PipelineError> {
+        let Shared { conditions, z0, frame0, ego, .. } = *shared;
+        let mut rng = ChaCha8Rng::seed_from_u64(shared.seeds[k]);
         let frames = self.plan.frames_per_future;
         sink.frame(k, 0, frame0)?;
         (self.on_event)(Event::Frame { future: k, index: 0, frames });
@@ -903,7 +939,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let mut produced = 1;
         let mut context = vec![z0.clone()];
         while produced < total_keys {
-            let window = self.predict_window(k, &context, conditions, &mut rng)?;
+            let window = self.predict_window(k, &context, conditions, ego, &mut rng)?;
             let fresh: Vec<_> = window[context.len()..].iter().take(total_keys - produced).cloned().collect();
             produced += fresh.len();
             context = window[window.len() - self.opts.context_frames..].to_vec();

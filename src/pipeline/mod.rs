@@ -4,6 +4,7 @@
 //! folder (frames, previews, labels, metadata) and replays one.
 
 pub mod denoise;
+pub mod ego;
 pub mod generator;
 pub mod models;
 pub mod output;
