@@ -812,6 +812,7 @@ impl<'a, B: Backend> Run<'a, B> {
         &mut self,
         future: usize,
         context: &[Tensor<B, 4>],
+        last_key: usize,
         conditions: Conditions,
         ego: &EgoMotion,
         rng: &mut ChaCha8Rng,
@@ -821,7 +822,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
         let t = g.models.window();
         let steps = self.guide_steps(self.opts.prediction_guide);
-        let guess = (steps > 0).then(|| (self.ego_guess(context, t, ego), steps));
+        let guess = (steps > 0).then(|| (self.ego_guess(context, last_key, t, ego), steps));
         self.sample_clip(
             Phase::Prediction,
             future,
@@ -837,17 +838,17 @@ impl<'a, B: Backend> Run<'a, B> {
     }
 
     /// The prediction guide's guess (`GenerateOptions::prediction_guide`): a window of `t`
-    /// latents that starts with `context` and continues with its last frame moved on by the
-    /// ego's travel up to each new frame. The frame is moved in pixels (decoded, warped,
-    /// encoded again): a latent cell holds an 8×8 patch's appearance, which resampling the
-    /// latent grid would smear.
-    fn ego_guess(&self, context: &[Tensor<B, 4>], t: usize, ego: &EgoMotion) -> Vec<Tensor<B, 4>> {
+    /// latents that starts with `context` and continues with its last frame (key frame
+    /// `last_key`) moved on by the ego's travel up to each new frame. The frame is moved in
+    /// pixels (decoded, warped, encoded again): a latent cell holds an 8×8 patch's appearance,
+    /// which resampling the latent grid would smear.
+    fn ego_guess(&self, context: &[Tensor<B, 4>], last_key: usize, t: usize, ego: &EgoMotion) -> Vec<Tensor<B, 4>> {
         let m = &self.g.models;
         let last = context.last().expect("a prediction window has at least one context frame");
         let image = m.autoencoder.decoder.forward(m.latent_norm.denormalize(last.clone()), 1).clamp(-1.0, 1.0);
         let step_m = ego.speed_mps / KEYFRAME_FPS;
         let travels: Vec<f32> = (1..=t - context.len()).map(|k| k as f32 * step_m).collect();
-        let warped = ego.warp(image, &travels);
+        let warped = ego.warp(image, last_key as f32 * step_m, &travels);
         let (mean, _) = m.autoencoder.encoder.forward(warped);
         let ahead = m.latent_norm.normalize(mean).chunk(travels.len(), 0);
         context.iter().cloned().chain(ahead).collect()
@@ -939,7 +940,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let mut produced = 1;
         let mut context = vec![z0.clone()];
         while produced < total_keys {
-            let window = self.predict_window(k, &context, conditions, ego, &mut rng)?;
+            let window = self.predict_window(k, &context, produced - 1, conditions, ego, &mut rng)?;
             let fresh: Vec<_> = window[context.len()..].iter().take(total_keys - produced).cloned().collect();
             produced += fresh.len();
             context = window[window.len() - self.opts.context_frames..].to_vec();
