@@ -258,6 +258,19 @@ impl FrameSink for Recorder {
     }
 }
 
+/// Keeps every future's frames, in order.
+struct Keep(Vec<Vec<RgbImage>>);
+
+impl FrameSink for Keep {
+    fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
+        Ok(())
+    }
+    fn frame(&mut self, future: usize, _: usize, image: &RgbImage) -> Result<(), PipelineError> {
+        self.0[future].push(image.clone());
+        Ok(())
+    }
+}
+
 fn scenario() -> latentdrive::scenario::Scenario {
     latentdrive::scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/day_overtake.ron")).unwrap()
 }
@@ -376,16 +389,6 @@ fn seeds_and_frames_are_reproducible_and_futures_differ() {
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps, opts.interpolate) = (2, 1.2, 2, 1, false);
-    struct Keep(Vec<Vec<RgbImage>>);
-    impl FrameSink for Keep {
-        fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
-            Ok(())
-        }
-        fn frame(&mut self, future: usize, _: usize, image: &RgbImage) -> Result<(), PipelineError> {
-            self.0[future].push(image.clone());
-            Ok(())
-        }
-    }
     let never = AtomicBool::new(false);
     let mut first = Keep(vec![vec![]; 2]);
     let mut second = Keep(vec![vec![]; 2]);
@@ -501,16 +504,6 @@ fn the_prediction_guide_starts_every_future_from_the_same_guess() {
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (2, 2.0, 10, false);
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
-    struct Keep(Vec<Vec<RgbImage>>);
-    impl FrameSink for Keep {
-        fn frame0(&mut self, _: &RgbImage) -> Result<(), PipelineError> {
-            Ok(())
-        }
-        fn frame(&mut self, future: usize, _: usize, image: &RgbImage) -> Result<(), PipelineError> {
-            self.0[future].push(image.clone());
-            Ok(())
-        }
-    }
     let never = AtomicBool::new(false);
     let spread = |guide: f32| {
         let opts = GenerateOptions { prediction_guide: guide, ..opts.clone() };

@@ -205,7 +205,7 @@ mod tests {
             w.advance_to(0.4);
             let (after, _) = renderer.render(&w, 1);
             let travel = w.traffic.ego.s - s0;
-            let x = images_to_tensor::<Flex>(&[before.clone()], &Default::default());
+            let x = images_to_tensor::<Flex>(std::slice::from_ref(&before), &Default::default());
             let warp = |e: &EgoMotion| tensor_to_images(e.warp(x.clone(), 0.0, &[travel]).clamp(-1.0, 1.0)).remove(0);
             let (held, moved) = (err(&before, &after), err(&warp(&ego), &after));
             assert!(moved < 0.9 * held, "{name}, {travel:.1} m: warped {moved:.2}, held {held:.2} (8-bit levels)");
