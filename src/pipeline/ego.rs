@@ -71,11 +71,10 @@ impl EgoMotion {
 
     /// `grid_sample` coordinates (`[h, w, 2]`, x then y in [-1, 1], pixel centres as with
     /// `align_corners = false`) that pull an `h × w` image of the frame `from_m` metres after
-    /// frame 0 forward by `travel_m` metres.
-    pub fn grid(&self, h: usize, w: usize, from_m: f32, travel_m: f32) -> Vec<f32> {
+    /// frame 0 (seen from `frame`) forward by `travel_m` metres.
+    fn grid(&self, frame: &RoadFrame, h: usize, w: usize, from_m: f32, travel_m: f32) -> Vec<f32> {
         let cam = Camera::reference();
-        let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
-        let pose = self.pose(&frame, from_m, travel_m);
+        let pose = self.pose(frame, from_m, travel_m);
         let (width, height) = (cam.width as f32, cam.height as f32);
         let mut grid = Vec::with_capacity(h * w * 2);
         for i in 0..h {
@@ -120,7 +119,8 @@ impl EgoMotion {
     pub fn warp<B: Backend>(&self, image: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> Tensor<B, 4> {
         let [_, _, h, w] = image.dims();
         let n = travels_m.len();
-        let grid: Vec<f32> = travels_m.iter().flat_map(|&d| self.grid(h, w, from_m, d)).collect();
+        let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
+        let grid: Vec<f32> = travels_m.iter().flat_map(|&d| self.grid(&frame, h, w, from_m, d)).collect();
         let grid = Tensor::<B, 4>::from_data(TensorData::new(grid, [n, h, w, 2]), &image.device());
         let options =
             GridSampleOptions::new(InterpolateMode::Bilinear).with_padding_mode(GridSamplePaddingMode::Border);
