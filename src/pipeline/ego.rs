@@ -65,8 +65,8 @@ impl EgoMotion {
     /// after frame 0.
     fn pose(&self, frame: &RoadFrame, from_m: f32, travel_m: f32) -> Pose {
         let s = self.start_s + from_m + travel_m.max(0.0);
-        let at = frame.to_camera(s, self.lateral_m, CAMERA_HEIGHT_M);
-        Pose { at: [at[0], 0.0, at[2]], yaw: frame.heading(s) }
+        // At the camera's height above the road: the camera itself (y = 0).
+        Pose { at: frame.to_camera(s, self.lateral_m, CAMERA_HEIGHT_M), yaw: frame.heading(s) }
     }
 
     /// `grid_sample` coordinates (`[h, w, 2]`, x then y in [-1, 1], pixel centres as with

@@ -603,8 +603,12 @@ impl FrameSink for ChannelSink {
 /// image boxes keep exactly the requested rectangle, road placements get the box the
 /// world renders.
 pub fn requested_labels(scenario: &Scenario, width: u32, height: u32) -> Result<FrameLabels, PipelineError> {
-    let world = World::from_scenario(scenario)?;
-    let (_, mut labels) = Renderer::new(width, height).render(&world, 0);
+    Ok(labels_in(&World::from_scenario(scenario)?, scenario, width, height))
+}
+
+/// [`requested_labels`] in `world`, the scenario's.
+fn labels_in(world: &World, scenario: &Scenario, width: u32, height: u32) -> FrameLabels {
+    let (_, mut labels) = Renderer::new(width, height).render(world, 0);
     let tracks = &world.scenario_tracks;
     labels.objects.retain(|o| tracks.contains(&o.track_id));
     for o in &mut labels.objects {
@@ -617,7 +621,7 @@ pub fn requested_labels(scenario: &Scenario, width: u32, height: u32) -> Result<
             o.box2d.y2 = b.y2 * h;
         }
     }
-    Ok(labels)
+    labels
 }
 
 /// Normalised `[x1, y1, x2, y2]` of labelled objects, largest first (as in training).
@@ -661,9 +665,9 @@ impl<'a, B: Backend> Run<'a, B> {
     /// ego motion of the scenario's world, the requested boxes held.
     fn frame0(&mut self, scenario: &Scenario, seed: u64) -> Result<(Tensor<B, 4>, RgbImage, EgoMotion), PipelineError> {
         let (h, w) = self.g.models.frame_size();
-        let requested = requested_labels(scenario, w as u32, h as u32)?;
-        let boxes = normalised_boxes(&requested);
-        let ego = EgoMotion::from_world(&World::from_scenario(scenario)?, boxes.clone());
+        let world = World::from_scenario(scenario)?;
+        let boxes = normalised_boxes(&labels_in(&world, scenario, w as u32, h as u32));
+        let ego = EgoMotion::from_world(&world, boxes.clone());
         let z0 = self.first_frame(scenario.conditions, boxes, seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0950));
         // A single image: image decoder, spatial upsampler.
