@@ -68,7 +68,7 @@ pub struct EvalArgs {
     #[arg(long)]
     upsample: bool,
     /// DDIM steps of the upsampler.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS)]
     upsample_steps: usize,
     /// Also run one long future per scene of this many seconds and report Fréchet distance per segment.
     #[arg(long)]

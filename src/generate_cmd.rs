@@ -45,8 +45,8 @@ pub struct GenerateArgs {
     /// DDIM steps of the latent models [default: the scenario's sampling.steps].
     #[arg(long)]
     steps: Option<usize>,
-    /// DDIM steps of the 4× upsampler.
-    #[arg(long, default_value_t = 10)]
+    /// DDIM steps of the 4× upsampler (more measured no sharper; see the README).
+    #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS)]
     upsample_steps: usize,
     /// Stop at key-frame size (128×256 for tiny): a quick preview.
     #[arg(long)]

@@ -374,6 +374,13 @@ struct TrainArgs {
     /// 0, uniform timesteps]. 0.5 puts 3 of 4 clips there. Held-out losses stay uniform.
     #[arg(long)]
     high_noise: Option<f64>,
+    /// Video LDM only: the share of training clips with context frames whose new frames are
+    /// noised from the prediction guide's guess (the last context frame moved on by the ego's
+    /// travel, as `generate --prediction-guide` starts them) at a timestep from the middle
+    /// half of the schedule, with the true clip as the target: the model learns to correct
+    /// the guess [default: 0]. Rendered clips only (not with --data). Held-out losses never use it.
+    #[arg(long)]
+    guess_share: Option<f64>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -658,6 +665,7 @@ fn train_one(
         high_noise: a
             .high_noise
             .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator))),
+        guess_share: a.guess_share.filter(|_| applies(stage == train::Stage::VideoLdm)),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

@@ -38,6 +38,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         init_from: None,
         disc_start: None,
         high_noise: None,
+        guess_share: None,
         latent_channels: None,
         diffusion: None,
         latent_norm: None,
@@ -422,7 +423,7 @@ fn disc_start_sets_the_step_the_adversary_joins() {
 }
 
 #[test]
-fn high_noise_moves_the_video_stages_timesteps_and_is_kept_on_resume() {
+fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_resume() {
     let root = std::env::temp_dir().join(format!("latentdrive-high-noise-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let weights = root.join("weights");
@@ -452,9 +453,36 @@ fn high_noise_moves_the_video_stages_timesteps_and_is_kept_on_resume() {
     opts.high_noise = Some(0.5);
     let err = refusal(&opts);
     assert!(err.contains("--high-noise applies to the video-ldm and interpolator stages only"), "{err}");
-    let mut opts = micro(Stage::Interpolator, 1, root.join("interp"), weights);
+    let mut opts = micro(Stage::Interpolator, 1, root.join("interp"), weights.clone());
     opts.high_noise = Some(1.5);
     let err = refusal(&opts);
     assert!(err.contains("--high-noise takes a share in [0, 1], not 1.5"), "{err}");
+
+    // The guess share: 0 trains exactly as without it; 1 noises the clips with context from
+    // the prediction guide's guess (other inputs, other losses); recorded for resumes.
+    let guessed = |name: &str, share: Option<f64>| {
+        let mut opts = micro(Stage::VideoLdm, 2, root.join(name), weights.clone());
+        opts.guess_share = share;
+        step_losses(&opts)
+    };
+    assert_eq!(guessed("guess-zero", Some(0.0)), uniform);
+    let guess = guessed("guess-all", Some(1.0));
+    assert!(guess.iter().all(|l| l.is_finite()), "{guess:?}");
+    assert_ne!(guess, uniform, "no step's clips were noised from the guess");
+    let mut resumed = micro(Stage::VideoLdm, 3, root.join("guess-all"), weights.clone());
+    resumed.resume = true;
+    resumed.guess_share = Some(0.5);
+    let err = refusal(&resumed);
+    assert!(err.contains("--guess-share 1, not 0.5"), "{err}");
+    for (stage, share, data, expected) in [
+        (Stage::Interpolator, 0.5, None, "--guess-share applies to the video-ldm stage only"),
+        (Stage::VideoLdm, -0.1, None, "--guess-share takes a share in [0, 1], not -0.1"),
+        (Stage::VideoLdm, 0.5, Some(root.join("dataset")), "only rendered clips record"),
+    ] {
+        let mut opts = micro(stage, 1, root.join("guess-refused"), weights.clone());
+        (opts.guess_share, opts.data) = (Some(share), data);
+        let err = refusal(&opts);
+        assert!(err.contains(expected), "{err}");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -262,12 +262,13 @@ fn main() -> Result<()> {
         )?;
     }
 
-    // Upsampler vs bilinear on 4 held-out 512×1024 frames, per frame, 10 steps.
+    // Upsampler vs bilinear on 4 held-out 512×1024 frames, per frame, at generation's default steps.
     if let Some(up) = &models.upsampler {
         eprintln!("upsampler…");
         let hi_frames = FrameSource::new(4 * h, 4 * w, 0);
         let aug = NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)?;
-        let sampler = Sampler::new(Ddim::new(&NoiseSchedule::ldm(), up.prediction, 10, 0.0)?, Guidance::NONE);
+        let steps = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS;
+        let sampler = Sampler::new(Ddim::new(&NoiseSchedule::ldm(), up.prediction, steps, 0.0)?, Guidance::NONE);
         let (mut p_up, mut p_bi) = (vec![], vec![]);
         let mut crops = vec![];
         for i in 0..4u64 {
@@ -297,7 +298,7 @@ fn main() -> Result<()> {
         grid(&[crops]).save(samples.join("upsampler_crop.png"))?;
         writeln!(
             quality,
-            "| upsampler (per frame, 10 DDIM steps) vs bilinear, 4 held-out 512×1024 renders from 4×4-averaged \
+            "| upsampler (per frame, {steps} DDIM steps) vs bilinear, 4 held-out 512×1024 renders from 4×4-averaged \
              128×256 | {:.2} dB vs {:.2} dB |",
             mean(&p_up),
             mean(&p_bi)

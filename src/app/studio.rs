@@ -36,7 +36,7 @@ impl Default for Settings {
             weights: None,
             interpolate: true,
             upsample: false,
-            upsample_steps: 10,
+            upsample_steps: crate::pipeline::DEFAULT_UPSAMPLE_STEPS,
             runs_dir: PathBuf::from("runs").join("gui"),
         }
     }

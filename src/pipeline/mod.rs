@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use image::RgbImage;
 
 pub use generator::{
-    DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Phase, Plan, RunSummary, Seeds, Timings, UpsampleMode,
+    DEFAULT_UPSAMPLE_STEPS, DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Phase, Plan, RunSummary, Seeds,
+    Timings, UpsampleMode,
     requested_labels,
 };
 pub use models::{Models, Needs, WeightFile};

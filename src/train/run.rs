@@ -131,6 +131,9 @@ pub struct TrainOptions {
     /// Share of the video stages' training clips noised at a timestep from the noisier half
     /// of the schedule (video-ldm and interpolator only; default 0: uniform timesteps).
     pub high_noise: Option<f64>,
+    /// Share of the prediction model's training clips noised from the prediction guide's
+    /// guess instead of from the clip (video-ldm only, rendered data; default 0).
+    pub guess_share: Option<f64>,
 }
 
 /// How the image LDM maps the autoencoder's latents to its own (`train image-ldm
@@ -413,6 +416,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 clips: opts.batch,
                 drop_p: LABEL_DROP_P,
                 high_noise: opts.high_noise.unwrap_or(0.0),
+                guess_share: opts.guess_share.unwrap_or(0.0),
                 temporal_from: start.as_ref().and_then(|s| s.temporal.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -504,6 +508,9 @@ struct ModelOptions {
     /// The video stages' high-noise share (`--high-noise`).
     #[serde(default)]
     high_noise: Option<f64>,
+    /// The prediction model's guess share (`--guess-share`).
+    #[serde(default)]
+    guess_share: Option<f64>,
 }
 
 const MODEL_OPTIONS: &str = "options.json";
@@ -527,6 +534,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         latent_norm: opts.latent_norm,
         disc_start: opts.disc_start,
         high_noise: opts.high_noise,
+        guess_share: opts.guess_share,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
@@ -574,6 +582,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--high-noise", was.to_string(), now.to_string()));
     }
+    if let (Some(now), Some(was)) = (given.guess_share, saved.guess_share)
+        && now != was
+    {
+        return Err(clash("--guess-share", was.to_string(), now.to_string()));
+    }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
         tracing::warn!(
@@ -588,6 +601,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     // A run recorded before `disc_start` was kept resumes with the flag or the default.
     opts.disc_start = given.disc_start.or(saved.disc_start);
     opts.high_noise = given.high_noise.or(saved.high_noise);
+    opts.guess_share = given.guess_share.or(saved.guess_share);
     opts.init_from = saved.init_from;
     Ok(opts)
 }
@@ -652,6 +666,19 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         }
         if !(0.0..=1.0).contains(&share) {
             return Err(TrainError::Options(format!("--high-noise takes a share in [0, 1], not {share}")));
+        }
+    }
+    if let Some(share) = opts.guess_share {
+        if opts.stage != Stage::VideoLdm {
+            return Err(TrainError::Options("--guess-share applies to the video-ldm stage only".into()));
+        }
+        if !(0.0..=1.0).contains(&share) {
+            return Err(TrainError::Options(format!("--guess-share takes a share in [0, 1], not {share}")));
+        }
+        if share > 0.0 && opts.data.is_some() {
+            return Err(TrainError::Options(
+                "--guess-share needs the ego's motion, which only rendered clips record (leave out --data)".into(),
+            ));
         }
     }
     if opts.latent_channels.is_some_and(|z| z == 0 || opts.stage != Stage::Autoencoder) {
@@ -848,13 +875,19 @@ fn record<IB: Backend, C: Serialize>(
         wall_time_s: super::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: hardware::<IB>(),
         data: format!(
-            "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}{}",
+            "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}{}{}",
             cfg.frame_size.0,
             cfg.frame_size.1,
             opts.seed,
             opts.batch,
             match opts.high_noise {
                 Some(share) if share > 0.0 => format!(", timesteps with high-noise share {share}"),
+                _ => String::new(),
+            },
+            match opts.guess_share {
+                Some(share) if share > 0.0 => {
+                    format!(", {share} of the clips with context noised from the prediction guide's guess")
+                }
                 _ => String::new(),
             }
         ),

@@ -46,6 +46,7 @@ pub fn micro_weights() -> &'static Path {
                 init_from: None,
                 disc_start: None,
                 high_noise: None,
+                guess_share: None,
                 latent_channels: None,
                 diffusion: None,
                 latent_norm: None,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::data::{DatasetIndex, EVAL_SEED_BASE, IndexEntry, image_to_tensor, images_to_tensor, random_conditions};
 use crate::scenario::Conditions;
 use crate::train::TrainError;
+use crate::pipeline::ego::EgoMotion;
 use crate::world::{FrameLabels, Renderer, World, mix};
 
 /// The ego car's motion at one frame.
@@ -226,9 +227,8 @@ impl FrameSource {
     }
 
     fn rendered_clip_images(&self, seed: u64, frames: usize, fps: f32) -> (Vec<RgbImage>, Conditions, Vec<EgoState>) {
+        let (mut world, start) = clip_world(seed);
         let conditions = random_conditions(seed);
-        let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
-        let start = (mix(seed ^ 0x7133) % 240) as f32 / 40.0;
         let (clip, ego) = self.with_renderer(|renderer| {
             (0..frames)
                 .map(|i| {
@@ -239,6 +239,18 @@ impl FrameSource {
                 .unzip()
         });
         (clip, conditions, ego)
+    }
+
+    /// The ego's motion at the first frame of world `seed`'s rendered clip (what generation's
+    /// prediction guide moves a frame by; see [`crate::pipeline::ego`]), no boxes held.
+    /// `None` for an on-disk dataset, which records no ego motion.
+    pub fn clip_ego_motion(&self, seed: u64) -> Option<EgoMotion> {
+        if self.dataset.is_some() {
+            return None;
+        }
+        let (mut world, start) = clip_world(seed);
+        world.advance_to(start);
+        Some(EgoMotion::from_world(&world, vec![]))
     }
 
     /// Runs `f` with the shared renderer, or with a fresh one while another thread holds it
@@ -329,6 +341,13 @@ pub fn outline_box(img: &mut image::RgbImage, origin: (u32, u32), b: [f32; 4]) {
         img.put_pixel(x1, y, red);
         img.put_pixel(x2, y, red);
     }
+}
+
+/// World `seed` of a rendered clip, unadvanced, and the time of the clip's first frame
+/// (a seeded 0–6 s warm-up).
+fn clip_world(seed: u64) -> (World, f32) {
+    let world = World::new(seed, random_conditions(seed), &[]).expect("box-free worlds always build");
+    (world, (mix(seed ^ 0x7133) % 240) as f32 / 40.0)
 }
 
 /// Rows of frames `[n, 3, h, w]` in [-1, 1] as one picture, 2 px gaps.

@@ -47,6 +47,13 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// (see [`crate::diffusion::sample_timesteps_biased`]; 0: uniform). Held-out losses stay
     /// uniform, so runs with and without it compare.
     pub high_noise: f64,
+    /// Prediction only: share of training clips with context whose new frames are noised
+    /// not from themselves but from generation's prediction-guide guess (the last context
+    /// frame moved on by the ego's travel, [`crate::pipeline::ego`]), at a timestep from the
+    /// middle half of the schedule, where the guide hands over to free sampling; the target
+    /// stays the true clip, so the model learns to correct the guess (0: off). Held-out
+    /// losses never use it, so runs with and without it compare.
+    pub guess_share: f64,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
 }
@@ -59,6 +66,7 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         draw_seed: u64,
         drop_p: f64,
         high_noise: f64,
+        guess_share: f64,
         device: &B::Device,
     ) -> Tensor<B, 1> {
         use rand::RngExt;
@@ -85,18 +93,39 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         let [n, c, h, w] = z0.dims();
         let noise = gaussian::<B, 4, _>([n, c, h, w], &mut rng, device);
         // One timestep per clip, shared by its frames.
-        let per_clip =
+        let mut per_clip =
             crate::diffusion::sample_timesteps_biased(&mut rng, clips, self.schedule.train_steps(), high_noise);
-        let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
         let context_frames: Vec<usize> = (0..clips).map(|_| rng.random_range(0..=2usize)).collect();
         let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
+        // Drawn only when on, so that runs without it draw what they always drew.
+        let guessed: Vec<bool> = match self.kind {
+            VideoTask::Prediction if guess_share > 0.0 => {
+                let steps = self.schedule.train_steps();
+                (0..clips)
+                    .map(|k| {
+                        let on = rng.random_bool(guess_share) && context_frames[k] > 0;
+                        if on {
+                            per_clip[k] = rng.random_range(steps / 4..steps * 3 / 4);
+                        }
+                        on
+                    })
+                    .collect()
+            }
+            _ => vec![false; clips],
+        };
+        let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
         let known = |i: usize| match self.kind {
             VideoTask::Prediction => i % t < context_frames[i / t],
             VideoTask::Interpolation => (i % t).is_multiple_of(4),
         };
         let known: Vec<bool> = (0..n).map(known).collect();
         let context = context(z0.clone(), &known, device);
-        let x_t = self.schedule.add_noise(z0.clone(), noise.clone(), &timesteps);
+        let (x_t, noise) = if guessed.contains(&true) {
+            let start = self.guessed_start::<B>(z0.clone(), seeds, &context_frames, &guessed, t);
+            noised_from(&self.schedule, z0.clone(), start, noise, &timesteps)
+        } else {
+            (self.schedule.add_noise(z0.clone(), noise.clone(), &timesteps), noise)
+        };
         let steps: Vec<f32> = timesteps.iter().map(|&s| s as f32).collect();
         let mut input = crate::model::UNetInput::new(x_t, Tensor::from_floats(steps.as_slice(), device), t);
         let labels: Vec<Option<Conditions>> = (0..n).map(|i| keep[i / t].then_some(conds[i / t])).collect();
@@ -108,6 +137,32 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         }
         let target = self.schedule.training_target(z0, noise, &timesteps, self.diffusion.prediction);
         crate::diffusion::mse(model.forward(input), target)
+    }
+
+    /// The latents the new frames of `guessed` clips are noised from: generation's
+    /// prediction-guide guess (`Run::ego_guess`), the clip's last context latent decoded,
+    /// moved on by the ego's travel to each new frame and encoded again; `z0` elsewhere.
+    fn guessed_start<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        z0: Tensor<B, 4>,
+        seeds: &[u64],
+        context_frames: &[usize],
+        guessed: &[bool],
+        t: usize,
+    ) -> Tensor<B, 4> {
+        let mut parts = z0.chunk(seeds.len(), 0);
+        for (k, part) in parts.iter_mut().enumerate() {
+            let Some(ego) = guessed[k].then(|| self.frames.clip_ego_motion(seeds[k])).flatten() else { continue };
+            let s = context_frames[k];
+            let step_m = ego.speed_mps / self.fps;
+            let travels: Vec<f32> = (1..=t - s).map(|d| d as f32 * step_m).collect();
+            let last = self.latent.denormalize(part.clone().inner().slice(s - 1..s));
+            let last = self.autoencoder.decoder.forward(last, 1).clamp(-1.0, 1.0);
+            let warped = ego.warp(last, (s - 1) as f32 * step_m, &travels);
+            let ahead = encode_frozen::<B>(&self.autoencoder, warped, &self.latent);
+            *part = Tensor::cat(vec![part.clone().slice(0..s), ahead], 0);
+        }
+        Tensor::cat(parts, 0)
     }
 }
 
@@ -143,8 +198,9 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         batch: Batch,
         device: &B::Device,
     ) -> Tensor<B, 1> {
-        let high_noise = if matches!(batch, Batch::Train { .. }) { self.high_noise } else { 0.0 };
-        self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), high_noise, device)
+        let train = matches!(batch, Batch::Train { .. });
+        let (high_noise, guess_share) = if train { (self.high_noise, self.guess_share) } else { (0.0, 0.0) };
+        self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), high_noise, guess_share, device)
     }
 
     /// A held-out clip (top row) over the model's sample of it (bottom row) given the
@@ -192,6 +248,25 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     }
 }
 
+/// `x_t` noised from `start` instead of the clean `z0` (`start`'s frames at `timesteps`
+/// with `noise`), and the noise that gives the same `x_t` from `z0`:
+/// `ε' = (x_t − √ᾱ_t·z0)/√(1 − ᾱ_t) = noise + √(ᾱ_t/(1 − ᾱ_t))·(start − z0)`, so that
+/// [`crate::diffusion::NoiseSchedule::training_target`] of `(z0, ε')` asks for the clean
+/// frames from a noisy guess. Where `start` is `z0`, `ε'` is `noise`.
+pub fn noised_from<B: burn::tensor::backend::Backend>(
+    schedule: &crate::diffusion::NoiseSchedule,
+    z0: Tensor<B, 4>,
+    start: Tensor<B, 4>,
+    noise: Tensor<B, 4>,
+    timesteps: &[usize],
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let x_t = schedule.add_noise(start.clone(), noise.clone(), timesteps);
+    let ratio: Vec<f32> = timesteps.iter().map(|&s| schedule.snr(s).sqrt() as f32).collect();
+    let n = ratio.len();
+    let ratio = Tensor::<B, 1>::from_floats(ratio.as_slice(), &z0.device()).reshape([n, 1, 1, 1]);
+    (x_t, noise + (start - z0) * ratio)
+}
+
 /// The context `(m ∘ z0, m)` of latents `z0` `[n, c, h, w]` whose frames `known` are given
 /// (what the video models see as `UNetInput::context`).
 pub fn context<B: burn::tensor::backend::Backend>(
@@ -217,4 +292,42 @@ fn frame_mask<B: burn::tensor::backend::Backend>(
         .repeat_dim(1, c)
         .repeat_dim(2, h)
         .repeat_dim(3, w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::NoiseSchedule;
+    use burn::backend::Flex;
+
+    fn values(t: Tensor<Flex, 4>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// The returned noise takes the clean frames to the same `x_t` the guess was noised to,
+    /// so the training target asks for the clean frames; with the clean frames as the guess
+    /// nothing changes.
+    #[test]
+    fn noise_from_a_guess_is_the_noise_that_reaches_the_same_point_from_the_clean_frames() {
+        let device = Default::default();
+        let schedule = NoiseSchedule::ldm();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let shape = [3, 2, 4, 5];
+        let (z0, start, noise) = (
+            gaussian::<Flex, 4, _>(shape, &mut rng, &device),
+            gaussian::<Flex, 4, _>(shape, &mut rng, &device),
+            gaussian::<Flex, 4, _>(shape, &mut rng, &device),
+        );
+        let timesteps = [250, 500, 749];
+        let (x_t, eps) = noised_from(&schedule, z0.clone(), start.clone(), noise.clone(), &timesteps);
+        assert_eq!(values(x_t.clone()), values(schedule.add_noise(start, noise.clone(), &timesteps)));
+        let again = values(schedule.add_noise(z0.clone(), eps.clone(), &timesteps));
+        for (a, b) in again.iter().zip(values(x_t)) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        assert!(values(eps).iter().zip(values(noise.clone())).any(|(a, b)| (a - b).abs() > 0.1));
+        let (x_same, eps_same) = noised_from(&schedule, z0.clone(), z0.clone(), noise.clone(), &timesteps);
+        assert_eq!(values(x_same), values(schedule.add_noise(z0, noise.clone(), &timesteps)));
+        assert_eq!(values(eps_same), values(noise));
+    }
 }
