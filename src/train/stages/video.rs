@@ -65,11 +65,12 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         seeds: &[u64],
         draw_seed: u64,
         drop_p: f64,
-        high_noise: f64,
-        guess_share: f64,
+        train: bool,
         device: &B::Device,
     ) -> Tensor<B, 1> {
         use rand::RngExt;
+        // Held-out losses stay on uniform timesteps and the clips' own frames.
+        let (high_noise, guess_share) = if train { (self.high_noise, self.guess_share) } else { (0.0, 0.0) };
         let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
         let clips = seeds.len();
         let (t, fps_stage): (usize, Vec<i64>) = match self.kind {
@@ -199,8 +200,7 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
         device: &B::Device,
     ) -> Tensor<B, 1> {
         let train = matches!(batch, Batch::Train { .. });
-        let (high_noise, guess_share) = if train { (self.high_noise, self.guess_share) } else { (0.0, 0.0) };
-        self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), high_noise, guess_share, device)
+        self.clip_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), train, device)
     }
 
     /// A held-out clip (top row) over the model's sample of it (bottom row) given the
