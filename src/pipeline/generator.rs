@@ -201,6 +201,23 @@ pub struct Plan {
     pub total_units: usize,
 }
 
+impl Plan {
+    /// One clip of `frames` frames (`key_frames` of them key frames) at `fps`, made in
+    /// `steps` units of progress by one stage of the chain on its own.
+    fn one_clip(key_frames: usize, frames: usize, fps: f32, frame_size: (usize, usize), steps: usize) -> Self {
+        Plan {
+            key_frames,
+            frames_per_future: frames,
+            fps,
+            frame_size,
+            windows: 0,
+            first_frame_units: 0,
+            future_units: steps,
+            total_units: steps,
+        }
+    }
+}
+
 /// Wall time per phase, seconds. When futures run on several threads, the phases sum
 /// over the threads and may add up to more than `total` (wall time).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -415,20 +432,18 @@ impl<B: Backend> Generator<B> {
             return Err(self.missing_model("interpolator", "interpolator", "--no-interpolate"));
         }
         let f = INTERPOLATION_FACTOR;
-        let plan = Plan {
-            key_frames: 3,
-            frames_per_future: 2 * f + 1,
-            fps: KEYFRAME_FPS * f as f32,
-            frame_size: self.models.frame_size(),
-            windows: 0,
-            first_frame_units: 0,
-            future_units: opts.steps,
-            total_units: opts.steps,
-        };
+        let plan = Plan::one_clip(3, 2 * f + 1, KEYFRAME_FPS * f as f32, self.models.frame_size(), opts.steps);
+        self.one_stage(opts, &plan, |run| {
+            run.interpolate(0, keys, conditions, &mut ChaCha8Rng::seed_from_u64(seed))
+        })
+    }
+
+    /// Runs `stage` on a [`Run`] of `plan` that reports to no one and is never cancelled:
+    /// one stage of the chain on its own, for the measurements above.
+    fn one_stage<R>(&self, opts: &GenerateOptions, plan: &Plan, stage: impl FnOnce(&mut Run<'_, B>) -> R) -> R {
         let (never, abort) = (AtomicBool::new(false), AtomicBool::new(false));
         let mut ignore = |_: Event| {};
-        let mut run = Run::new(self, opts, &plan, &mut ignore, &never, &abort);
-        run.interpolate(0, keys, conditions, &mut ChaCha8Rng::seed_from_u64(seed))
+        stage(&mut Run::new(self, opts, plan, &mut ignore, &never, &abort))
     }
 
     /// The upsampler alone, as [`Self::run`] uses it: one clip of frames `[n, 3, h, w]` on
@@ -451,20 +466,10 @@ impl<B: Backend> Generator<B> {
             )));
         }
         let [n, _, h, w] = frames.dims();
-        let plan = Plan {
-            key_frames: n,
-            frames_per_future: n,
-            fps: KEYFRAME_FPS,
-            frame_size: (h, w),
-            windows: 0,
-            first_frame_units: 0,
-            future_units: opts.upsample_steps,
-            total_units: opts.upsample_steps,
-        };
-        let (never, abort) = (AtomicBool::new(false), AtomicBool::new(false));
-        let mut ignore = |_: Event| {};
-        let mut run = Run::new(self, opts, &plan, &mut ignore, &never, &abort);
-        run.upsample(frames, opts.upsample, Some(0), &mut ChaCha8Rng::seed_from_u64(seed))
+        let plan = Plan::one_clip(n, n, KEYFRAME_FPS, (h, w), opts.upsample_steps);
+        self.one_stage(opts, &plan, |run| {
+            run.upsample(frames, opts.upsample, Some(0), &mut ChaCha8Rng::seed_from_u64(seed))
+        })
     }
 
     /// Runs the whole chain for `scenario`, streaming frames into `sink`.
