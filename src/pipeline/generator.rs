@@ -433,9 +433,7 @@ impl<B: Backend> Generator<B> {
         }
         let f = INTERPOLATION_FACTOR;
         let plan = Plan::one_clip(3, 2 * f + 1, KEYFRAME_FPS * f as f32, self.models.frame_size(), opts.steps);
-        self.one_stage(opts, &plan, |run| {
-            run.interpolate(0, keys, conditions, &mut ChaCha8Rng::seed_from_u64(seed))
-        })
+        self.one_stage(opts, &plan, |run| run.interpolate(0, keys, conditions, &mut ChaCha8Rng::seed_from_u64(seed)))
     }
 
     /// Runs `stage` on a [`Run`] of `plan` that reports to no one and is never cancelled:

@@ -8,9 +8,9 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 
 use crate::data::{DatasetIndex, EVAL_SEED_BASE, IndexEntry, image_to_tensor, images_to_tensor, random_conditions};
+use crate::pipeline::ego::EgoMotion;
 use crate::scenario::Conditions;
 use crate::train::TrainError;
-use crate::pipeline::ego::EgoMotion;
 use crate::world::{FrameLabels, Renderer, World, mix};
 
 /// The ego car's motion at one frame.
