@@ -45,7 +45,7 @@ pub struct GenerateArgs {
     /// DDIM steps of the latent models [default: the scenario's sampling.steps].
     #[arg(long)]
     steps: Option<usize>,
-    /// DDIM steps of the 4× upsampler (more measured no sharper; see the README).
+    /// DDIM steps of the 4× upsampler (10 measured 2% sharper than 4 at 2.5 times the time; see the README).
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS)]
     upsample_steps: usize,
     /// Stop at key-frame size (128×256 for tiny): a quick preview.
