@@ -163,12 +163,11 @@ impl FrameSource {
             let boxes = DatasetIndex::labels(&d.dir, entry).ok().and_then(|l| l.get(i).map(visible_boxes));
             return (self.dataset_image(d, entry, i), entry.conditions(), boxes.unwrap_or_default());
         }
-        let conditions = random_conditions(seed);
-        // A world without requested boxes always builds.
-        let mut world = World::new(seed, conditions, &[]).expect("box-free worlds always build");
-        world.advance_to((mix(seed ^ 0x7133) % 240) as f32 / 40.0);
+        // A single frame is the first frame of the seed's clip.
+        let (mut world, start) = clip_world(seed);
+        world.advance_to(start);
         let (img, labels) = self.with_renderer(|r| r.render(&world, 0));
-        (img, conditions, visible_boxes(&labels))
+        (img, world.conditions, visible_boxes(&labels))
     }
 
     /// `frames` consecutive frames of world `seed` at `fps`, after the seed's warm-up,
@@ -228,7 +227,7 @@ impl FrameSource {
 
     fn rendered_clip_images(&self, seed: u64, frames: usize, fps: f32) -> (Vec<RgbImage>, Conditions, Vec<EgoState>) {
         let (mut world, start) = clip_world(seed);
-        let conditions = random_conditions(seed);
+        let conditions = world.conditions;
         let (clip, ego) = self.with_renderer(|renderer| {
             (0..frames)
                 .map(|i| {
