@@ -374,11 +374,14 @@ struct TrainArgs {
     /// 0, uniform timesteps]. 0.5 puts 3 of 4 clips there. Held-out losses stay uniform.
     #[arg(long)]
     high_noise: Option<f64>,
-    /// Video LDM only: the share of training clips with context frames whose new frames are
-    /// noised from the prediction guide's guess (the last context frame moved on by the ego's
-    /// travel, as `generate --prediction-guide` starts them) at a timestep from the middle
-    /// half of the schedule, with the true clip as the target: the model learns to correct
-    /// the guess [default: 0]. Rendered clips only (not with --data). Held-out losses never use it.
+    /// Video LDM and interpolator only: the share of training clips with context frames whose
+    /// new frames are noised from generation's guess at a timestep from the middle half of
+    /// the schedule, with the true clip as the target: the model learns to correct the guess
+    /// [default: 0]. The video LDM's guess is the prediction guide's (the last context frame
+    /// moved on by the ego's travel, its cars held in their boxes, as `generate
+    /// --prediction-guide` starts them; rendered clips only, not with --data), the
+    /// interpolator's the interpolation guide's (the straight line between the known frames'
+    /// latents). Held-out losses never use it.
     #[arg(long)]
     guess_share: Option<f64>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
@@ -665,7 +668,9 @@ fn train_one(
         high_noise: a
             .high_noise
             .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator))),
-        guess_share: a.guess_share.filter(|_| applies(stage == train::Stage::VideoLdm)),
+        guess_share: a
+            .guess_share
+            .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator))),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

@@ -459,23 +459,29 @@ fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_r
     assert!(err.contains("--high-noise takes a share in [0, 1], not 1.5"), "{err}");
 
     // The guess share: 0 trains exactly as without it; 1 noises the clips with context from
-    // the prediction guide's guess (other inputs, other losses); recorded for resumes.
-    let guessed = |name: &str, share: Option<f64>| {
-        let mut opts = micro(Stage::VideoLdm, 2, root.join(name), weights.clone());
+    // generation's guess (other inputs, other losses): the prediction guide's for the video
+    // LDM, the straight line between the known frames for the interpolator; recorded for resumes.
+    let guessed = |stage: Stage, name: &str, share: Option<f64>| {
+        let mut opts = micro(stage, 2, root.join(name), weights.clone());
         opts.guess_share = share;
         step_losses(&opts)
     };
-    assert_eq!(guessed("guess-zero", Some(0.0)), uniform);
-    let guess = guessed("guess-all", Some(1.0));
+    assert_eq!(guessed(Stage::VideoLdm, "guess-zero", Some(0.0)), uniform);
+    let guess = guessed(Stage::VideoLdm, "guess-all", Some(1.0));
     assert!(guess.iter().all(|l| l.is_finite()), "{guess:?}");
     assert_ne!(guess, uniform, "no step's clips were noised from the guess");
+    let interpolated = guessed(Stage::Interpolator, "blend-none", None);
+    assert_eq!(guessed(Stage::Interpolator, "blend-zero", Some(0.0)), interpolated);
+    let blended = guessed(Stage::Interpolator, "blend-all", Some(1.0));
+    assert!(blended.iter().all(|l| l.is_finite()), "{blended:?}");
+    assert_ne!(blended, interpolated, "no step's clips were noised from the blend");
     let mut resumed = micro(Stage::VideoLdm, 3, root.join("guess-all"), weights.clone());
     resumed.resume = true;
     resumed.guess_share = Some(0.5);
     let err = refusal(&resumed);
     assert!(err.contains("--guess-share 1, not 0.5"), "{err}");
     for (stage, share, data, expected) in [
-        (Stage::Interpolator, 0.5, None, "--guess-share applies to the video-ldm stage only"),
+        (Stage::ImageLdm, 0.5, None, "--guess-share applies to the video-ldm and interpolator stages only"),
         (Stage::VideoLdm, -0.1, None, "--guess-share takes a share in [0, 1], not -0.1"),
         (Stage::VideoLdm, 0.5, Some(root.join("dataset")), "only rendered clips record"),
     ] {

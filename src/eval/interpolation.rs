@@ -72,7 +72,7 @@ pub fn compare_interpolation<B: Backend>(
         let z = m.latent_norm.normalize(mean);
         let zs = z.clone().chunk(n, 0);
         let sampled = generator.interpolate_keys([&zs[0], &zs[f], &zs[2 * f]], conditions, opts, seed)?;
-        let blend = blend_keys([&zs[0], &zs[f], &zs[2 * f]], f);
+        let blend = blend_keys(&[&zs[0], &zs[f], &zs[2 * f]], f);
         let decoded = [Tensor::cat(sampled, 0), Tensor::cat(blend, 0), z].map(decode);
         for ((p, e), frames) in scores.iter_mut().zip(&decoded) {
             let frame_psnr = psnr(frames.clone(), clip.clone());
@@ -130,7 +130,7 @@ mod tests {
 
         // Guided by the blend of the keys for every step, the in-between latents start from
         // it: they end nearer to it than the unguided ones.
-        let blend = blend_keys([&keys[0], &keys[1], &keys[2]], INTERPOLATION_FACTOR);
+        let blend = blend_keys(&[&keys[0], &keys[1], &keys[2]], INTERPOLATION_FACTOR);
         let guided_opts = GenerateOptions { interpolation_guide: 1.0, ..opts.clone() };
         let guided = g.interpolate_keys([&keys[0], &keys[1], &keys[2]], conditions, &guided_opts, 5).unwrap();
         let distance = |x: &[Tensor<Flex, 4>]| -> f32 {

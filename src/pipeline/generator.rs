@@ -927,7 +927,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let known = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
         let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
         let steps = self.guide_steps(self.opts.interpolation_guide);
-        let guess = (steps > 0).then(|| (blend_keys(keys, f), steps));
+        let guess = (steps > 0).then(|| (blend_keys(&keys, f), steps));
         self.sample_clip(
             Phase::Interpolation,
             future,
@@ -1054,11 +1054,11 @@ impl<'a, B: Backend> Run<'a, B> {
     }
 }
 
-/// Key latents waiting to become frames, and where the next frame goes.
-/// Key latents `a, b, c`, `f` frames apart → the `2f + 1` latents on the straight lines
-/// from `a` to `b` to `c` (the keys in place).
-pub fn blend_keys<B: Backend>(keys: [&Tensor<B, 4>; 3], f: usize) -> Vec<Tensor<B, 4>> {
-    (0..=2 * f)
+/// Key latents `f` frames apart → the `(keys − 1)·f + 1` latents on the straight lines from
+/// each key to the next (the keys in place): the interpolation guide's guess.
+pub fn blend_keys<B: Backend>(keys: &[&Tensor<B, 4>], f: usize) -> Vec<Tensor<B, 4>> {
+    let n = keys.len().saturating_sub(1) * f + usize::from(!keys.is_empty());
+    (0..n)
         .map(|j| {
             let (k, r) = (j / f, j % f);
             match r {
@@ -1072,6 +1072,7 @@ pub fn blend_keys<B: Backend>(keys: [&Tensor<B, 4>; 3], f: usize) -> Vec<Tensor<
         .collect()
 }
 
+/// Key latents waiting to become frames, and where the next frame goes.
 struct Emitter<B: Backend> {
     future: usize,
     /// Index of the next frame to write.

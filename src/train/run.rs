@@ -131,8 +131,9 @@ pub struct TrainOptions {
     /// Share of the video stages' training clips noised at a timestep from the noisier half
     /// of the schedule (video-ldm and interpolator only; default 0: uniform timesteps).
     pub high_noise: Option<f64>,
-    /// Share of the prediction model's training clips noised from the prediction guide's
-    /// guess instead of from the clip (video-ldm only, rendered data; default 0).
+    /// Share of the video stages' training clips whose new frames are noised from
+    /// generation's guess instead of from the clip: the prediction guide's (video-ldm,
+    /// rendered data only) or the interpolation guide's (interpolator); default 0.
     pub guess_share: Option<f64>,
 }
 
@@ -669,13 +670,15 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         }
     }
     if let Some(share) = opts.guess_share {
-        if opts.stage != Stage::VideoLdm {
-            return Err(TrainError::Options("--guess-share applies to the video-ldm stage only".into()));
+        if !matches!(opts.stage, Stage::VideoLdm | Stage::Interpolator) {
+            return Err(TrainError::Options(
+                "--guess-share applies to the video-ldm and interpolator stages only".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&share) {
             return Err(TrainError::Options(format!("--guess-share takes a share in [0, 1], not {share}")));
         }
-        if share > 0.0 && opts.data.is_some() {
+        if share > 0.0 && opts.data.is_some() && opts.stage == Stage::VideoLdm {
             return Err(TrainError::Options(
                 "--guess-share needs the ego's motion, which only rendered clips record (leave out --data)".into(),
             ));
@@ -885,9 +888,10 @@ fn record<IB: Backend, C: Serialize>(
                 _ => String::new(),
             },
             match opts.guess_share {
-                Some(share) if share > 0.0 => {
-                    format!(", {share} of the clips with context noised from the prediction guide's guess")
-                }
+                Some(share) if share > 0.0 => format!(
+                    ", {share} of the clips with context noised from the {} guide's guess",
+                    if opts.stage == Stage::Interpolator { "interpolation" } else { "prediction" }
+                ),
                 _ => String::new(),
             }
         ),

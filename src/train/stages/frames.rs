@@ -240,16 +240,20 @@ impl FrameSource {
         (clip, conditions, ego)
     }
 
-    /// The ego's motion at the first frame of world `seed`'s rendered clip (what generation's
-    /// prediction guide moves a frame by; see [`crate::pipeline::ego`]), no boxes held.
-    /// `None` for an on-disk dataset, which records no ego motion.
-    pub fn clip_ego_motion(&self, seed: u64) -> Option<EgoMotion> {
+    /// The ego's motion at the first frame of world `seed`'s rendered clip at `fps` (what
+    /// generation's prediction guide moves a frame by; see [`crate::pipeline::ego`]), holding
+    /// in place the boxes of the cars visible in the clip's frame `held_frame`, as generation
+    /// holds the requested cars. `None` for an on-disk dataset, which records no ego motion.
+    pub fn clip_ego_motion(&self, seed: u64, fps: f32, held_frame: usize) -> Option<EgoMotion> {
         if self.dataset.is_some() {
             return None;
         }
         let (mut world, start) = clip_world(seed);
         world.advance_to(start);
-        Some(EgoMotion::from_world(&world, vec![]))
+        let mut ego = EgoMotion::from_world(&world, vec![]);
+        world.advance_to(start + held_frame as f32 / fps);
+        ego.held = self.with_renderer(|r| visible_boxes(&r.render(&world, held_frame as u32).1));
+        Some(ego)
     }
 
     /// Runs `f` with the shared renderer, or with a fresh one while another thread holds it

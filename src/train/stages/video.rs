@@ -47,12 +47,14 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// (see [`crate::diffusion::sample_timesteps_biased`]; 0: uniform). Held-out losses stay
     /// uniform, so runs with and without it compare.
     pub high_noise: f64,
-    /// Prediction only: share of training clips with context whose new frames are noised
-    /// not from themselves but from generation's prediction-guide guess (the last context
-    /// frame moved on by the ego's travel, [`crate::pipeline::ego`]), at a timestep from the
-    /// middle half of the schedule, where the guide hands over to free sampling; the target
-    /// stays the true clip, so the model learns to correct the guess (0: off). Held-out
-    /// losses never use it, so runs with and without it compare.
+    /// Share of training clips with context whose new frames are noised not from themselves
+    /// but from generation's guess for them, at a timestep from the middle half of the
+    /// schedule, where a guide hands over to free sampling; the target stays the true clip,
+    /// so the model learns to correct the guess (0: off). The prediction model's guess is the
+    /// prediction guide's (the last context frame moved on by the ego's travel, its cars held
+    /// in their boxes, [`crate::pipeline::ego`]), the interpolator's the interpolation guide's (the straight
+    /// line between the known frames' latents, [`crate::pipeline::generator::blend_keys`]).
+    /// Held-out losses never use it, so runs with and without it compare.
     pub guess_share: f64,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
@@ -99,30 +101,33 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         let context_frames: Vec<usize> = (0..clips).map(|_| rng.random_range(0..=2usize)).collect();
         let keep: Vec<bool> = (0..clips).map(|_| !rng.random_bool(drop_p)).collect();
         // Drawn only when on, so that runs without it draw what they always drew.
-        let guessed: Vec<bool> = match self.kind {
-            VideoTask::Prediction if guess_share > 0.0 => {
-                let steps = self.schedule.train_steps();
-                (0..clips)
-                    .map(|k| {
-                        let on = rng.random_bool(guess_share) && context_frames[k] > 0;
-                        if on {
-                            per_clip[k] = rng.random_range(steps / 4..steps * 3 / 4);
-                        }
-                        on
-                    })
-                    .collect()
-            }
-            _ => vec![false; clips],
+        let guessed: Vec<bool> = if guess_share > 0.0 {
+            let steps = self.schedule.train_steps();
+            (0..clips)
+                .map(|k| {
+                    let has_context = self.kind == VideoTask::Interpolation || context_frames[k] > 0;
+                    let on = rng.random_bool(guess_share) && has_context;
+                    if on {
+                        per_clip[k] = rng.random_range(steps / 4..steps * 3 / 4);
+                    }
+                    on
+                })
+                .collect()
+        } else {
+            vec![false; clips]
         };
         let timesteps: Vec<usize> = per_clip.iter().flat_map(|&s| std::iter::repeat_n(s, t)).collect();
         let known = |i: usize| match self.kind {
             VideoTask::Prediction => i % t < context_frames[i / t],
-            VideoTask::Interpolation => (i % t).is_multiple_of(4),
+            VideoTask::Interpolation => (i % t).is_multiple_of(crate::pipeline::generator::INTERPOLATION_FACTOR),
         };
         let known: Vec<bool> = (0..n).map(known).collect();
         let context = context(z0.clone(), &known, device);
         let (x_t, noise) = if guessed.contains(&true) {
-            let start = self.guessed_start::<B>(z0.clone(), seeds, &context_frames, &guessed, t);
+            let start = match self.kind {
+                VideoTask::Prediction => self.guessed_start::<B>(z0.clone(), seeds, &context_frames, &guessed, t),
+                VideoTask::Interpolation => blended_start(z0.clone(), &guessed),
+            };
             noised_from(&self.schedule, z0.clone(), start, noise, &timesteps)
         } else {
             (self.schedule.add_noise(z0.clone(), noise.clone(), &timesteps), noise)
@@ -142,7 +147,8 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
 
     /// The latents the new frames of `guessed` clips are noised from: generation's
     /// prediction-guide guess (`Run::ego_guess`), the clip's last context latent decoded,
-    /// moved on by the ego's travel to each new frame and encoded again; `z0` elsewhere.
+    /// moved on by the ego's travel to each new frame and encoded again, the cars visible in
+    /// it held in their boxes as generation holds the requested ones; `z0` elsewhere.
     fn guessed_start<B: AutodiffBackend<InnerBackend = IB>>(
         &self,
         z0: Tensor<B, 4>,
@@ -153,8 +159,9 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
     ) -> Tensor<B, 4> {
         let mut parts = z0.chunk(seeds.len(), 0);
         for (k, part) in parts.iter_mut().enumerate() {
-            let Some(ego) = guessed[k].then(|| self.frames.clip_ego_motion(seeds[k])).flatten() else { continue };
             let s = context_frames[k];
+            let ego = guessed[k].then(|| self.frames.clip_ego_motion(seeds[k], self.fps, s - 1));
+            let Some(ego) = ego.flatten() else { continue };
             let step_m = ego.speed_mps / self.fps;
             let travels: Vec<f32> = (1..=t - s).map(|d| d as f32 * step_m).collect();
             let last = self.latent.denormalize(part.clone().inner().slice(s - 1..s));
@@ -248,6 +255,22 @@ impl<B: AutodiffBackend> Task<B> for VideoLdmTask<B::InnerBackend> {
     }
 }
 
+/// The latents the in-between frames of `guessed` interpolation clips are noised from: the
+/// interpolation guide's guess, the straight lines between the clip's known frames (every
+/// 4th) as generation draws them; `z0` elsewhere.
+fn blended_start<B: burn::tensor::backend::Backend>(z0: Tensor<B, 4>, guessed: &[bool]) -> Tensor<B, 4> {
+    let f = crate::pipeline::generator::INTERPOLATION_FACTOR;
+    let mut parts = z0.chunk(guessed.len(), 0);
+    for part in parts.iter_mut().zip(guessed).filter_map(|(p, &on)| on.then_some(p)) {
+        let t = part.dims()[0];
+        let keys: Vec<Tensor<B, 4>> = (0..t).step_by(f).map(|i| part.clone().slice(i..i + 1)).collect();
+        let blend = crate::pipeline::generator::blend_keys(&keys.iter().collect::<Vec<_>>(), f);
+        debug_assert_eq!(blend.len(), t, "interpolation clips end on a known frame");
+        *part = Tensor::cat(blend, 0);
+    }
+    Tensor::cat(parts, 0)
+}
+
 /// `x_t` noised from `start` instead of the clean `z0` (`start`'s frames at `timesteps`
 /// with `noise`), and the noise that gives the same `x_t` from `z0`:
 /// `ε' = (x_t − √ᾱ_t·z0)/√(1 − ᾱ_t) = noise + √(ᾱ_t/(1 − ᾱ_t))·(start − z0)`, so that
@@ -329,5 +352,33 @@ mod tests {
         let (x_same, eps_same) = noised_from(&schedule, z0.clone(), z0.clone(), noise.clone(), &timesteps);
         assert_eq!(values(x_same), values(schedule.add_noise(z0, noise.clone(), &timesteps)));
         assert_eq!(values(eps_same), values(noise));
+    }
+
+    /// The interpolator's training guess is generation's: a guessed clip's known frames
+    /// (every 4th) stay, its in-between frames lie on the straight lines between them; other
+    /// clips keep their own frames.
+    #[test]
+    fn a_blended_start_keeps_the_known_frames_and_draws_straight_lines_between_them() {
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let z0 = gaussian::<Flex, 4, _>([18, 2, 3, 4], &mut rng, &device);
+        let start = blended_start(z0.clone(), &[false, true]);
+        let frame = |z: &Tensor<Flex, 4>, i: usize| values(z.clone().slice(i..i + 1));
+        for i in 0..9 {
+            assert_eq!(frame(&start, i), frame(&z0, i), "unguessed clip, frame {i}");
+        }
+        for i in 0..9 {
+            let (k, r) = (9 + i / 4 * 4, i % 4);
+            let want: Vec<f32> = match r {
+                0 => frame(&z0, 9 + i),
+                _ => {
+                    let s = r as f32 / 4.0;
+                    frame(&z0, k).iter().zip(frame(&z0, k + 4)).map(|(a, b)| a * (1.0 - s) + b * s).collect()
+                }
+            };
+            for (a, b) in frame(&start, 9 + i).iter().zip(want) {
+                assert!((a - b).abs() < 1e-6, "guessed clip, frame {i}: {a} vs {b}");
+            }
+        }
     }
 }
