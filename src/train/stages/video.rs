@@ -52,9 +52,10 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// schedule, where a guide hands over to free sampling; the target stays the true clip,
     /// so the model learns to correct the guess (0: off). The prediction model's guess is the
     /// prediction guide's (the last context frame moved on by the ego's travel, its cars held
-    /// in their boxes, [`crate::pipeline::ego`]), the interpolator's the interpolation guide's (the straight
-    /// line between the known frames' latents, [`crate::pipeline::generator::blend_keys`]).
-    /// Held-out losses never use it, so runs with and without it compare.
+    /// in their boxes, [`crate::pipeline::ego`]), the interpolator's the interpolation
+    /// guide's (the straight line between the known frames' latents,
+    /// [`crate::pipeline::generator::blend_keys`]). Held-out losses never use it, so runs
+    /// with and without it compare.
     pub guess_share: f64,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
