@@ -659,30 +659,20 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
     if opts.disc_start.is_some() && opts.stage != Stage::TemporalDecoder {
         return Err(TrainError::Options("--disc-start applies to the temporal-decoder stage only".into()));
     }
-    if let Some(share) = opts.high_noise {
+    // The video stages' shares: their stages only, and a share in [0, 1].
+    for (flag, share) in [("--high-noise", opts.high_noise), ("--guess-share", opts.guess_share)] {
+        let Some(share) = share else { continue };
         if !matches!(opts.stage, Stage::VideoLdm | Stage::Interpolator) {
-            return Err(TrainError::Options(
-                "--high-noise applies to the video-ldm and interpolator stages only".into(),
-            ));
+            return Err(TrainError::Options(format!("{flag} applies to the video-ldm and interpolator stages only")));
         }
         if !(0.0..=1.0).contains(&share) {
-            return Err(TrainError::Options(format!("--high-noise takes a share in [0, 1], not {share}")));
+            return Err(TrainError::Options(format!("{flag} takes a share in [0, 1], not {share}")));
         }
     }
-    if let Some(share) = opts.guess_share {
-        if !matches!(opts.stage, Stage::VideoLdm | Stage::Interpolator) {
-            return Err(TrainError::Options(
-                "--guess-share applies to the video-ldm and interpolator stages only".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&share) {
-            return Err(TrainError::Options(format!("--guess-share takes a share in [0, 1], not {share}")));
-        }
-        if share > 0.0 && opts.data.is_some() && opts.stage == Stage::VideoLdm {
-            return Err(TrainError::Options(
-                "--guess-share needs the ego's motion, which only rendered clips record (leave out --data)".into(),
-            ));
-        }
+    if opts.guess_share.is_some_and(|s| s > 0.0) && opts.data.is_some() && opts.stage == Stage::VideoLdm {
+        return Err(TrainError::Options(
+            "--guess-share needs the ego's motion, which only rendered clips record (leave out --data)".into(),
+        ));
     }
     if opts.latent_channels.is_some_and(|z| z == 0 || opts.stage != Stage::Autoencoder) {
         return Err(TrainError::Options(
