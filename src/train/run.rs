@@ -878,10 +878,11 @@ fn record<IB: Backend, C: Serialize>(
                 _ => String::new(),
             },
             match opts.guess_share {
-                Some(share) if share > 0.0 => format!(
-                    ", {share} of the clips with context noised from the {} guide's guess",
-                    if opts.stage == Stage::Interpolator { "interpolation" } else { "prediction" }
-                ),
+                Some(share) if share > 0.0 => match opts.stage {
+                    Stage::Interpolator =>
+                        format!(", {share} of the clips noised from the interpolation guide's guess"),
+                    _ => format!(", {share} of the clips with context noised from the prediction guide's guess"),
+                },
                 _ => String::new(),
             }
         ),
