@@ -1057,7 +1057,7 @@ impl<'a, B: Backend> Run<'a, B> {
 /// Key latents `f` frames apart → the `(keys − 1)·f + 1` latents on the straight lines from
 /// each key to the next (the keys in place): the interpolation guide's guess.
 pub fn blend_keys<B: Backend>(keys: &[&Tensor<B, 4>], f: usize) -> Vec<Tensor<B, 4>> {
-    let n = keys.len().saturating_sub(1) * f + usize::from(!keys.is_empty());
+    let n = keys.len().checked_sub(1).map_or(0, |intervals| intervals * f + 1);
     (0..n)
         .map(|j| {
             let (k, r) = (j / f, j % f);
