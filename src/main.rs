@@ -341,7 +341,8 @@ struct TrainArgs {
     data: Option<PathBuf>,
     /// Start the stage from the same model in this trained weights folder (e.g. weights/tiny)
     /// instead of fresh weights, to continue training it longer: autoencoder, temporal-decoder,
-    /// image-ldm, and the temporal layers of video-ldm and interpolator. A resumed run keeps the one it started
+    /// image-ldm and upsampler whole, the temporal layers of video-ldm, interpolator and
+    /// upsampler-video (on the spatial layers in --weights); not decoder. A resumed run keeps the one it started
     /// with (recorded in its run folder), as do --latent-channels and the diffusion flags.
     #[arg(long)]
     init_from: Option<PathBuf>,

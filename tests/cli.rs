@@ -161,7 +161,7 @@ fn train_writes_weights_and_refuses_a_resume_without_checkpoint() {
     assert!(text(&run(&with_dirs)).contains("held-out PSNR"), "the autoencoder reports its PSNR");
     // Options that do not fit the stage: exit 2 with the reason.
     let wrong_options: [(&[&str], &str); 7] = [
-        (&["upsampler", "--init-from", &w], "--init-from is not supported for the upsampler stage"),
+        (&["decoder", "--init-from", &w], "--init-from is not supported for the decoder stage"),
         (&["autoencoder", "--lr-decay", "cosine", "--final-lr", "2"], "--final-lr is a fraction of --lr"),
         (&["autoencoder", "--final-lr", "0.2"], "--final-lr applies to --lr-decay cosine only"),
         (&["image-ldm", "--latent-channels", "8"], "applies to the autoencoder stage only"),

@@ -335,6 +335,22 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     train_stage(&rest, &never, |_| {}).unwrap();
     let facts = Manifest::read(&root.join("d")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
     assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
+    // The same from a folder that is itself a continuation (B: 4 steps on top of 2): the
+    // resumed run counts all of B, not B's base.
+    let stop_at_one = AtomicBool::new(false);
+    let mut first = opts(Stage::Autoencoder, "f", Some("b"));
+    first.loop_config.checkpoint_every = 1;
+    train_stage(&first, &stop_at_one, |e| {
+        if matches!(e, latentdrive::train::Event::Step { step: 1, .. }) {
+            stop_at_one.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    let mut rest = first.clone();
+    rest.resume = true;
+    train_stage(&rest, &never, |_| {}).unwrap();
+    let facts = Manifest::read(&root.join("f")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
+    assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (6, Some(4)), "{facts:?}");
 
     // The temporal decoder, the image LDM and the video LDM's temporal layers continue too.
     train_stage(&opts(Stage::TemporalDecoder, "b", Some("a")), &never, |_| {}).unwrap();
@@ -345,9 +361,49 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
         assert_eq!(manifest.model(name).unwrap().training.as_ref().unwrap().steps, 4, "{name}");
     }
 
-    // Stages it cannot start, and a folder of another tier, are clear errors.
-    let err = train_stage(&opts(Stage::Upsampler, "b", Some("a")), &never, |_| {}).unwrap_err();
-    assert!(err.to_string().contains("--init-from is not supported for the upsampler stage"), "{err}");
+    // The upsampler: A's video phase counts its image phase as its base; B's image phase
+    // continues A's (counting A's image phase, not its video phase), then B's video phase
+    // starts its temporal layers from A's and counts B's image phase.
+    for (stage, init) in [(Stage::Upsampler, None), (Stage::UpsamplerVideo, None)] {
+        let mut o = opts(stage, "a", init);
+        o.loop_config.init_seed = 7;
+        train_stage(&o, &never, |_| {}).unwrap();
+    }
+    let upsampler = |dir: &str| Manifest::read(&root.join(dir)).unwrap().model("upsampler").unwrap().clone();
+    let facts = upsampler("a").training.unwrap();
+    assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
+    assert!(facts.notes.starts_with("temporal layers video-fine-tuned"), "{}", facts.notes);
+    assert!(facts.data.contains(" crops of "), "{}", facts.data);
+    train_stage(&opts(Stage::Upsampler, "b", Some("a")), &never, |_| {}).unwrap();
+    train_stage(&opts(Stage::Upsampler, "c", None), &never, |_| {}).unwrap();
+    // B's upsampler has no temporal layers yet to start a video phase from.
+    let err = train_stage(&opts(Stage::UpsamplerVideo, "c", Some("b")), &never, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("its upsampler has no temporal layers yet"), "{err}");
+    let facts = upsampler("b").training.unwrap();
+    assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
+    assert!(facts.notes.starts_with("continued from the image phase's weights in"), "{}", facts.notes);
+    let image_upsampler = |dir: &str| {
+        let mut config = cfg.upsampler.clone();
+        config.unet = config.unet.image_config();
+        let path = root.join(dir).join("upsampler.safetensors");
+        load_parts(config.init::<Flex>(&device), &path, None, TemporalInit::Require).unwrap()
+    };
+    let conv_in = |dir: &str| image_upsampler(dir).unet.conv_in.weight.val();
+    let (ab, ac) = (
+        (conv_in("a") - conv_in("b")).abs().max().into_scalar(),
+        (conv_in("a") - conv_in("c")).abs().max().into_scalar(),
+    );
+    assert!(ac > 10.0 * ab, "B's upsampler starts from A's, C's from a fresh init: |A−B| {ab}, |A−C| {ac}");
+    train_stage(&opts(Stage::UpsamplerVideo, "b", Some("a")), &never, |_| {}).unwrap();
+    let entry = upsampler("b");
+    let facts = entry.training.clone().unwrap();
+    assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (6, Some(4)), "{facts:?}");
+    assert!(facts.notes.contains("temporal layers started from the ones in"), "{}", facts.notes);
+    assert!(entry.file(Part::Temporal).is_some());
+
+    // A stage it cannot start, and a folder of another tier, are clear errors.
+    let err = train_stage(&opts(Stage::Decoder, "b", Some("a")), &never, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--init-from is not supported for the decoder stage"), "{err}");
     let mut other = opts(Stage::Autoencoder, "b", Some("a"));
     other.tier = ModelTier::Tiny;
     let err = train_stage(&other, &never, |_| {}).unwrap_err();

@@ -78,13 +78,12 @@ impl Stage {
     }
 
     /// Whether `train --init-from` can start this stage from trained weights: the
-    /// autoencoder, image LDM and temporal decoder (every parameter), the video LDM and
-    /// interpolator (their temporal layers; the spatial ones are the current image LDM's, frozen).
+    /// autoencoder, image LDM, temporal decoder and the upsampler's image phase (every
+    /// parameter), the video LDM, interpolator and the upsampler's video phase (their
+    /// temporal layers; the spatial ones are the weights folder's, frozen). Not the
+    /// decoder, which always starts from the weights folder's autoencoder.
     pub fn can_init_from(self) -> bool {
-        matches!(
-            self,
-            Stage::Autoencoder | Stage::ImageLdm | Stage::TemporalDecoder | Stage::VideoLdm | Stage::Interpolator
-        )
+        self != Stage::Decoder
     }
 
     /// Name of the stage's run folder.
@@ -211,7 +210,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
             let quality = psnr_note(&ema.model, &task.frames, &device);
             let path = save_stage(opts, &cfg.autoencoder, &ema.model, &summary, |e| {
                 e.latent_scale = Some(scale);
-                continued(e, start.as_ref(), &summary);
+                continued(e, start.as_ref(), &summary, &opts.weights_dir);
                 add_note(e, &quality);
             })?;
             Ok(StageReport { summary, weights: Some(path), quality: Some(quality) })
@@ -288,7 +287,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
             let path = save_stage(opts, &cfg.image_ldm, &ema.model, &summary, |e| {
-                continued(e, start.as_ref(), &summary);
+                continued(e, start.as_ref(), &summary, &opts.weights_dir);
                 e.diffusion = Some(diffusion);
                 e.latent_norm = recorded;
             })?;
@@ -351,27 +350,56 @@ pub fn train_stage_on<B: AutodiffBackend>(
             );
             record::<B::InnerBackend, _>(opts, &config, files, &summary, |e| {
                 add_note(e, &note);
-                continued(e, start.as_ref(), &summary);
+                continued(e, start.as_ref(), &summary, &opts.weights_dir);
             })?;
             Ok(StageReport { summary, weights: Some(opts.weights_dir.join(temporal)), quality: None })
         }
         Stage::Upsampler => {
-            let task = upsampler_task(opts, UpsamplerPhase::Image, None)?;
+            let task = upsampler_task(opts, UpsamplerPhase::Image, None, start.as_ref().map(|s| s.spatial.clone()))?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let path = save_stage(opts, &cfg.upsampler, &ema.model, &summary, |_| {})?;
+            let path = save_stage(opts, &cfg.upsampler, &ema.model, &summary, |e| {
+                if let Some(start) = &start {
+                    let what = format!("continued from the image phase's weights in {}", start.dir.display());
+                    let before = image_phase_facts(start.training.as_ref(), start.temporal.is_some());
+                    match before {
+                        Some(_) => add_base_training(e, before, Before::of(&start.dir, &opts.weights_dir), &summary, &what),
+                        None => add_note(e, &format!("{what} (their earlier training is not recorded there)")),
+                    }
+                }
+            })?;
             Ok(StageReport { summary, weights: Some(path), quality: None })
         }
         Stage::UpsamplerVideo => {
             let spatial = stage_file(opts, Stage::Upsampler, Part::Spatial)?;
-            let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()))?;
+            let temporal_from = match &start {
+                Some(s) => Some(s.temporal.clone().ok_or_else(|| {
+                    TrainError::Options(format!(
+                        "--init-from {}: its upsampler has no temporal layers yet (train upsampler-video there first)",
+                        s.dir.display()
+                    ))
+                })?),
+                None => None,
+            };
+            let image_phase = Manifest::read(&opts.weights_dir)?
+                .model(Stage::Upsampler.model_name())
+                .and_then(|e| image_phase_facts(e.training.as_ref(), e.file(Part::Temporal).is_some()).cloned());
+            let task = upsampler_task(opts, UpsamplerPhase::Video, Some(spatial.clone()), temporal_from)?;
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
             if summary.last_step == 0 {
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
-            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, |_| {})?;
+            let temporal = save_temporal(opts, &ema.model, &spatial, &cfg.upsampler, &summary, |e| {
+                let what = "temporal layers video-fine-tuned on the image phase's frozen spatial layers";
+                // Read as the image phase's facts, never this run's interim entry.
+                add_base_training(e, image_phase.as_ref(), Before::Fixed, &summary, what);
+                if let Some(start) = &start {
+                    let steps = start.training.as_ref().map_or(String::new(), |t| format!(" ({} steps in all there)", t.steps));
+                    add_note(e, &format!("temporal layers started from the ones in {}{steps}", start.dir.display()));
+                }
+            })?;
             Ok(StageReport { summary, weights: Some(temporal), quality: None })
         }
         Stage::VideoLdm | Stage::Interpolator => {
@@ -425,7 +453,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 return Ok(StageReport { summary, weights: None, quality: None });
             }
             let temporal = save_temporal(opts, &ema.model, &image_weights, &config, &summary, |e| {
-                continued(e, start.as_ref(), &summary);
+                continued(e, start.as_ref(), &summary, &opts.weights_dir);
                 e.diffusion = Some(diffusion);
                 e.latent_norm = recorded;
             })?;
@@ -441,30 +469,60 @@ fn fine_tuned(entry: &mut ModelEntry, before: &ModelEntry, summary: &FitSummary)
     add_base_training(
         entry,
         before.training.as_ref(),
+        Before::Own,
         summary,
         "decoder fine-tuned with the encoder frozen (latent scale kept)",
     );
 }
 
-/// Records in `entry` that its run started from `start`'s trained weights.
-fn continued(entry: &mut ModelEntry, start: Option<&InitialWeights>, summary: &FitSummary) {
+/// Records in `entry` that its run started from `start`'s trained weights; the run
+/// writes into `weights_dir`.
+fn continued(entry: &mut ModelEntry, start: Option<&InitialWeights>, summary: &FitSummary, weights_dir: &Path) {
     if let Some(start) = start {
         let what = format!("continued from the weights in {}", start.dir.display());
-        add_base_training(entry, start.training.as_ref(), summary, &what);
+        add_base_training(entry, start.training.as_ref(), Before::of(&start.dir, weights_dir), summary, &what);
+    }
+}
+
+/// Where the facts a run builds on were read, which decides what a resumed run counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Before {
+    /// Another folder's entry, unchanged while the run goes on.
+    Fixed,
+    /// The entry of the folder the run writes into: once the run has been stopped it is
+    /// the run's own interim entry (holding its steps so far), whose `base` is what the
+    /// run started from.
+    Own,
+}
+
+impl Before {
+    /// [`Before::Own`] when `read_from` is the folder the run writes into.
+    fn of(read_from: &Path, weights_dir: &Path) -> Before {
+        let same = match (read_from.canonicalize(), weights_dir.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => read_from == weights_dir,
+        };
+        if same { Before::Own } else { Before::Fixed }
     }
 }
 
 /// Adds `before`'s training to `entry`'s facts (steps and wall time sum up, `before`'s
 /// own facts kept as `base`) with a note saying `what` was done on top of it.
 ///
-/// A fresh run adds all of `before` (itself possibly a continuation). A resumed run's
-/// `before` is taken to be this run's own interim entry (written when it was stopped,
-/// holding its steps so far), whose `base` is what the run started from.
-fn add_base_training(entry: &mut ModelEntry, before: Option<&TrainingFacts>, summary: &FitSummary, what: &str) {
+/// A fresh run adds all of `before` (itself possibly a continuation), and so does a
+/// resumed one whose `before` is [`Before::Fixed`]; a resumed run's [`Before::Own`] entry
+/// is its interim one, so it counts that entry's `base`.
+fn add_base_training(
+    entry: &mut ModelEntry,
+    before: Option<&TrainingFacts>,
+    read: Before,
+    summary: &FitSummary,
+    what: &str,
+) {
     let Some(prev) = before else { return };
-    let base = match (summary.first_step, &prev.base) {
-        (0, _) | (_, None) => Box::new(prev.clone()),
-        (_, Some(start)) => start.clone(),
+    let base = match (summary.first_step, read, &prev.base) {
+        (1.., Before::Own, Some(start)) => start.clone(),
+        _ => Box::new(prev.clone()),
     };
     if let Some(facts) = entry.training.as_mut() {
         let mut notes = format!(
@@ -611,10 +669,10 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
 fn initial_weights(opts: &TrainOptions) -> Result<Option<InitialWeights>, TrainError> {
     let Some(dir) = &opts.init_from else { return Ok(None) };
     if !opts.stage.can_init_from() {
-        return Err(TrainError::Options(format!(
-            "--init-from is not supported for the {} stage (autoencoder, image-ldm, temporal-decoder, video-ldm and interpolator are)",
-            opts.stage.run_name()
-        )));
+        return Err(TrainError::Options(
+            "--init-from is not supported for the decoder stage: it always fine-tunes the weights folder's autoencoder"
+                .into(),
+        ));
     }
     let manifest = Manifest::read(dir)?;
     if manifest.tier != opts.tier {
@@ -727,6 +785,7 @@ fn upsampler_task(
     opts: &TrainOptions,
     phase: UpsamplerPhase,
     image_weights: Option<PathBuf>,
+    init_from: Option<PathBuf>,
 ) -> Result<UpsamplerTask, TrainError> {
     let cfg = opts.tier.config();
     let frame_size = (4 * cfg.frame_size.0, 4 * cfg.frame_size.1);
@@ -749,7 +808,18 @@ fn upsampler_task(
         frame_size,
         window: cfg.window,
         batch: opts.batch,
+        init_from,
     })
+}
+
+/// The image phase's training among an upsampler entry's facts: the facts themselves for
+/// an image-phase entry (no temporal file), their base for a video-phase one, which
+/// records the image phase it fine-tuned as its base (`None` where an older manifest did not).
+fn image_phase_facts(facts: Option<&TrainingFacts>, has_temporal: bool) -> Option<&TrainingFacts> {
+    match has_temporal {
+        true => facts?.base.as_deref(),
+        false => facts,
+    }
 }
 
 /// The frames a stage trains on at `size`: rendered by the world, or read from
@@ -868,10 +938,22 @@ fn record<IB: Backend, C: Serialize>(
         wall_time_s: super::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: hardware::<IB>(),
         data: format!(
-            "procedural world, {}×{} frames, world seeds from run seed {} (training range < 2^40), batch {}{}{}",
-            cfg.frame_size.0,
-            cfg.frame_size.1,
-            opts.seed,
+            "{}, {}, batch {}{}{}",
+            match &opts.data {
+                Some(dir) => format!("dataset {}", dir.display()),
+                None => format!("procedural world, world seeds from run seed {} (training range < 2^40)", opts.seed),
+            },
+            match opts.stage {
+                // Crops of the 4× frames, their 4×4 averages as the input.
+                Stage::Upsampler | Stage::UpsamplerVideo => format!(
+                    "{}×{} crops of {}×{} frames",
+                    cfg.upsampler_patch.0,
+                    cfg.upsampler_patch.1,
+                    4 * cfg.frame_size.0,
+                    4 * cfg.frame_size.1
+                ),
+                _ => format!("{}×{} frames", cfg.frame_size.0, cfg.frame_size.1),
+            },
             opts.batch,
             match opts.high_noise {
                 Some(share) if share > 0.0 => format!(", timesteps with high-noise share {share}"),

@@ -39,6 +39,10 @@ pub struct UpsamplerTask {
     /// Frames per clip in the video phase.
     pub window: usize,
     pub batch: usize,
+    /// Trained weights to start from instead of a seeded init (`--init-from`): the image
+    /// phase's spatial file in the image phase, the temporal file in the video phase (whose
+    /// spatial layers are always `image_weights`).
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl UpsamplerTask {
@@ -104,14 +108,21 @@ impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
             (UpsamplerPhase::Image, _) => {
                 let mut cfg = self.config.clone();
                 cfg.unet = cfg.unet.image_config();
-                Ok(seeded_init(cfg.init(device), seed))
+                let model = seeded_init(cfg.init(device), seed);
+                Ok(match &self.init_from {
+                    Some(spatial) => crate::weights::load_parts(model, spatial, None, Default::default())?,
+                    None => model,
+                })
             }
             (UpsamplerPhase::Video, Some(path)) => {
                 let model = crate::weights::load_parts(
                     seeded_init(self.config.init(device), seed),
                     path,
-                    None,
-                    crate::weights::TemporalInit::Keep,
+                    self.init_from.as_deref(),
+                    match self.init_from {
+                        Some(_) => crate::weights::TemporalInit::Require,
+                        None => crate::weights::TemporalInit::Keep,
+                    },
                 )?;
                 // The bypass is a spatial layer: frozen with the rest of them.
                 Ok(crate::model::Upsampler {
