@@ -114,7 +114,14 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
             continue;
         }
         let log = read_log(&runs.join(run).join("log.csv")).unwrap_or_default();
-        let facts = entry.training.as_ref();
+        // An upsampler entry's facts are its video phase's; their base is its image phase's
+        // (where the manifest records it).
+        let facts = match run {
+            "upsampler" if entry.file(Part::Temporal).is_some() => {
+                entry.training.as_ref().and_then(|t| t.base.as_deref()).or(entry.training.as_ref())
+            }
+            _ => entry.training.as_ref(),
+        };
         if log.is_empty() {
             if let Some(row) = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))) {
                 eprintln!("{run}: no log in {}, keeping its row of the previous card", runs.display());
@@ -138,8 +145,14 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
         let minutes = wall_seconds(&runs.join(run).join("log.csv")) / 60.0;
         // `train --init-from`: this log is the continuation; the earlier training's steps
         // and time come from the previous card's row (made from its log), else the manifest.
-        let (mut steps, mut minutes) = (steps.to_string(), format!("{minutes:.0} min"));
-        if let Some(base) = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref()) {
+        // (A continued upsampler phase may not have its earlier training in the manifest:
+        // the shipped entry predates the image phase's record.)
+        let continued = facts.is_some_and(|f| {
+            f.notes.starts_with("continued from") || f.notes.contains("continued from the image phase's weights")
+        }) || (run == "upsampler_video" && facts.is_some_and(|f| f.notes.contains("temporal layers started from")));
+        let recorded = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref());
+        let (log_steps, mut steps, mut minutes) = (steps, steps.to_string(), format!("{minutes:.0} min"));
+        if continued {
             let earlier = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))).and_then(|l| {
                 let cols: Vec<&str> = l.split('|').map(str::trim).collect();
                 Some((cols.get(2)?.to_string(), cols.get(3)?.to_string()))
@@ -148,16 +161,25 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
             // this continuation too (a card made again for the same weights): then drop its last term.
             let terms = |v: &str| v.split(" + ").map(str::to_string).collect::<Vec<_>>();
             let total = |v: &str| terms(v).iter().map(|t| t.parse::<u64>().unwrap_or(0)).sum::<u64>();
-            let (s0, m0) = match earlier {
-                Some((s0, m0)) if total(&s0) == base.steps => (s0, m0),
-                Some((s0, m0)) if total(&s0) == facts.map_or(0, |f| f.steps) && terms(&s0).len() > 1 => {
-                    let drop_last = |v: &str| terms(v)[..terms(v).len() - 1].join(" + ");
-                    (drop_last(&s0), drop_last(&m0))
-                }
-                _ => (base.steps.to_string(), format!("{:.0} min", base.wall_time_s / 60.0)),
+            let drop_last = |v: &str| terms(v)[..terms(v).len() - 1].join(" + ");
+            let again = |s0: &str| {
+                terms(s0).len() > 1
+                    && match recorded {
+                        Some(_) => total(s0) == facts.map_or(0, |f| f.steps),
+                        None => terms(s0).last().is_some_and(|t| t.parse::<u64>().ok() == Some(log_steps)),
+                    }
             };
-            steps = format!("{s0} + {steps}");
-            minutes = format!("{m0} + {minutes}");
+            let earlier = match (earlier, recorded) {
+                (Some((s0, m0)), Some(base)) if total(&s0) == base.steps => Some((s0, m0)),
+                (Some((s0, m0)), _) if again(&s0) => Some((drop_last(&s0), drop_last(&m0))),
+                (Some(row), None) => Some(row),
+                (_, Some(base)) => Some((base.steps.to_string(), format!("{:.0} min", base.wall_time_s / 60.0))),
+                (None, None) => None,
+            };
+            if let Some((s0, m0)) = earlier {
+                steps = format!("{s0} + {steps}");
+                minutes = format!("{m0} + {minutes}");
+            }
         }
         writeln!(
             card,
