@@ -149,7 +149,8 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
         // the shipped entry predates the image phase's record.)
         let continued = facts.is_some_and(|f| {
             f.notes.starts_with("continued from") || f.notes.contains("continued from the image phase's weights")
-        }) || (run == "upsampler_video" && facts.is_some_and(|f| f.notes.contains("temporal layers started from")));
+        }) || (run == "upsampler_video"
+            && facts.is_some_and(|f| f.notes.contains("temporal layers started from")));
         let recorded = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref());
         let (log_steps, mut steps, mut minutes) = (steps, steps.to_string(), format!("{minutes:.0} min"));
         if continued {

@@ -365,7 +365,9 @@ pub fn train_stage_on<B: AutodiffBackend>(
                     let what = format!("continued from the image phase's weights in {}", start.dir.display());
                     let before = image_phase_facts(start.training.as_ref(), start.temporal.is_some());
                     match before {
-                        Some(_) => add_base_training(e, before, Before::of(&start.dir, &opts.weights_dir), &summary, &what),
+                        Some(_) => {
+                            add_base_training(e, before, Before::of(&start.dir, &opts.weights_dir), &summary, &what)
+                        }
                         None => add_note(e, &format!("{what} (their earlier training is not recorded there)")),
                     }
                 }
@@ -396,7 +398,8 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 // Read as the image phase's facts, never this run's interim entry.
                 add_base_training(e, image_phase.as_ref(), Before::Fixed, &summary, what);
                 if let Some(start) = &start {
-                    let steps = start.training.as_ref().map_or(String::new(), |t| format!(" ({} steps in all there)", t.steps));
+                    let steps =
+                        start.training.as_ref().map_or(String::new(), |t| format!(" ({} steps in all there)", t.steps));
                     add_note(e, &format!("temporal layers started from the ones in {}{steps}", start.dir.display()));
                 }
             })?;
