@@ -48,6 +48,11 @@ pub struct GenerateArgs {
     /// DDIM steps of the 4× upsampler (10 measured 2% sharper than 4 at 2.5 times the time; see the README).
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS)]
     upsample_steps: usize,
+    /// Noise level (0 to 349) added to the upsampler's low-resolution input before it samples,
+    /// as its training augments it: higher draws sharper but less faithful frames that flicker
+    /// more (measured in the README, Generate step 4).
+    #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_LEVEL, value_parser = parse_level)]
+    upsample_level: usize,
     /// Stop at key-frame size (128×256 for tiny): a quick preview.
     #[arg(long)]
     no_upsample: bool,
@@ -117,6 +122,15 @@ pub(crate) fn parse_share(s: &str) -> Result<f32, String> {
     match s.trim().parse::<f32>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("expected a number from 0 to 1, found {s:?}")),
+    }
+}
+
+/// An upsampler augmentation level it trained on (`--upsample-level`).
+fn parse_level(s: &str) -> Result<usize, String> {
+    let levels = latentdrive::pipeline::UPSAMPLE_LEVELS;
+    match s.trim().parse::<usize>() {
+        Ok(v) if v < levels => Ok(v),
+        _ => Err(format!("expected a level from 0 to {}, found {s:?}", levels - 1)),
     }
 }
 
@@ -205,6 +219,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.seconds = a.seconds.unwrap_or(o.seconds);
     o.steps = a.steps.unwrap_or(o.steps);
     o.upsample_steps = a.upsample_steps;
+    o.upsample_level = a.upsample_level;
     o.interpolate = !a.no_interpolate;
     o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);
     o.prediction_guide = a.prediction_guide.unwrap_or(o.prediction_guide);

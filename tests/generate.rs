@@ -79,6 +79,8 @@ fn generate_writes_a_complete_run_that_replays_bit_identically() {
             "3".into(),
             "--upsample-steps".into(),
             "2".into(),
+            "--upsample-level".into(),
+            "35".into(),
         ]
     };
     for out in [&a, &b] {
@@ -123,6 +125,8 @@ fn generate_writes_a_complete_run_that_replays_bit_identically() {
     assert!(rows.iter().all(|r| r.frame == 0));
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["seeds"]["futures"].as_array().unwrap().len(), 2);
+    // Replay takes the upsampler's level (like every option) from here.
+    assert_eq!(meta["options"]["upsample_level"], 35);
     // autoencoder 1, temporal decoder 2, image LDM 1, video LDM and interpolator 2 each (spatial = the
     // image LDM's), upsampler 2.
     assert_eq!(meta["weights"].as_array().unwrap().len(), 10, "every weights file with its hash");
@@ -222,6 +226,10 @@ fn a_run_checks_and_loads_only_the_models_it_uses() {
         a.extend_from_slice(extra);
         a
     };
+    // A level the upsampler never trained on is refused before any work.
+    let o = run(&args(&["--upsample-level", "350"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("expected a level from 0 to 349"), "{}", text(&o));
     // The preview never touches the upsampler…
     let o = run(&args(&["--no-upsample"]));
     assert!(o.status.success(), "{}", text(&o));
@@ -551,10 +559,17 @@ fn the_upsampler_alone_upsamples_a_clip_reproducibly() {
     let mut three = opts.clone();
     three.upsample_steps = 3;
     assert!(first != bytes(&three, 1), "another step count: the same output");
+    let mut level = opts.clone();
+    level.upsample_level = 349;
+    assert!(first != bytes(&level, 1), "another augmentation level: the same output");
     let mut none = opts.clone();
     none.upsample_steps = 0;
     let err = generator.upsample_frames(frames.clone(), &none, 1).unwrap_err();
     assert!(matches!(err, PipelineError::Unsupported(_)), "{err:?}");
+    // Levels the upsampler never trained on are refused.
+    level.upsample_level = 350;
+    let err = generator.upsample_frames(frames.clone(), &level, 1).unwrap_err();
+    assert!(err.to_string().contains("below 350"), "{err}");
     let mut without = Models::<Flex>::load(micro_weights(), &Default::default()).unwrap();
     without.upsampler = None;
     let err = Generator::new(without, Default::default()).upsample_frames(frames, &opts, 1).unwrap_err();

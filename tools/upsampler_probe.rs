@@ -8,6 +8,9 @@
 //!
 //! `cargo run --release --no-default-features --example upsampler_probe -- weights/tiny [clips] [frames] [steps,...] [grid.png]`
 //!
+//! `UPSAMPLER_PROBE_LEVEL=L` and `UPSAMPLER_PROBE_ETA=E` replace generation's augmentation
+//! level (20) and DDIM eta (the scenario default's) for the upsampler.
+//!
 //! With a PNG path it also draws a 128×256 crop (around the horizon, in the middle) of the
 //! first clip's first frame, three to a row in reading order: bilinear, one per step count,
 //! then the render.
@@ -99,6 +102,12 @@ fn main() -> Result<()> {
     // A default scenario's sampling settings (eta, upsampler mode and level).
     let defaults = "Scenario(name: \"probe\", seed: 0, conditions: (time_of_day: Day, crowdedness: 1))";
     let mut opts = GenerateOptions::from_scenario(&parse_str(defaults, "upsampler_probe".as_ref())?);
+    if let Ok(level) = std::env::var("UPSAMPLER_PROBE_LEVEL") {
+        opts.upsample_level = level.parse().context("UPSAMPLER_PROBE_LEVEL: a level in 0..1000")?;
+    }
+    if let Ok(eta) = std::env::var("UPSAMPLER_PROBE_ETA") {
+        opts.eta = eta.parse().context("UPSAMPLER_PROBE_ETA: a number in [0, 1]")?;
+    }
 
     let mut bilinear = Score::default();
     let mut scores: Vec<Score> = steps.iter().map(|_| Score::default()).collect();

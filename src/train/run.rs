@@ -804,7 +804,7 @@ fn upsampler_task(
         // SD x4-upscaler's augmentation schedule and level range.
         augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
             .expect("constant schedule parameters are valid"),
-        max_level: 350,
+        max_level: crate::pipeline::UPSAMPLE_LEVELS,
         frames: frame_source(opts, frame_size, &clips)?,
         // Patches: the network is fully convolutional (see model/upsampler.rs).
         patch: cfg.upsampler_patch,
