@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use latentdrive::data::{EVAL_SEED_BASE, psnr, tensor_to_images};
-use latentdrive::diffusion::{BetaSchedule, Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
+use latentdrive::diffusion::{Ddim, Guidance, NoiseSchedule, Prediction, Sampler, gaussian};
 use latentdrive::eval::{compare_decoders, compare_interpolation};
 use latentdrive::model::AutoencoderConfig;
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
@@ -289,7 +289,7 @@ fn main() -> Result<()> {
     if let Some(up) = &models.upsampler {
         eprintln!("upsampler…");
         let hi_frames = FrameSource::new(4 * h, 4 * w, 0);
-        let aug = NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)?;
+        let aug = latentdrive::model::upsampler::augmentation_schedule();
         let steps = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS;
         let sampler = Sampler::new(Ddim::new(&NoiseSchedule::ldm(), up.prediction, steps, 0.0)?, Guidance::NONE);
         let (mut p_up, mut p_bi) = (vec![], vec![]);
@@ -299,7 +299,7 @@ fn main() -> Result<()> {
             let low = avg_pool2d(hi.clone(), [4, 4], [4, 4], [0, 0], true, false);
             let bilinear = up.upsample_condition(low);
             let mut rng = ChaCha8Rng::seed_from_u64(i);
-            let level = 20;
+            let level = latentdrive::pipeline::DEFAULT_UPSAMPLE_LEVEL;
             let noise = gaussian::<B, 4, _>(bilinear.dims(), &mut rng, &device);
             let cond = UpsampleCond {
                 frames: 1,

@@ -61,6 +61,20 @@ pub struct Upsampler<B: Backend> {
     pub prediction: Prediction,
 }
 
+/// The noise-augmentation schedule of the upsampler's low-resolution input, in training and
+/// sampling alike (SD x4-upscaler's: linear β from 1e-4 to 0.02 over 1000 levels).
+pub fn augmentation_schedule() -> crate::diffusion::NoiseSchedule {
+    crate::diffusion::NoiseSchedule::new(
+        crate::diffusion::BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 },
+        1000,
+    )
+    .expect("constant schedule parameters are valid")
+}
+
+/// The upsampler trains on augmentation levels below this (SD x4-upscaler's
+/// `max_noise_level`); sampling refuses higher ones, which the model never saw.
+pub const AUGMENTATION_LEVELS: usize = 350;
+
 impl UpsamplerConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Upsampler<B> {
         let u = &self.unet;

@@ -20,8 +20,7 @@ use super::models::Models;
 use super::{FrameSink, PipelineError};
 use crate::data::tensor_to_images;
 use crate::diffusion::{
-    BetaSchedule, Cancelled, Ddim, Denoiser, Guidance, Guide, Known, NoiseSchedule, Prediction, Progress, Sampler,
-    gaussian,
+    Cancelled, Ddim, Denoiser, Guidance, Guide, Known, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
 };
 use crate::model::{Boxes, Labels, UNet};
 use crate::scenario::{Conditions, Scenario};
@@ -41,9 +40,8 @@ pub const DEFAULT_UPSAMPLE_STEPS: usize = 4;
 /// clips, 4 steps, 2026-12-05): level 0 30.65 dB / sharpness 0.400 / temporal error 2.70,
 /// 20 30.62 / 0.406 / 2.82, 50 30.51 / 0.424 / 3.14, 100 30.19 / 0.459 / 3.75.
 pub const DEFAULT_UPSAMPLE_LEVEL: usize = 20;
-/// The upsampler trains on augmentation levels below this (SD x4-upscaler's `max_noise_level`);
-/// sampling refuses higher ones, which the model never saw.
-pub const UPSAMPLE_LEVELS: usize = 350;
+/// The upsampler's augmentation levels: sampling takes one below this, as training did.
+pub const UPSAMPLE_LEVELS: usize = crate::model::upsampler::AUGMENTATION_LEVELS;
 
 /// How latents become frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,8 +282,7 @@ impl<B: Backend> Generator<B> {
             device,
             schedule: NoiseSchedule::ldm(),
             // The upsampler's augmentation schedule, as in training (SD's x4 upscaler).
-            augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
-                .expect("constant schedule parameters are valid"),
+            augmentation: crate::model::upsampler::augmentation_schedule(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }

@@ -17,7 +17,7 @@ use super::stages::{
     AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
     VideoTask, held_out_psnr, temporal_decoder_rates,
 };
-use crate::diffusion::{BetaSchedule, DiffusionConfig, LatentNorm, NoiseSchedule};
+use crate::diffusion::{DiffusionConfig, LatentNorm, NoiseSchedule};
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
 use crate::weights::{
     FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
@@ -363,12 +363,11 @@ pub fn train_stage_on<B: AutodiffBackend>(
             let path = save_stage(opts, &cfg.upsampler, &ema.model, &summary, |e| {
                 if let Some(start) = &start {
                     let what = format!("continued from the image phase's weights in {}", start.dir.display());
-                    let before = image_phase_facts(start.training.as_ref(), start.temporal.is_some());
-                    match before {
-                        Some(_) => {
+                    match image_phase_facts(start.training.as_ref(), start.temporal.is_some()) {
+                        None => add_note(e, &format!("{what} (their earlier training is not recorded there)")),
+                        before => {
                             add_base_training(e, before, Before::of(&start.dir, &opts.weights_dir), &summary, &what)
                         }
-                        None => add_note(e, &format!("{what} (their earlier training is not recorded there)")),
                     }
                 }
             })?;
@@ -802,9 +801,8 @@ fn upsampler_task(
         image_weights,
         schedule: NoiseSchedule::ldm(),
         // SD x4-upscaler's augmentation schedule and level range.
-        augmentation: NoiseSchedule::new(BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 }, 1000)
-            .expect("constant schedule parameters are valid"),
-        max_level: crate::pipeline::UPSAMPLE_LEVELS,
+        augmentation: crate::model::upsampler::augmentation_schedule(),
+        max_level: crate::model::upsampler::AUGMENTATION_LEVELS,
         frames: frame_source(opts, frame_size, &clips)?,
         // Patches: the network is fully convolutional (see model/upsampler.rs).
         patch: cfg.upsampler_patch,

@@ -110,7 +110,9 @@ impl<B: AutodiffBackend> Task<B> for UpsamplerTask {
                 cfg.unet = cfg.unet.image_config();
                 let model = seeded_init(cfg.init(device), seed);
                 Ok(match &self.init_from {
-                    Some(spatial) => crate::weights::load_parts(model, spatial, None, Default::default())?,
+                    Some(spatial) => {
+                        crate::weights::load_parts(model, spatial, None, crate::weights::TemporalInit::Require)?
+                    }
                     None => model,
                 })
             }
