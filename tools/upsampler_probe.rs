@@ -103,7 +103,8 @@ fn main() -> Result<()> {
     let defaults = "Scenario(name: \"probe\", seed: 0, conditions: (time_of_day: Day, crowdedness: 1))";
     let mut opts = GenerateOptions::from_scenario(&parse_str(defaults, "upsampler_probe".as_ref())?);
     if let Ok(level) = std::env::var("UPSAMPLER_PROBE_LEVEL") {
-        opts.upsample_level = level.parse().context("UPSAMPLER_PROBE_LEVEL: a level in 0..1000")?;
+        opts.upsample_level =
+            level.parse().context("UPSAMPLER_PROBE_LEVEL: a level in 0..350 (generation refuses higher)")?;
     }
     if let Ok(eta) = std::env::var("UPSAMPLER_PROBE_ETA") {
         opts.eta = eta.parse().context("UPSAMPLER_PROBE_ETA: a number in [0, 1]")?;
