@@ -20,6 +20,7 @@ fn studio(tag: &str) -> (Studio, std::path::PathBuf) {
     st.settings.runs_dir = dir.join("runs");
     st.settings.upsample = true;
     st.settings.upsample_steps = 1;
+    st.settings.upsample_level = 35;
     (st, dir)
 }
 
@@ -58,6 +59,9 @@ fn background_generation_streams_frames_then_exports_and_replays_bit_identically
     assert_eq!(st.progress.done, st.progress.total);
     let run = st.results.run.clone().expect("run folder recorded");
     assert!(run.join("metadata.json").is_file() && run.join("future_01/preview.gif").is_file());
+    // The app's upsampler settings reach the run (and its replay).
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!((&meta["options"]["upsample_steps"], &meta["options"]["upsample_level"]), (&1.into(), &35.into()));
 
     // Export copies the folder; a second export to the same place is refused.
     let dest = dir.join("exported");

@@ -8,7 +8,7 @@ use burn::backend::Flex;
 use latentdrive::diffusion::DiffusionConfig;
 use latentdrive::model::ModelTier;
 use latentdrive::pipeline::Models;
-use latentdrive::train::{LatentNormKind, LoopConfig, Stage, TrainOptions, train_stage};
+use latentdrive::train::{Continuation, LatentNormKind, LoopConfig, Stage, TrainOptions, continuation, train_stage};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
 /// Micro-tier options: `steps` steps of batch 2 (run seed 5, init seed 1) from `run_dir`
@@ -351,6 +351,19 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     train_stage(&rest, &never, |_| {}).unwrap();
     let facts = Manifest::read(&root.join("f")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
     assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (6, Some(4)), "{facts:?}");
+    // Weights whose training was not recorded (a hand-made folder): the continuation says
+    // so and counts its own steps only.
+    let g = root.join("g");
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::copy(root.join("a/autoencoder.safetensors"), g.join("autoencoder.safetensors")).unwrap();
+    let mut manifest = Manifest::read(&root.join("a")).unwrap();
+    manifest.models.retain(|m| m.name == "autoencoder");
+    manifest.models[0].training = None;
+    manifest.write(&g).unwrap();
+    train_stage(&opts(Stage::Autoencoder, "h", Some("g")), &never, |_| {}).unwrap();
+    let facts = Manifest::read(&root.join("h")).unwrap().model("autoencoder").unwrap().training.clone().unwrap();
+    assert_eq!((facts.steps, facts.base.is_none()), (2, true), "{facts:?}");
+    assert_eq!(continuation(&facts), Some(Continuation::Unrecorded), "{}", facts.notes);
 
     // The temporal decoder, the image LDM and the video LDM's temporal layers continue too.
     train_stage(&opts(Stage::TemporalDecoder, "b", Some("a")), &never, |_| {}).unwrap();
@@ -358,7 +371,9 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     train_stage(&opts(Stage::VideoLdm, "b", Some("a")), &never, |_| {}).unwrap();
     let manifest = Manifest::read(&root.join("b")).unwrap();
     for name in ["temporal_decoder", "image_ldm", "video_ldm"] {
-        assert_eq!(manifest.model(name).unwrap().training.as_ref().unwrap().steps, 4, "{name}");
+        let facts = manifest.model(name).unwrap().training.as_ref().unwrap();
+        assert_eq!(facts.steps, 4, "{name}");
+        assert_eq!(continuation(facts), Some(Continuation::Recorded), "{name}: {}", facts.notes);
     }
 
     // The upsampler: A's video phase counts its image phase as its base; B's image phase
@@ -373,6 +388,7 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     let facts = upsampler("a").training.unwrap();
     assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
     assert!(facts.notes.starts_with("temporal layers video-fine-tuned"), "{}", facts.notes);
+    assert_eq!(continuation(&facts), None, "a video phase on its image phase continues nothing: {}", facts.notes);
     assert!(facts.data.contains(" crops of "), "{}", facts.data);
     train_stage(&opts(Stage::Upsampler, "b", Some("a")), &never, |_| {}).unwrap();
     train_stage(&opts(Stage::Upsampler, "c", None), &never, |_| {}).unwrap();
@@ -382,6 +398,7 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     let facts = upsampler("b").training.unwrap();
     assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (4, Some(2)), "{facts:?}");
     assert!(facts.notes.starts_with("continued from the image phase's weights in"), "{}", facts.notes);
+    assert_eq!(continuation(&facts), Some(Continuation::Recorded), "{}", facts.notes);
     let image_upsampler = |dir: &str| {
         let mut config = cfg.upsampler.clone();
         config.unet = config.unet.image_config();
@@ -399,6 +416,7 @@ fn init_from_continues_a_trained_model_and_adds_up_its_training() {
     let facts = entry.training.clone().unwrap();
     assert_eq!((facts.steps, facts.base.as_ref().map(|f| f.steps)), (6, Some(4)), "{facts:?}");
     assert!(facts.notes.contains("temporal layers started from the ones in"), "{}", facts.notes);
+    assert_eq!(continuation(&facts), Some(Continuation::TemporalLayers), "{}", facts.notes);
     assert!(entry.file(Part::Temporal).is_some());
 
     // A stage it cannot start, and a folder of another tier, are clear errors.

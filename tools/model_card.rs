@@ -24,7 +24,7 @@ use latentdrive::eval::{compare_decoders, compare_interpolation};
 use latentdrive::model::AutoencoderConfig;
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
 use latentdrive::pipeline::{GenerateOptions, Generator, Models, RunRequest, UpsampleMode, generate_to_dir};
-use latentdrive::train::FrameSource;
+use latentdrive::train::{Continuation, FrameSource, continuation};
 use latentdrive::train::plot::read_log;
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 use latentdrive::world::{Renderer, World};
@@ -147,11 +147,9 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
         // and time come from the previous card's row (made from its log), else the manifest.
         // (A continued upsampler phase may not have its earlier training in the manifest:
         // the shipped entry predates the image phase's record.)
-        let continued = facts.is_some_and(|f| {
-            f.notes.starts_with("continued from") || f.notes.contains("continued from the image phase's weights")
-        }) || (run == "upsampler_video"
-            && facts.is_some_and(|f| f.notes.contains("temporal layers started from")));
-        let recorded = facts.filter(|f| f.notes.starts_with("continued from")).and_then(|f| f.base.as_ref());
+        let how = facts.and_then(continuation);
+        let continued = how.is_some();
+        let recorded = facts.filter(|_| how == Some(Continuation::Recorded)).and_then(|f| f.base.as_ref());
         let (log_steps, mut steps, mut minutes) = (steps, steps.to_string(), format!("{minutes:.0} min"));
         if continued {
             let earlier = previous_card.lines().find(|l| l.starts_with(&format!("| {run} | "))).and_then(|l| {

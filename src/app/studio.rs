@@ -25,6 +25,9 @@ pub struct Settings {
     /// 4× upsampling to full size (off: a quick key-frame-size preview).
     pub upsample: bool,
     pub upsample_steps: usize,
+    /// Noise level added to the decoded frames before the upsampler samples
+    /// (0..[`crate::pipeline::UPSAMPLE_LEVELS`]; `generate --upsample-level`).
+    pub upsample_level: usize,
     /// Where runs are written: `<runs_dir>/<scenario name>`.
     pub runs_dir: PathBuf,
 }
@@ -37,6 +40,7 @@ impl Default for Settings {
             interpolate: true,
             upsample: false,
             upsample_steps: crate::pipeline::DEFAULT_UPSAMPLE_STEPS,
+            upsample_level: crate::pipeline::DEFAULT_UPSAMPLE_LEVEL,
             runs_dir: PathBuf::from("runs").join("gui"),
         }
     }
@@ -261,6 +265,7 @@ impl Studio {
         o.decoder = DecoderMode::Temporal;
         o.upsample = if self.settings.upsample { UpsampleMode::Video } else { UpsampleMode::Off };
         o.upsample_steps = self.settings.upsample_steps;
+        o.upsample_level = self.settings.upsample_level;
         o
     }
 

@@ -322,6 +322,14 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.checkbox(&mut st.interpolate, "interpolate ×4 (10 Hz)");
     ui.checkbox(&mut st.upsample, "upsample ×4 (512×1024)").on_hover_text("Off: a quick key-frame-size preview");
     ui.add_enabled(st.upsample, egui::Slider::new(&mut st.upsample_steps, 1..=50).text("upsampler steps"));
+    ui.add_enabled(
+        st.upsample,
+        egui::Slider::new(&mut st.upsample_level, 0..=crate::pipeline::UPSAMPLE_LEVELS - 1).text("upsampler noise level"),
+    )
+    .on_hover_text(
+        "Noise added to the decoded frames before the upsampler samples: higher adds more detail of its own and \
+         departs further from the frames (README, Generate step 4)",
+    );
     let mut runs = st.runs_dir.display().to_string();
     ui.horizontal(|ui| {
         ui.label("Runs in");

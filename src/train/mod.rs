@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 pub use ema::Ema;
 pub use fit::{Batch, EmaOf, Event, FitSummary, Fitted, LoopConfig, LrDecay, Task, fit};
 pub use run::{
-    KEYFRAME_FPS, LatentNormKind, Stage, StageReport, TrainOptions, default_run_dir, hardware, train_stage,
-    train_stage_on,
+    Continuation, KEYFRAME_FPS, LatentNormKind, Stage, StageReport, TrainOptions, continuation, default_run_dir,
+    hardware, train_stage, train_stage_on,
 };
 pub use stages::{
     AutoencoderTask, EgoState, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,

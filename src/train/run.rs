@@ -362,9 +362,9 @@ pub fn train_stage_on<B: AutodiffBackend>(
             }
             let path = save_stage(opts, &cfg.upsampler, &ema.model, &summary, |e| {
                 if let Some(start) = &start {
-                    let what = format!("continued from the image phase's weights in {}", start.dir.display());
+                    let what = format!("{CONTINUED_IMAGE_PHASE} {}", start.dir.display());
                     match image_phase_facts(start.training.as_ref(), start.temporal.is_some()) {
-                        None => add_note(e, &format!("{what} (their earlier training is not recorded there)")),
+                        None => add_note(e, &format!("{what} {UNRECORDED}")),
                         before => {
                             add_base_training(e, before, Before::of(&start.dir, &opts.weights_dir), &summary, &what)
                         }
@@ -399,7 +399,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 if let Some(start) = &start {
                     let steps =
                         start.training.as_ref().map_or(String::new(), |t| format!(" ({} steps in all there)", t.steps));
-                    add_note(e, &format!("temporal layers started from the ones in {}{steps}", start.dir.display()));
+                    add_note(e, &format!("{TEMPORAL_LAYERS_STARTED} {}{steps}", start.dir.display()));
                 }
             })?;
             Ok(StageReport { summary, weights: Some(temporal), quality: None })
@@ -481,8 +481,49 @@ fn fine_tuned(entry: &mut ModelEntry, before: &ModelEntry, summary: &FitSummary)
 /// writes into `weights_dir`.
 fn continued(entry: &mut ModelEntry, start: Option<&InitialWeights>, summary: &FitSummary, weights_dir: &Path) {
     if let Some(start) = start {
-        let what = format!("continued from the weights in {}", start.dir.display());
-        add_base_training(entry, start.training.as_ref(), Before::of(&start.dir, weights_dir), summary, &what);
+        let what = format!("{CONTINUED_WEIGHTS} {}", start.dir.display());
+        match &start.training {
+            Some(before) => add_base_training(entry, Some(before), Before::of(&start.dir, weights_dir), summary, &what),
+            None => add_note(entry, &format!("{what} {UNRECORDED}")),
+        }
+    }
+}
+
+/// How the notes of a manifest's training facts say a run continued trained weights
+/// (`--init-from`); [`continuation`] reads them back.
+const CONTINUED_WEIGHTS: &str = "continued from the weights in";
+const CONTINUED_IMAGE_PHASE: &str = "continued from the image phase's weights in";
+const UNRECORDED: &str = "(their earlier training is not recorded there)";
+const TEMPORAL_LAYERS_STARTED: &str = "temporal layers started from the ones in";
+
+/// What a stage's training facts say about the trained weights its run started from
+/// (`train --init-from`), as [`train_stage`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuation {
+    /// The weights went on training from earlier trained ones, whose training is the
+    /// facts' `base` (steps and time add up).
+    Recorded,
+    /// The weights went on training from earlier trained ones whose training was not
+    /// recorded where they came from: the facts count this run alone.
+    Unrecorded,
+    /// A video phase whose temporal layers started from trained ones: the facts' `base`
+    /// is the image phase it fine-tuned on, and the note names where the layers came from.
+    TemporalLayers,
+}
+
+/// Reads back how `facts` continued earlier training; `None` for a run from scratch (or
+/// one that fine-tuned, like the decoder, rather than continued).
+pub fn continuation(facts: &TrainingFacts) -> Option<Continuation> {
+    let notes = facts.notes.as_str();
+    let leads = notes.starts_with(CONTINUED_WEIGHTS) || notes.starts_with(CONTINUED_IMAGE_PHASE);
+    if leads && facts.base.is_some() {
+        Some(Continuation::Recorded)
+    } else if notes.contains(CONTINUED_WEIGHTS) || notes.contains(CONTINUED_IMAGE_PHASE) {
+        Some(Continuation::Unrecorded)
+    } else if notes.contains(TEMPORAL_LAYERS_STARTED) {
+        Some(Continuation::TemporalLayers)
+    } else {
+        None
     }
 }
 
