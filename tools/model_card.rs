@@ -24,8 +24,8 @@ use latentdrive::eval::{compare_decoders, compare_interpolation};
 use latentdrive::model::AutoencoderConfig;
 use latentdrive::pipeline::denoise::{UpsampleCond, UpsampleDenoiser};
 use latentdrive::pipeline::{GenerateOptions, Generator, Models, RunRequest, UpsampleMode, generate_to_dir};
-use latentdrive::train::{Continuation, FrameSource, continuation};
 use latentdrive::train::plot::read_log;
+use latentdrive::train::{Continuation, FrameSource, continuation};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 use latentdrive::world::{Renderer, World};
 

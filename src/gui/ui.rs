@@ -324,7 +324,8 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.add_enabled(st.upsample, egui::Slider::new(&mut st.upsample_steps, 1..=50).text("upsampler steps"));
     ui.add_enabled(
         st.upsample,
-        egui::Slider::new(&mut st.upsample_level, 0..=crate::pipeline::UPSAMPLE_LEVELS - 1).text("upsampler noise level"),
+        egui::Slider::new(&mut st.upsample_level, 0..=crate::pipeline::UPSAMPLE_LEVELS - 1)
+            .text("upsampler noise level"),
     )
     .on_hover_text(
         "Noise added to the decoded frames before the upsampler samples: higher adds more detail of its own and \
