@@ -9,7 +9,9 @@
 //! `cargo run --release --no-default-features --example upsampler_probe -- weights/tiny [clips] [frames] [steps,...] [grid.png]`
 //!
 //! `UPSAMPLER_PROBE_LEVEL=L` and `UPSAMPLER_PROBE_ETA=E` replace generation's augmentation
-//! level (20) and DDIM eta (the scenario default's) for the upsampler.
+//! level (20) and DDIM eta (the scenario default's) for the upsampler;
+//! `UPSAMPLER_PROBE_MODE=per-frame` runs its spatial layers frame by frame
+//! (`generate --per-frame-upsampler`) instead of the video-fine-tuned upsampler.
 //!
 //! With a PNG path it also draws a 128×256 crop (around the horizon, in the middle) of the
 //! first clip's first frame, three to a row in reading order: bilinear, one per step count,
@@ -20,7 +22,7 @@ use burn::backend::Flex;
 use burn::tensor::Tensor;
 use burn::tensor::module::avg_pool2d;
 use latentdrive::data::{EVAL_SEED_BASE, psnr, temporal_error};
-use latentdrive::pipeline::{GenerateOptions, Generator, Models};
+use latentdrive::pipeline::{GenerateOptions, Generator, Models, UpsampleMode};
 use latentdrive::scenario::parse_str;
 use latentdrive::train::{FrameSource, tensor_grid};
 use std::path::PathBuf;
@@ -105,6 +107,11 @@ fn main() -> Result<()> {
     if let Ok(level) = std::env::var("UPSAMPLER_PROBE_LEVEL") {
         opts.upsample_level =
             level.parse().context("UPSAMPLER_PROBE_LEVEL: a level in 0..350 (generation refuses higher)")?;
+    }
+    match std::env::var("UPSAMPLER_PROBE_MODE").as_deref() {
+        Err(_) | Ok("video") => {}
+        Ok("per-frame") => opts.upsample = UpsampleMode::PerFrame,
+        Ok(other) => anyhow::bail!("UPSAMPLER_PROBE_MODE: video or per-frame, not {other:?}"),
     }
     if let Ok(eta) = std::env::var("UPSAMPLER_PROBE_ETA") {
         opts.eta = eta.parse().context("UPSAMPLER_PROBE_ETA: a number in [0, 1]")?;

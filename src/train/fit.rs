@@ -77,7 +77,12 @@ pub trait Task<B: AutodiffBackend> {
     /// Mean loss on the fixed held-out set ([`HELD_OUT_ITEMS`] world seeds from the
     /// evaluation range), in batches of [`HELD_OUT_CHUNK`] with fixed noise draws: the
     /// same number whatever `--batch` is.
+    ///
+    /// The model's parameters stop requiring gradients for it, so the autodiff backend
+    /// keeps no graph: held-out clips cost a forward pass's memory, not a training step's
+    /// (the base tier's temporal decoder ran out of 24 GB here when they kept one).
     fn held_out_loss(&self, model: &Self::Model, device: &B::Device) -> f32 {
+        let model = &model.clone().no_grad();
         let seeds = FrameSource::held_out_seeds(HELD_OUT_ITEMS);
         let total: f64 = seeds
             .chunks(HELD_OUT_CHUNK)

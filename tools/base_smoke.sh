@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The base tier end to end at smoke size: every stage of the chain trained for $STEPS steps
+# into a fresh weights folder, then `generate` from that folder and `replay` of the run. It
+# shows that the wide configs build, train, save, load and sample on a backend, and what a
+# step and a generation cost there (wall time and peak memory per command); the weights it
+# makes are untrained noise, not a model.
+#
+#   tools/base_smoke.sh [cpu|cuda]      # BIN (default target/release/latentdrive), STEPS (2), OUT (runs/base-smoke)
+#
+# On a GPU machine without Rust, carry the `--features cuda` binary as tools/gpu_session.sh says
+# and run `BIN=.bin/latentdrive OUT=$OUT/base tools/base_smoke.sh cuda`.
+set -uo pipefail
+DEV=${1:-cpu}
+B=${BIN:-target/release/latentdrive}
+STEPS=${STEPS:-2}
+OUT=${OUT:-runs/base-smoke}
+W="$OUT/weights"
+[ -x "$B" ] || { echo "no binary at $B: cargo build --release --no-default-features --bins" >&2; exit 1; }
+[ -e "$OUT" ] && { echo "$OUT exists: remove it or set OUT" >&2; exit 1; }
+mkdir -p "$OUT"
+T="$OUT/base_smoke.txt"
+echo "base tier, $DEV, $STEPS steps per stage, $("$B" --version), $(nproc) threads, $(date -u +%FT%TZ)" | tee "$T"
+
+# Runs a command under /usr/bin/time: prints wall seconds, peak RSS and the exit code.
+timed() { # label log command...
+  local label=$1 log=$2
+  shift 2
+  /usr/bin/time -f "%e %M" -o "$log.time" "$@" >"$log" 2>&1
+  local rc=$?
+  # The last line holds the numbers (a killed command's file starts with the signal).
+  read -r secs kb < <(tail -1 "$log.time")
+  printf '%-18s %8.1f s  peak RSS %6.0f MB  exit %d\n' "$label" "$secs" "$((kb / 1024))" "$rc" | tee -a "$T"
+  return $rc
+}
+
+fail=0
+for stage in autoencoder temporal-decoder image-ldm video-ldm interpolator upsampler upsampler-video; do
+  timed "$stage" "$OUT/$stage.log" "$B" train "$stage" --tier base --device "$DEV" --steps "$STEPS" --batch 1 \
+    --warmup 1 --eval-every 100000 --checkpoint-every 100000 --weights "$W" --run-dir "$OUT/runs/$stage" || {
+    fail=1
+    tail -5 "$OUT/$stage.log" | tee -a "$T"
+    break
+  }
+done
+if [ $fail = 0 ]; then
+  gen=(generate scenarios/quickstart.ron --weights "$W" --device "$DEV" --futures 2 --seconds 1.2 --steps 2
+    --upsample-steps 1 --out "$OUT/gen")
+  timed "generate" "$OUT/generate.log" "$B" "${gen[@]}" || fail=1
+  # Bit-identical replays are the CPU backend's promise.
+  if [ $fail = 0 ] && [ "$DEV" = cpu ]; then
+    timed "replay" "$OUT/replay.log" "$B" replay "$OUT/gen/quickstart" || fail=1
+    tail -2 "$OUT/replay.log" | tee -a "$T"
+  fi
+fi
+du -sh "$W" | tee -a "$T"
+exit $fail
