@@ -104,10 +104,10 @@ pub trait Task<B: AutodiffBackend> {
 pub const HELD_OUT_ITEMS: usize = 8;
 
 /// Held-out items per forward pass (each pass draws its own noise and timesteps).
-const HELD_OUT_CHUNK: usize = 2;
+pub(crate) const HELD_OUT_CHUNK: usize = 2;
 
 /// Seed of the held-out batch's noise and timesteps: the same at every evaluation.
-const HELD_OUT_DRAWS: u64 = 0xE7A1;
+pub(crate) const HELD_OUT_DRAWS: u64 = 0xE7A1;
 
 /// Optimisation settings shared by all stages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -240,6 +240,30 @@ fn the_held_out_loss_does_not_follow_the_batch_size() {
     }
 }
 
+/// The held-out pass keeps no autodiff graph, and that changes nothing it measures: its
+/// loss equals the same chunks' losses through the model as training holds it, and the
+/// model's parameters still require gradients afterwards.
+#[test]
+fn the_held_out_loss_without_a_graph_is_the_tracked_models_loss() {
+    use crate::train::fit::{Batch, HELD_OUT_CHUNK, HELD_OUT_DRAWS, HELD_OUT_ITEMS, Task};
+    use burn::tensor::ElementConversion;
+    let dev = Default::default();
+    let model = task_init();
+    let t = task();
+    let seeds = FrameSource::held_out_seeds(HELD_OUT_ITEMS);
+    let tracked: f64 = seeds
+        .chunks(HELD_OUT_CHUNK)
+        .enumerate()
+        .map(|(i, part)| {
+            let loss = Task::<AB>::batch_loss(&t, &model, part, HELD_OUT_DRAWS ^ i as u64, Batch::HeldOut, &dev);
+            f64::from(loss.into_scalar().elem::<f32>()) * part.len() as f64
+        })
+        .sum();
+    let held_out = Task::<AB>::held_out_loss(&t, &model, &dev);
+    assert_eq!(held_out, (tracked / seeds.len() as f64) as f32);
+    assert!(model.encoder.conv_in.weight.val().is_require_grad(), "the model itself is untouched");
+}
+
 /// The autoencoder's saved weights carry their held-out PSNR: a reconstruction of the
 /// frames themselves would be infinite, an untrained one is finite and low.
 #[test]
