@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
@@ -15,7 +16,7 @@ use latentdrive::pipeline::{
 };
 
 use crate::generate_cmd::DeviceArg;
-use crate::{InputError, progress_bar};
+use crate::{InputError, PlainProgress, progress_bar};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -193,10 +194,17 @@ fn run<B: Backend>(a: &EvalArgs, opts: &EvalOptions, device: B::Device) -> Resul
     })?;
     let generator = Generator::new(models, device);
     let bar = progress_bar(1, "eval");
+    let mut lines = PlainProgress::without_terminal("eval", 1);
     let mut on_progress = |p: eval::EvalProgress<'_>| {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
         bar.set_message(p.what.to_string());
+        if let Some(lines) = lines.as_mut() {
+            lines.set_steps(p.total as u64);
+            if let Some(line) = lines.step(p.done as u64, Instant::now()) {
+                eprintln!("{line} ({})", p.what);
+            }
+        }
     };
     let results = eval::evaluate(&generator, &evaluators, evaluators_dir, opts, &CANCEL, &mut on_progress);
     bar.finish_and_clear();

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
@@ -14,7 +15,7 @@ use latentdrive::pipeline::{
 };
 use latentdrive::scenario::{self, Scenario};
 
-use crate::{InputError, progress_bar};
+use crate::{InputError, PlainProgress, progress_bar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum DeviceArg {
@@ -275,11 +276,15 @@ fn generate_all<B: Backend>(
         let future_bars: Vec<_> = (0..futures)
             .map(|k| bars.add(progress_bar(plan.future_units as u64, &format!("future {}/{futures}", k + 1))))
             .collect();
+        let mut lines = PlainProgress::without_terminal(&s.name, plan.total_units as u64);
         let mut on_event = |e: Event| {
-            if let Event::Step { future, phase, .. } = e {
+            if let Event::Step { future, phase, done, .. } = e {
                 let bar = future.map_or(&frame0, |k| &future_bars[k]);
                 bar.inc(1);
                 bar.set_message(phase.name());
+                if let Some(line) = lines.as_mut().and_then(|l| l.step(done as u64, Instant::now())) {
+                    eprintln!("{line} ({})", phase.name());
+                }
             }
         };
         let summary = pipeline::generate_to_dir(generator, &request, &out, device_name, &mut on_event, &CANCEL);
@@ -313,10 +318,14 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
     let meta = pipeline::output::read_metadata(&a.run).map_err(|e| InputError(e.to_string()))?;
     let bar = progress_bar(meta.plan.total_units as u64, "replay");
+    let mut lines = PlainProgress::without_terminal("replay", meta.plan.total_units as u64);
     let mut on_event = |e: Event| {
         if let Event::Step { done, phase, .. } = e {
             bar.set_position(done as u64);
             bar.set_message(phase.name());
+            if let Some(line) = lines.as_mut().and_then(|l| l.step(done as u64, Instant::now())) {
+                eprintln!("{line} ({})", phase.name());
+            }
         }
     };
     let report = on_backend!(a.device, |device: B, name| {

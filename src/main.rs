@@ -793,7 +793,7 @@ fn with_training_loop<R>(
     }
     let bar = progress_bar(a.steps, name);
     // Without a terminal (nohup, a batch job) the bar draws nothing: a plain line a minute instead.
-    let mut lines = (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| PlainProgress::new(name, a.steps));
+    let mut lines = PlainProgress::without_terminal(name, a.steps);
     let mut held_out = String::new();
     let mut on_event = |event| match event {
         train::Event::Step { step, loss, lr, .. } => {
@@ -815,8 +815,10 @@ fn with_training_loop<R>(
     result
 }
 
-/// Training progress as plain lines, at most one per [`PlainProgress::EVERY`] and at the last step.
-struct PlainProgress {
+/// Progress of a long command (training, generation, replay, evaluation) as plain lines, at
+/// most one per [`PlainProgress::EVERY`] and at the last step: without a terminal (nohup, a
+/// batch job, output piped to a log) indicatif's bars draw nothing.
+pub(crate) struct PlainProgress {
     name: String,
     steps: u64,
     /// The first step seen and when: the rate counts from there (a resumed run starts midway).
@@ -831,8 +833,18 @@ impl PlainProgress {
         PlainProgress { name: name.to_string(), steps, start: None, last_line: None }
     }
 
+    /// A `PlainProgress` where stderr is not a terminal (the bars draw there otherwise).
+    pub(crate) fn without_terminal(name: &str, steps: u64) -> Option<Self> {
+        (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| Self::new(name, steps))
+    }
+
+    /// Changes the number of steps the run will take (an evaluation learns it as it goes).
+    pub(crate) fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
     /// The line for `step`, done at `now`, if one is due: `name step k/n, s/step, ETA`.
-    fn step(&mut self, step: u64, now: Instant) -> Option<String> {
+    pub(crate) fn step(&mut self, step: u64, now: Instant) -> Option<String> {
         let &mut (first, t0) = self.start.get_or_insert((step, now));
         let due = step >= self.steps || self.last_line.unwrap_or(t0) + Self::EVERY <= now;
         if !due || step == first {
@@ -936,5 +948,16 @@ mod tests {
         assert!(line.ends_with("61.00 s/step, ETA 33h52m"), "{line}");
         let last = p.step(100, t0 + Duration::from_secs(121)).expect("the last step always prints");
         assert!(last.starts_with("video-ldm step 100/100, ") && last.ends_with("ETA 0m00s"), "{last}");
+    }
+
+    #[test]
+    fn plain_progress_takes_a_total_learnt_on_the_way() {
+        // `eval` knows its number of steps only from its first progress report.
+        let t0 = Instant::now();
+        let mut p = PlainProgress::new("eval", 1);
+        p.set_steps(100);
+        assert_eq!(p.step(1, t0), None);
+        let line = p.step(11, t0 + Duration::from_secs(60)).expect("a line after a minute");
+        assert_eq!(line, "eval step 11/100, 6.00 s/step, ETA 8m54s");
     }
 }
