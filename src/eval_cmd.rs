@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
@@ -201,9 +200,7 @@ fn run<B: Backend>(a: &EvalArgs, opts: &EvalOptions, device: B::Device) -> Resul
         bar.set_message(p.what.to_string());
         if let Some(lines) = lines.as_mut() {
             lines.set_steps(p.total as u64);
-            if let Some(line) = lines.step(p.done as u64, Instant::now()) {
-                eprintln!("{line} ({})", p.what);
-            }
+            lines.print_step(p.done as u64, p.what);
         }
     };
     let results = eval::evaluate(&generator, &evaluators, evaluators_dir, opts, &CANCEL, &mut on_progress);

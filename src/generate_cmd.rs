@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
@@ -282,8 +281,8 @@ fn generate_all<B: Backend>(
                 let bar = future.map_or(&frame0, |k| &future_bars[k]);
                 bar.inc(1);
                 bar.set_message(phase.name());
-                if let Some(line) = lines.as_mut().and_then(|l| l.step(done as u64, Instant::now())) {
-                    eprintln!("{line} ({})", phase.name());
+                if let Some(lines) = lines.as_mut() {
+                    lines.print_step(done as u64, phase.name());
                 }
             }
         };
@@ -323,8 +322,8 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         if let Event::Step { done, phase, .. } = e {
             bar.set_position(done as u64);
             bar.set_message(phase.name());
-            if let Some(line) = lines.as_mut().and_then(|l| l.step(done as u64, Instant::now())) {
-                eprintln!("{line} ({})", phase.name());
+            if let Some(lines) = lines.as_mut() {
+                lines.print_step(done as u64, phase.name());
             }
         }
     };

@@ -843,8 +843,15 @@ impl PlainProgress {
         self.steps = steps;
     }
 
+    /// Prints the line for `step`, if one is due, with what is being done in brackets.
+    pub(crate) fn print_step(&mut self, step: u64, what: &str) {
+        if let Some(line) = self.step(step, Instant::now()) {
+            eprintln!("{line} ({what})");
+        }
+    }
+
     /// The line for `step`, done at `now`, if one is due: `name step k/n, s/step, ETA`.
-    pub(crate) fn step(&mut self, step: u64, now: Instant) -> Option<String> {
+    fn step(&mut self, step: u64, now: Instant) -> Option<String> {
         let &mut (first, t0) = self.start.get_or_insert((step, now));
         let due = step >= self.steps || self.last_line.unwrap_or(t0) + Self::EVERY <= now;
         if !due || step == first {
