@@ -4,7 +4,8 @@
 //! the same way. The report is written by [`super::report`].
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
@@ -454,7 +455,18 @@ struct Progress<'a> {
     on_progress: &'a mut dyn FnMut(EvalProgress<'_>),
 }
 
+impl Progress<'_> {
+    fn report(&mut self, what: &str, done: usize) {
+        (self.on_progress)(EvalProgress { what, done, total: self.total });
+    }
+}
+
 /// Generates every scene with `setting`; returns the frames and the wall time.
+///
+/// The generator samples a scene's futures on its threads; when a scene has fewer
+/// futures than the generator has threads (frame-0 evaluations, drift), scenes run side
+/// by side as well, `threads / futures` at a time. Each scene's frames depend only on
+/// its scenario and the options, so the result is the same for any number of workers.
 fn generate<B: Backend>(
     generator: &Generator<B>,
     scenes: &[EvalScene],
@@ -463,30 +475,118 @@ fn generate<B: Backend>(
     progress: &mut Progress<'_>,
 ) -> Result<(SceneFrames, f64), EvalError> {
     let t0 = Instant::now();
-    let size = generator.models.frame_size();
-    let mut all = Vec::with_capacity(scenes.len());
-    for scene in scenes {
-        let mut sink = Collect::new(size, setting.options.futures);
-        let base = progress.done;
-        let (total, on) = (progress.total, &mut progress.on_progress);
-        let mut last = 0;
-        let label = format!("{} ({})", setting.label, scene.scenario.name);
-        generator.run(
-            &scene.scenario,
-            &setting.options,
-            &mut sink,
-            &mut |e| {
-                if let pipeline::Event::Step { done, .. } = e {
-                    last = done;
-                    on(EvalProgress { what: &label, done: base + done, total });
-                }
-            },
-            cancel,
-        )?;
-        progress.done = base + last;
-        all.push(sink.futures);
-    }
+    let workers = (generator.threads() / setting.options.futures.max(1)).clamp(1, scenes.len().max(1));
+    let all = if workers > 1 {
+        scenes_in_parallel(generator, scenes, setting, workers, cancel, progress)?
+    } else {
+        let mut all = Vec::with_capacity(scenes.len());
+        for scene in scenes {
+            let base = progress.done;
+            let mut last = 0;
+            let label = scene_label(setting, scene);
+            let frames = generate_scene(generator, scene, setting, cancel, &mut |done| {
+                last = done;
+                progress.report(&label, base + done);
+            })?;
+            progress.done = base + last;
+            all.push(frames);
+        }
+        all
+    };
     Ok((all, t0.elapsed().as_secs_f64()))
+}
+
+/// One scene's futures at key-frame size; `on_step` gets the run's steps done so far.
+fn generate_scene<B: Backend>(
+    generator: &Generator<B>,
+    scene: &EvalScene,
+    setting: &Setting,
+    cancel: &AtomicBool,
+    on_step: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<RgbImage>>, PipelineError> {
+    let mut sink = Collect::new(generator.models.frame_size(), setting.options.futures);
+    let mut on_event = |e| {
+        if let pipeline::Event::Step { done, .. } = e {
+            on_step(done);
+        }
+    };
+    generator.run(&scene.scenario, &setting.options, &mut sink, &mut on_event, cancel)?;
+    Ok(sink.futures)
+}
+
+fn scene_label(setting: &Setting, scene: &EvalScene) -> String {
+    format!("{} ({})", setting.label, scene.scenario.name)
+}
+
+/// [`generate`] with `workers` scenes at a time, each worker taking the next scene when
+/// it finishes one. Progress comes back over a channel to this thread, which alone
+/// reports it; the first failure (or `cancel`) stops every worker.
+fn scenes_in_parallel<B: Backend>(
+    generator: &Generator<B>,
+    scenes: &[EvalScene],
+    setting: &Setting,
+    workers: usize,
+    cancel: &AtomicBool,
+    progress: &mut Progress<'_>,
+) -> Result<SceneFrames, EvalError> {
+    enum Message {
+        Step { scene: usize, done: usize },
+        Done { scene: usize, frames: Result<Vec<Vec<RgbImage>>, PipelineError> },
+    }
+    let next = AtomicUsize::new(0);
+    // Set on `cancel` or a failure; the workers' runs poll it.
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Message>();
+    let base = progress.done;
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                loop {
+                    let scene = next.fetch_add(1, Ordering::Relaxed);
+                    if scene >= scenes.len() || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut on_step = |done| {
+                        // The receiver lives until every worker is gone.
+                        let _ = tx.send(Message::Step { scene, done });
+                    };
+                    let frames = generate_scene(generator, &scenes[scene], setting, stop, &mut on_step);
+                    let _ = tx.send(Message::Done { scene, frames });
+                }
+            });
+        }
+        drop(tx);
+        let mut steps = vec![0; scenes.len()];
+        let mut frames: Vec<Option<Vec<Vec<RgbImage>>>> = vec![None; scenes.len()];
+        let mut first_error = None;
+        for message in rx {
+            if cancel.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            match message {
+                Message::Step { scene, done } => {
+                    steps[scene] = done;
+                    progress.report(&scene_label(setting, &scenes[scene]), base + steps.iter().sum::<usize>());
+                }
+                Message::Done { scene, frames: Ok(f) } => frames[scene] = Some(f),
+                Message::Done { frames: Err(e), .. } => {
+                    stop.store(true, Ordering::Relaxed);
+                    // A worker stopped by another's failure reports `Cancelled`: keep the cause.
+                    if first_error.is_none() || matches!(first_error, Some(PipelineError::Cancelled)) {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        progress.done = base + steps.iter().sum::<usize>();
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+        // Without a failure, only `cancel` leaves a scene unstarted.
+        frames.into_iter().map(|f| f.ok_or(EvalError::Pipeline(PipelineError::Cancelled))).collect()
+    })
 }
 
 /// The ablation tables' settings: (name, parameter, rows).
@@ -601,4 +701,48 @@ fn drift<B: Backend>(
         });
     }
     Ok(DriftResult { seconds: d.seconds, segment_s: d.segment_s, segments: out, generation_s: seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelTier;
+    use crate::pipeline::Models;
+    use burn::backend::Flex;
+
+    fn setting(steps: usize) -> Setting {
+        let scene = EvalScene::new(0, (16, 32), 4);
+        let mut options = GenerateOptions::from_scenario(&scene.scenario);
+        (options.steps, options.futures, options.seconds, options.upsample) = (steps, 1, 0.4, UpsampleMode::Off);
+        Setting { label: "main".into(), value: None, options }
+    }
+
+    fn frames(g: &Generator<Flex>, scenes: &[EvalScene], cancel: bool) -> Result<(SceneFrames, usize), EvalError> {
+        let mut reported = 0;
+        let mut on_progress = |p: EvalProgress<'_>| reported = reported.max(p.done);
+        let mut progress = Progress { done: 0, total: 0, on_progress: &mut on_progress };
+        let (frames, _) = generate(g, scenes, &setting(2), &AtomicBool::new(cancel), &mut progress)?;
+        assert_eq!(progress.done, reported, "the last report is the steps done");
+        Ok((frames, reported))
+    }
+
+    /// One future per scene: two threads run two scenes at a time, with the frames and
+    /// the step count of one scene at a time; a cancelled run stops with `Cancelled`.
+    #[test]
+    fn scenes_side_by_side_give_the_frames_of_one_at_a_time() {
+        let models = || Models::<Flex>::seeded(ModelTier::Micro, 3, &Default::default());
+        let (one, two) = (
+            Generator::new(models(), Default::default()).with_threads(1),
+            Generator::new(models(), Default::default()).with_threads(2),
+        );
+        let scenes: Vec<_> =
+            (0..3).map(|i| EvalScene::new(i, one.models.frame_size(), one.models.image_ldm.box_slots())).collect();
+        let (a, steps_a) = frames(&one, &scenes, false).unwrap();
+        let (b, steps_b) = frames(&two, &scenes, false).unwrap();
+        assert_eq!((a.len(), a[0].len()), (3, 1));
+        assert!(!a[0][0].is_empty());
+        assert_eq!(a, b, "other frames with scenes side by side");
+        assert_eq!(steps_a, steps_b);
+        assert!(matches!(frames(&two, &scenes, true), Err(EvalError::Pipeline(PipelineError::Cancelled))));
+    }
 }
