@@ -93,7 +93,7 @@ fn training_table(dir: &Path, runs: &Path, manifest: &Manifest) -> Result<String
     // A stage whose training log is gone (another machine, a wiped run folder) keeps its
     // row from the card already in `dir`, which was made from that log.
     let previous_card = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap_or_default();
-    writeln!(card, "| stage | steps | wall time | held-out loss (first → last) | hardware |")?;
+    writeln!(card, "| stage | steps | wall time | held-out loss of the latest run (first → last) | hardware |")?;
     writeln!(card, "|---|---|---|---|---|")?;
     for (model, run) in [
         ("autoencoder", "autoencoder"),
@@ -433,7 +433,9 @@ fn main() -> Result<()> {
          ## Training\n\n{card}\n\
          Held-out losses: autoencoder = L1 on [-1, 1]; temporal decoder = L1 + 0.5·edge + 1·temporal \
          reconstruction (L1 of the frame-to-frame changes) on [-1, 1]; latent diffusion stages = {latent_loss} (1.0 = \
-         predicting nothing); upsampler = MSE of its x̂_0 on [-1, 1] (it predicts x_0). The files hold EMA weights.\n\n\
+         predicting nothing); upsampler = MSE of its x̂_0 on [-1, 1] (it predicts x_0). A continued stage's \
+         column is its latest run's log; the earlier runs' last held-out losses are in the manifest's training notes \
+         (where recorded). The files hold EMA weights.\n\n\
          ## Measured quality\n\n| measure | value |\n|---|---|\n{quality}\n\
          Samples: `docs/samples/autoencoder.png` (held-out renders over reconstructions), `frame0.png` (world \
          render | generated frame 0 with the requested boxes outlined, per example scenario), `futures.png` \
