@@ -314,7 +314,9 @@ struct TrainArgs {
     /// Global gradient-norm clip.
     #[arg(long, default_value_t = 1.0)]
     grad_clip: f32,
-    /// EMA decay of the weights that are saved.
+    /// EMA decay of the weights that are saved. The decay used after step t is
+    /// min(this, (1 + t)/(10 + t)), so a short run (at 0.999: under about 9,000 steps) averages
+    /// its own recent steps whatever this is.
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
     /// Steps between checkpoints (also written on Ctrl-C and at the end).
