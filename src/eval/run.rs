@@ -476,23 +476,7 @@ fn generate<B: Backend>(
 ) -> Result<(SceneFrames, f64), EvalError> {
     let t0 = Instant::now();
     let workers = (generator.threads() / setting.options.futures.max(1)).clamp(1, scenes.len().max(1));
-    let all = if workers > 1 {
-        scenes_in_parallel(generator, scenes, setting, workers, cancel, progress)?
-    } else {
-        let mut all = Vec::with_capacity(scenes.len());
-        for scene in scenes {
-            let base = progress.done;
-            let mut last = 0;
-            let label = scene_label(setting, scene);
-            let frames = generate_scene(generator, scene, setting, cancel, &mut |done| {
-                last = done;
-                progress.report(&label, base + done);
-            })?;
-            progress.done = base + last;
-            all.push(frames);
-        }
-        all
-    };
+    let all = scenes_on_workers(generator, scenes, setting, workers, cancel, progress)?;
     Ok((all, t0.elapsed().as_secs_f64()))
 }
 
@@ -514,14 +498,10 @@ fn generate_scene<B: Backend>(
     Ok(sink.futures)
 }
 
-fn scene_label(setting: &Setting, scene: &EvalScene) -> String {
-    format!("{} ({})", setting.label, scene.scenario.name)
-}
-
-/// [`generate`] with `workers` scenes at a time, each worker taking the next scene when
-/// it finishes one. Progress comes back over a channel to this thread, which alone
-/// reports it; the first failure (or `cancel`) stops every worker.
-fn scenes_in_parallel<B: Backend>(
+/// [`generate`] with `workers` scenes at a time (one or more threads), each worker taking
+/// the next scene when it finishes one. Progress comes back over a channel to this
+/// thread, which alone reports it; the first failure (or `cancel`) stops every worker.
+fn scenes_on_workers<B: Backend>(
     generator: &Generator<B>,
     scenes: &[EvalScene],
     setting: &Setting,
@@ -568,7 +548,8 @@ fn scenes_in_parallel<B: Backend>(
             match message {
                 Message::Step { scene, done } => {
                     steps[scene] = done;
-                    progress.report(&scene_label(setting, &scenes[scene]), base + steps.iter().sum::<usize>());
+                    let what = format!("{} ({})", setting.label, scenes[scene].scenario.name);
+                    progress.report(&what, base + steps.iter().sum::<usize>());
                 }
                 Message::Done { scene, frames: Ok(f) } => frames[scene] = Some(f),
                 Message::Done { frames: Err(e), .. } => {
