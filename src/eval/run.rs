@@ -286,7 +286,7 @@ pub fn evaluate<B: Backend>(
     // The evaluators' own accuracy, on held-out renders (not the scene set).
     let frames = FrameSource::new(size.0, size.1, 0);
     let held_out = FrameSource::held_out_seeds(HELD_OUT_WORLDS);
-    (progress.on_progress)(EvalProgress { what: "evaluators' held-out accuracy", done: 0, total });
+    progress.report("evaluators' held-out accuracy", 0);
     let det = detector_accuracy(&evaluators.detector, &frames, &held_out, device);
     let cls = classifier_accuracy(&evaluators.classifier, &frames, &held_out, device);
     let count = crowd.as_ref().ok().map(|c| c.accuracy(&evaluators.detector, &frames, &held_out, device));
