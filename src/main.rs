@@ -387,6 +387,12 @@ struct TrainArgs {
     /// latents). Held-out losses never use it.
     #[arg(long)]
     guess_share: Option<f64>,
+    /// Image LDM only: extra training-loss weight on car boxes. Each latent cell's squared
+    /// error counts 1 + W × the fraction of it the frame's car boxes cover, normalised so the
+    /// loss keeps its scale: the model spends more of its width on the cars [default: 0, a
+    /// uniform loss]. Held-out losses stay uniform, so runs compare.
+    #[arg(long, value_name = "W")]
+    box_weight: Option<f64>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -674,6 +680,7 @@ fn train_one(
         guess_share: a
             .guess_share
             .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator))),
+        box_weight: a.box_weight.filter(|_| image_ldm),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

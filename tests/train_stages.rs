@@ -39,6 +39,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         disc_start: None,
         high_noise: None,
         guess_share: None,
+        box_weight: None,
         latent_channels: None,
         diffusion: None,
         latent_norm: None,
@@ -561,6 +562,41 @@ fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_r
     ] {
         let mut opts = micro(stage, 1, root.join("guess-refused"), weights.clone());
         (opts.guess_share, opts.data) = (Some(share), data);
+        let err = refusal(&opts);
+        assert!(err.contains(expected), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn box_weight_changes_the_image_ldm_training_and_is_kept_on_resume() {
+    let root = std::env::temp_dir().join(format!("latentdrive-box-weight-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let weights = root.join("weights");
+    train_stage(&micro(Stage::Autoencoder, 2, root.join("ae"), weights.clone()), &AtomicBool::new(false), |_| {})
+        .unwrap();
+    let losses = |name: &str, weight: Option<f64>| {
+        let mut opts = micro(Stage::ImageLdm, 2, root.join(name), weights.clone());
+        opts.box_weight = weight;
+        step_losses(&opts)
+    };
+    let uniform = losses("uniform", None);
+    // A weight of 0 is the uniform loss; a weight on the boxes moves the same step's loss.
+    assert_eq!(losses("zero", Some(0.0)), uniform);
+    let boxed = losses("boxed", Some(4.0));
+    assert!(boxed.iter().all(|l| l.is_finite()), "{boxed:?}");
+    assert_ne!(boxed[0], uniform[0], "the first step's loss did not weigh the boxes");
+    // Recorded in the run folder: a resume with another weight is refused.
+    let mut resumed = micro(Stage::ImageLdm, 3, root.join("boxed"), weights.clone());
+    (resumed.resume, resumed.box_weight) = (true, Some(1.0));
+    let err = refusal(&resumed);
+    assert!(err.contains("--box-weight 4, not 1"), "{err}");
+    for (stage, weight, expected) in [
+        (Stage::VideoLdm, 4.0, "--box-weight applies to the image-ldm stage only"),
+        (Stage::ImageLdm, -1.0, "--box-weight takes a weight ≥ 0, not -1"),
+    ] {
+        let mut opts = micro(stage, 1, root.join("box-refused"), weights.clone());
+        opts.box_weight = Some(weight);
         let err = refusal(&opts);
         assert!(err.contains(expected), "{err}");
     }

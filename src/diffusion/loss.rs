@@ -38,6 +38,16 @@ pub fn weighted_mse<B: Backend, const D: usize>(
     (per_sample_mse(pred, target) * w).mean()
 }
 
+/// `Σ m·(pred − target)² / Σ m` with a weight per spatial cell: `pred`, `target` `[b, c, h, w]`,
+/// `map` `[b, 1, h, w]` (broadcast over channels, positive somewhere) → `[1]`. Normalised by
+/// the weights' sum, so a constant map gives [`mse`] and the loss keeps its scale while the map
+/// moves the gradient towards the heavier cells (the image LDM's `--box-weight`).
+pub fn spatially_weighted_mse<B: Backend>(pred: Tensor<B, 4>, target: Tensor<B, 4>, map: Tensor<B, 4>) -> Tensor<B, 1> {
+    let [b, c, h, w] = pred.dims();
+    let map = map.expand([b, c, h, w]);
+    ((pred - target).powi_scalar(2) * map.clone()).sum() / map.sum()
+}
+
 /// How samples at different noise levels are weighted in the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub enum LossWeighting {
@@ -112,6 +122,26 @@ mod tests {
         let g = pred.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
         // d/dp of (1/b)·Σ_i w_i·(1/n)·Σ_j (p−y)² = 2·w_i·(p−y)/(b·n), b = n = 2.
         assert_eq!(g, vec![0.0, 1.0, 4.5, 0.0]);
+    }
+
+    #[test]
+    fn spatially_weighted_mse_values_and_gradient() {
+        type A = Autodiff<Flex>;
+        let t4 = |v: &[f32], shape: [usize; 4]| {
+            Tensor::<A, 4>::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
+        };
+        // One sample, 2 channels, 1 × 2 cells; squared errors [1, 4 | 9, 16].
+        let pred = t4(&[1.0, 2.0, 3.0, 4.0], [1, 2, 1, 2]).require_grad();
+        let target = t4(&[0.0; 4], [1, 2, 1, 2]);
+        let even = t4(&[3.0, 3.0], [1, 1, 1, 2]);
+        assert_eq!(scalar(spatially_weighted_mse(pred.clone(), target.clone(), even)), 30.0 / 4.0);
+        // Weight 3 on the second cell: (1 + 9 + 3·(4 + 16)) / (2·(1 + 3)).
+        let heavy = t4(&[1.0, 3.0], [1, 1, 1, 2]);
+        let loss = spatially_weighted_mse(pred.clone(), target, heavy);
+        assert_eq!(scalar(loss.clone()), 70.0 / 8.0);
+        let g = pred.grad(&loss.backward()).unwrap().into_data().to_vec::<f32>().unwrap();
+        // d/dp = 2·m·p / Σm with Σm = 8.
+        assert_eq!(g, vec![0.25, 1.5, 0.75, 3.0]);
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub struct TrainOptions {
     /// generation's guess instead of from the clip: the prediction guide's (video-ldm,
     /// rendered data only) or the interpolation guide's (interpolator); default 0.
     pub guess_share: Option<f64>,
+    /// Extra training-loss weight inside car boxes (image-ldm stage only; default 0, a
+    /// uniform loss); see [`ImageLdmTask::box_weight`].
+    pub box_weight: Option<f64>,
 }
 
 /// How the image LDM maps the autoencoder's latents to its own (`train image-ldm
@@ -280,6 +283,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 frames,
                 batch: opts.batch,
                 drop_p: LABEL_DROP_P,
+                box_weight: opts.box_weight.unwrap_or(0.0),
                 init_from: start.as_ref().map(|s| s.spatial.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -613,6 +617,9 @@ struct ModelOptions {
     /// The prediction model's guess share (`--guess-share`).
     #[serde(default)]
     guess_share: Option<f64>,
+    /// The image LDM's box weight (`--box-weight`).
+    #[serde(default)]
+    box_weight: Option<f64>,
 }
 
 const MODEL_OPTIONS: &str = "options.json";
@@ -637,6 +644,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         disc_start: opts.disc_start,
         high_noise: opts.high_noise,
         guess_share: opts.guess_share,
+        box_weight: opts.box_weight,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
@@ -689,6 +697,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--guess-share", was.to_string(), now.to_string()));
     }
+    if let (Some(now), Some(was)) = (given.box_weight, saved.box_weight)
+        && now != was
+    {
+        return Err(clash("--box-weight", was.to_string(), now.to_string()));
+    }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
         tracing::warn!(
@@ -704,6 +717,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     opts.disc_start = given.disc_start.or(saved.disc_start);
     opts.high_noise = given.high_noise.or(saved.high_noise);
     opts.guess_share = given.guess_share.or(saved.guess_share);
+    opts.box_weight = given.box_weight.or(saved.box_weight);
     opts.init_from = saved.init_from;
     Ok(opts)
 }
@@ -768,6 +782,14 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         }
         if !(0.0..=1.0).contains(&share) {
             return Err(TrainError::Options(format!("{flag} takes a share in [0, 1], not {share}")));
+        }
+    }
+    if let Some(weight) = opts.box_weight {
+        if opts.stage != Stage::ImageLdm {
+            return Err(TrainError::Options("--box-weight applies to the image-ldm stage only".into()));
+        }
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(TrainError::Options(format!("--box-weight takes a weight ≥ 0, not {weight}")));
         }
     }
     if opts.guess_share.is_some_and(|s| s > 0.0) && opts.data.is_some() && opts.stage == Stage::VideoLdm {
@@ -980,7 +1002,7 @@ fn record<IB: Backend, C: Serialize>(
         wall_time_s: super::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: hardware::<IB>(),
         data: format!(
-            "{}, {}, batch {}{}{}",
+            "{}, {}, batch {}{}{}{}",
             match &opts.data {
                 Some(dir) => format!("dataset {}", dir.display()),
                 None => format!("procedural world, world seeds from run seed {} (training range < 2^40)", opts.seed),
@@ -1007,6 +1029,10 @@ fn record<IB: Backend, C: Serialize>(
                         format!(", {share} of the clips noised from the interpolation guide's guess"),
                     _ => format!(", {share} of the clips with context noised from the prediction guide's guess"),
                 },
+                _ => String::new(),
+            },
+            match opts.box_weight {
+                Some(weight) if weight > 0.0 => format!(", loss weight 1 + {weight} on car boxes"),
                 _ => String::new(),
             }
         ),

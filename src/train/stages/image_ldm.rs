@@ -26,6 +26,11 @@ pub struct ImageLdmTask<IB: burn::tensor::backend::Backend> {
     pub frames: FrameSource,
     pub batch: usize,
     pub drop_p: f64,
+    /// Extra training-loss weight on car boxes: each latent cell's squared error counts
+    /// `1 + box_weight × ` the fraction of it the frame's boxes cover (requested or dropped
+    /// for CFG alike: the cars are in the target either way). 0: uniform. Held-out losses
+    /// stay uniform, so runs compare.
+    pub box_weight: f64,
     /// Start from these trained image LDM weights instead of a seeded init.
     pub init_from: Option<std::path::PathBuf>,
 }
@@ -62,6 +67,7 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
         seeds: &[u64],
         draw_seed: u64,
         drop_p: f64,
+        box_weight: f64,
         device: &B::Device,
     ) -> Tensor<B, 1> {
         let (frames, conds, boxes) = self.frames.labelled_frames::<B>(seeds, device);
@@ -79,6 +85,12 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
             device,
         ));
         let slots = self.config.boxes.as_ref().map_or(0, |b| b.slots);
+        let weight_map = (box_weight > 0.0).then(|| {
+            // Every car weighs, also those past the tier's token slots.
+            let all: Vec<_> = boxes.iter().cloned().map(Some).collect();
+            let k = boxes.iter().map(Vec::len).max().unwrap_or(0);
+            crate::model::Boxes::<B>::new(&all, k, h, w, device).layout * box_weight + 1.0
+        });
         input.boxes = Some(crate::model::Boxes::new(
             &boxes.into_iter().zip(&d.keep_boxes).map(|(b, k)| k.then_some(b)).collect::<Vec<_>>(),
             slots,
@@ -87,7 +99,10 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
             device,
         ));
         let target = self.schedule.training_target(z0, d.noise, &d.timesteps, self.diffusion.prediction);
-        crate::diffusion::mse(model.forward(input), target)
+        match weight_map {
+            Some(map) => crate::diffusion::spatially_weighted_mse(model.forward(input), target, map),
+            None => crate::diffusion::mse(model.forward(input), target),
+        }
     }
 }
 
@@ -118,7 +133,8 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
         batch: Batch,
         device: &B::Device,
     ) -> Tensor<B, 1> {
-        self.diffusion_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), device)
+        let box_weight = if matches!(batch, Batch::Train { .. }) { self.box_weight } else { 0.0 };
+        self.diffusion_loss(model, seeds, draw_seed, batch.dropout(self.drop_p), box_weight, device)
     }
 
     /// Held-out renders (top row) over samples of the model for their labels and boxes
