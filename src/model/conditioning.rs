@@ -113,6 +113,19 @@ impl<B: Backend> Boxes<B> {
     }
 }
 
+/// `[n, 1, h, w]`: the share of each of `h × w` cells that a sample's boxes cover (clamped to
+/// 1), all of its boxes, whatever the token slots: where the cars are in a frame (the image
+/// LDM's `--box-weight` loss map).
+pub fn box_cover<B: Backend>(boxes: &[Vec<[f32; 4]>], h: usize, w: usize, device: &B::Device) -> Tensor<B, 4> {
+    let mut map = vec![0f32; boxes.len() * h * w];
+    for (cells, sample) in map.chunks_mut(h * w).zip(boxes) {
+        for b in sample {
+            rasterise(cells, h, w, b);
+        }
+    }
+    Tensor::from_data(TensorData::new(map, [boxes.len(), 1, h, w]), device)
+}
+
 /// Adds the exact area fraction of each cell covered by box `b` (normalised coords).
 fn rasterise(map: &mut [f32], h: usize, w: usize, b: &[f32; 4]) {
     let (x1, y1, x2, y2) = (b[0] * w as f32, b[1] * h as f32, b[2] * w as f32, b[3] * h as f32);
@@ -218,6 +231,15 @@ mod tests {
         assert_eq!(&m[..8], &[0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]);
         assert!(m[8..].iter().all(|&v| v == 0.0), "dropped boxes give an empty map");
         assert_eq!(b.present.into_data().to_vec::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn box_cover_counts_every_box_once_per_cell() {
+        // A 2 × 4 map; the first two boxes overlap in cell 0, the third would be past 2 token slots.
+        let boxes = vec![vec![[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.25, 0.5], [0.75, 0.5, 1.0, 1.0]], vec![]];
+        let m = box_cover::<Flex>(&boxes, 2, 4, &Default::default()).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(&m[..8], &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert!(m[8..].iter().all(|&v| v == 0.0), "no boxes give an empty map");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod unet;
 pub mod upsampler;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
-pub use conditioning::{BoxEncoderConfig, Boxes, Labels};
+pub use conditioning::{BoxEncoderConfig, Boxes, Labels, box_cover};
 pub use discriminator::{Discriminator3d, Discriminator3dConfig};
 pub use tiers::{ModelTier, TierConfig};
 pub use unet::{GlobalCondition, UNet, UNetConfig, UNetInput, VideoConfig};

@@ -85,12 +85,8 @@ impl<IB: burn::tensor::backend::Backend> ImageLdmTask<IB> {
             device,
         ));
         let slots = self.config.boxes.as_ref().map_or(0, |b| b.slots);
-        let weight_map = (box_weight > 0.0).then(|| {
-            // Every car weighs, also those past the tier's token slots.
-            let all: Vec<_> = boxes.iter().cloned().map(Some).collect();
-            let k = boxes.iter().map(Vec::len).max().unwrap_or(0);
-            crate::model::Boxes::<B>::new(&all, k, h, w, device).layout * box_weight + 1.0
-        });
+        let weight_map =
+            (box_weight > 0.0).then(|| crate::model::box_cover::<B>(&boxes, h, w, device) * box_weight + 1.0);
         input.boxes = Some(crate::model::Boxes::new(
             &boxes.into_iter().zip(&d.keep_boxes).map(|(b, k)| k.then_some(b)).collect::<Vec<_>>(),
             slots,
