@@ -5,7 +5,10 @@
 # step and a generation cost there (wall time and peak memory per command); the weights it
 # makes are untrained noise, not a model.
 #
-#   tools/base_smoke.sh [cpu|cuda]      # BIN (default target/release/latentdrive), STEPS (2), OUT (runs/base-smoke)
+#   tools/base_smoke.sh [cpu|cuda]      # BIN (default target/release/latentdrive), STEPS (2), BATCH (1), OUT (runs/base-smoke)
+#
+# BATCH sets every stage's batch: 1 shows that the configs run; on a GPU, a training batch
+# (e.g. BATCH=8) shows what a real step costs there and whether it fits in memory.
 #
 # On a GPU machine without Rust, carry the `--features cuda` binary as tools/gpu_session.sh says
 # and run `BIN=.bin/latentdrive OUT=$OUT/base tools/base_smoke.sh cuda`.
@@ -13,13 +16,14 @@ set -uo pipefail
 DEV=${1:-cpu}
 B=${BIN:-target/release/latentdrive}
 STEPS=${STEPS:-2}
+BATCH=${BATCH:-1}
 OUT=${OUT:-runs/base-smoke}
 W="$OUT/weights"
 [ -x "$B" ] || { echo "no binary at $B: cargo build --release --no-default-features --bins" >&2; exit 1; }
 [ -e "$OUT" ] && { echo "$OUT exists: remove it or set OUT" >&2; exit 1; }
 mkdir -p "$OUT"
 T="$OUT/base_smoke.txt"
-echo "base tier, $DEV, $STEPS steps per stage, $("$B" --version), $(nproc) threads, $(date -u +%FT%TZ)" | tee "$T"
+echo "base tier, $DEV, $STEPS steps per stage at batch $BATCH, $("$B" --version), $(nproc) threads, $(date -u +%FT%TZ)" | tee "$T"
 
 # Runs a command under /usr/bin/time: prints wall seconds, peak RSS and the exit code.
 timed() { # label log command...
@@ -35,7 +39,7 @@ timed() { # label log command...
 
 fail=0
 for stage in autoencoder temporal-decoder image-ldm video-ldm interpolator upsampler upsampler-video; do
-  timed "$stage" "$OUT/$stage.log" "$B" train "$stage" --tier base --device "$DEV" --steps "$STEPS" --batch 1 \
+  timed "$stage" "$OUT/$stage.log" "$B" train "$stage" --tier base --device "$DEV" --steps "$STEPS" --batch "$BATCH" \
     --warmup 1 --eval-every 100000 --checkpoint-every 100000 --weights "$W" --run-dir "$OUT/runs/$stage" || {
     fail=1
     tail -5 "$OUT/$stage.log" | tee -a "$T"
