@@ -205,8 +205,12 @@ impl Manifest {
             Err(WeightsError::MissingFile { .. }) => Manifest::new(tier),
             Err(e) => return Err(e),
         };
-        manifest.models.retain(|m| m.name != entry.name);
-        manifest.models.push(entry);
+        // Replace in place, so a continued stage keeps its position and the file's diff shows
+        // only what changed.
+        match manifest.models.iter_mut().find(|m| m.name == entry.name) {
+            Some(slot) => *slot = entry,
+            None => manifest.models.push(entry),
+        }
         manifest.write(dir)
     }
 

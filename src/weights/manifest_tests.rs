@@ -195,6 +195,21 @@ fn upsert_replaces_by_name_and_side_by_side_writers_keep_every_entry() {
 }
 
 #[test]
+fn upsert_keeps_a_replaced_entry_in_its_place() {
+    let dir = TestDir::new("upsert-order");
+    let entry = |name: &str, channels: usize| ModelEntry::new(name, &ToyConfig { channels, ..toy() }, vec![]).unwrap();
+    for name in ["first", "second", "third"] {
+        Manifest::upsert(&dir.0, ModelTier::Tiny, entry(name, 1)).unwrap();
+    }
+    Manifest::upsert(&dir.0, ModelTier::Tiny, entry("first", 2)).unwrap();
+    let read = Manifest::read(&dir.0).unwrap();
+    let names: Vec<&str> = read.models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["first", "second", "third"]);
+    let path = Manifest::path(&dir.0);
+    assert_eq!(read.model("first").unwrap().config::<ToyConfig>(&path).unwrap().channels, 2);
+}
+
+#[test]
 fn a_denoisers_latent_norm_round_trips_and_one_of_another_width_is_an_error_naming_it() {
     use crate::diffusion::LatentNorm;
     let (dir, mut manifest) = folder("latent-norm");
