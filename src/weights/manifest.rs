@@ -205,12 +205,11 @@ impl Manifest {
             Err(WeightsError::MissingFile { .. }) => Manifest::new(tier),
             Err(e) => return Err(e),
         };
-        // Replace in place, so a continued stage keeps its position and the file's diff shows
-        // only what changed.
-        match manifest.models.iter_mut().find(|m| m.name == entry.name) {
-            Some(slot) => *slot = entry,
-            None => manifest.models.push(entry),
-        }
+        // Replace in place (dropping any other entry of that name), so a continued stage keeps
+        // its position and the file's diff shows only what changed.
+        let at = manifest.models.iter().position(|m| m.name == entry.name);
+        manifest.models.retain(|m| m.name != entry.name);
+        manifest.models.insert(at.unwrap_or(manifest.models.len()), entry);
         manifest.write(dir)
     }
 

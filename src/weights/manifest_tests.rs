@@ -166,10 +166,14 @@ fn config_of_another_type_is_an_error_naming_the_model() {
     assert!(error.to_string().starts_with(&format!("{}: model \"unet\": ", path.display())), "{error}");
 }
 
+/// A toy model's entry with no files, for the `upsert` tests.
+fn toy_entry(name: &str, channels: usize) -> ModelEntry {
+    ModelEntry::new(name, &ToyConfig { channels, ..toy() }, vec![]).unwrap()
+}
+
 #[test]
 fn upsert_replaces_by_name_and_side_by_side_writers_keep_every_entry() {
     let dir = TestDir::new("upsert");
-    let entry = |name: &str, channels: usize| ModelEntry::new(name, &ToyConfig { channels, ..toy() }, vec![]).unwrap();
     // Eight writers at once, as stages trained side by side into one folder: each
     // read-change-write must see the others' entries.
     std::thread::scope(|s| {
@@ -177,7 +181,7 @@ fn upsert_replaces_by_name_and_side_by_side_writers_keep_every_entry() {
             let dir = &dir.0;
             s.spawn(move || {
                 for round in 0..10 {
-                    Manifest::upsert(dir, ModelTier::Tiny, entry(&format!("stage{w}"), round)).unwrap();
+                    Manifest::upsert(dir, ModelTier::Tiny, toy_entry(&format!("stage{w}"), round)).unwrap();
                 }
             });
         }
@@ -197,11 +201,10 @@ fn upsert_replaces_by_name_and_side_by_side_writers_keep_every_entry() {
 #[test]
 fn upsert_keeps_a_replaced_entry_in_its_place() {
     let dir = TestDir::new("upsert-order");
-    let entry = |name: &str, channels: usize| ModelEntry::new(name, &ToyConfig { channels, ..toy() }, vec![]).unwrap();
     for name in ["first", "second", "third"] {
-        Manifest::upsert(&dir.0, ModelTier::Tiny, entry(name, 1)).unwrap();
+        Manifest::upsert(&dir.0, ModelTier::Tiny, toy_entry(name, 1)).unwrap();
     }
-    Manifest::upsert(&dir.0, ModelTier::Tiny, entry("first", 2)).unwrap();
+    Manifest::upsert(&dir.0, ModelTier::Tiny, toy_entry("first", 2)).unwrap();
     let read = Manifest::read(&dir.0).unwrap();
     let names: Vec<&str> = read.models.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["first", "second", "third"]);
