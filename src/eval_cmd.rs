@@ -49,6 +49,10 @@ pub struct EvalArgs {
     /// Label (classifier-free) guidance scale.
     #[arg(long, default_value_t = 2.0)]
     label_guidance: f64,
+    /// Box guidance scale of frame 0 (as `generate --box-guidance`) [default: the label guidance,
+    /// boxes and labels guided together].
+    #[arg(long)]
+    box_guidance: Option<f64>,
     /// Context guidance scale (1 = off).
     #[arg(long, default_value_t = 1.5)]
     context_guidance: f64,
@@ -82,6 +86,9 @@ pub struct EvalArgs {
     /// Ablation: label guidance scales, e.g. `0,1,2,4`.
     #[arg(long, value_delimiter = ',')]
     ablate_label_guidance: Vec<f64>,
+    /// Ablation: box guidance scales of frame 0, e.g. `2,4,6`.
+    #[arg(long, value_delimiter = ',')]
+    ablate_box_guidance: Vec<f64>,
     /// Share of the interpolator's steps started from the blend of its keys (as `generate
     /// --interpolation-guide`; with --interpolate).
     #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_INTERPOLATION_GUIDE, value_parser = crate::generate_cmd::parse_share)]
@@ -120,8 +127,9 @@ static CANCEL: AtomicBool = AtomicBool::new(false);
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed));
     let finite = |v: f64| v.is_finite() && v >= 0.0;
-    let guidance = [a.label_guidance, a.context_guidance].into_iter().chain(a.ablate_label_guidance.iter().copied());
-    if !guidance.chain(a.ablate_context_guidance.iter().copied()).all(finite) {
+    let guidance = [a.label_guidance, a.context_guidance].into_iter().chain(a.box_guidance);
+    let ablated = [&a.ablate_label_guidance, &a.ablate_box_guidance, &a.ablate_context_guidance];
+    if !guidance.chain(ablated.into_iter().flatten().copied()).all(finite) {
         return Err(InputError("guidance scales must be finite and ≥ 0".into()).into());
     }
     if a.steps == 0 || a.ablate_steps.contains(&0) || a.futures == 0 {
@@ -143,6 +151,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             steps: a.steps,
             eta: a.eta,
             label_guidance: a.label_guidance,
+            box_guidance: a.box_guidance,
             context_guidance: a.context_guidance,
             interpolate: a.interpolate,
             decoder: if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal },
@@ -157,6 +166,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
         ablations: Ablations {
             steps: a.ablate_steps.clone(),
             label_guidance: a.ablate_label_guidance.clone(),
+            box_guidance: a.ablate_box_guidance.clone(),
             context_guidance: a.ablate_context_guidance.clone(),
             prediction_guide: a.ablate_prediction_guide.clone(),
             decoder: a.ablate_decoder,

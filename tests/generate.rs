@@ -532,6 +532,39 @@ fn the_prediction_guide_starts_every_future_from_the_same_guess() {
     assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_guide, 0.0);
 }
 
+/// Box guidance scales the boxes apart from the labels in frame 0: equal to the label
+/// guidance it is the joint guidance of runs without the option, bit for bit; another scale
+/// draws another frame 0 and leaves the prediction model's guidance alone. Negative is an
+/// input error; metadata without the field reads as joint guidance.
+#[test]
+fn box_guidance_apart_from_the_labels_changes_frame_0_only_where_it_differs() {
+    // Trained weights: a seeded model's zero output layer ignores every condition.
+    let device = Default::default();
+    let generator = Generator::new(Models::<Flex>::load(micro_weights(), &device).unwrap(), device);
+    // An image box, requested whatever the world's cars.
+    let s =
+        latentdrive::scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.ron")).unwrap();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.steps, opts.label_guidance) = (1, 6, 2.0);
+    (opts.upsample, opts.interpolate) = (UpsampleMode::Off, false);
+    let never = AtomicBool::new(false);
+    let frame0 = |box_guidance: Option<f64>| {
+        let opts = GenerateOptions { box_guidance, ..opts.clone() };
+        generator.first_frame(&s, &opts, &mut |_| {}, &never).unwrap().into_raw()
+    };
+    let joint = frame0(None);
+    assert_eq!(joint, frame0(Some(2.0)), "box guidance equal to the label guidance is the joint guidance");
+    let apart = frame0(Some(5.0));
+    assert_ne!(joint, apart, "a stronger box guidance draws another frame 0");
+    assert_ne!(apart, frame0(Some(1.0)));
+    let bad = GenerateOptions { box_guidance: Some(-1.0), ..opts.clone() };
+    let err = generator.plan(&s, &bad).unwrap_err();
+    assert!(err.is_input_error() && err.to_string().contains("box guidance"), "{err}");
+    let mut old = serde_json::to_value(&opts).unwrap();
+    old.as_object_mut().unwrap().remove("box_guidance");
+    assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().box_guidance, None);
+}
+
 /// The upsampler alone (what `tools/upsampler_probe.rs` measures): 4× the size, the same
 /// bytes from the same seed, other bytes from another seed or step count, bad options refused.
 #[test]

@@ -225,6 +225,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["case.ron:10:", "sampling.interpolation_guide: expected a number in [0, 1], found 1.2"],
         ),
         (
+            "negative box guidance",
+            m("context_guidance: 1.5", "context_guidance: 1.5, box_guidance: -1.0"),
+            vec!["case.ron:10:", "sampling.box_guidance: expected a finite number ≥ 0, found -1"],
+        ),
+        (
             "negative prediction guide",
             m("context_guidance: 1.5", "context_guidance: 1.5, prediction_guide: -0.1"),
             vec!["case.ron:10:", "sampling.prediction_guide: expected a number in [0, 1], found -0.1"],

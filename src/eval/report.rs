@@ -126,7 +126,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     );
     let _ = writeln!(
         s,
-        "- Each scene: {} futures of {} s ({} frames at {} Hz), DDIM {} steps (η {}), label guidance {}, context \
+        "- Each scene: {} futures of {} s ({} frames at {} Hz), DDIM {} steps (η {}), label guidance {}{}, context \
          guidance {}, {} context frame(s), prediction guide {}, interpolation {}, decoder {:?}, upsampling {:?}.",
         g.futures,
         g.seconds,
@@ -135,6 +135,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         g.steps,
         g.eta,
         g.label_guidance,
+        g.box_guidance.map_or_else(String::new, |w| format!(" (boxes {w})")),
         g.context_guidance,
         g.context_frames,
         g.prediction_guide,

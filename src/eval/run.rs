@@ -52,8 +52,12 @@ pub enum EvalError {
 pub struct Ablations {
     /// DDIM step counts.
     pub steps: Vec<usize>,
-    /// Label (classifier-free) guidance scales.
+    /// Label (classifier-free) guidance scales (of the boxes too, unless the main setting
+    /// guides them apart).
     pub label_guidance: Vec<f64>,
+    /// Box guidance scales of frame 0.
+    #[serde(default)]
+    pub box_guidance: Vec<f64>,
     /// Context guidance scales (1 = off: the plain context-conditional prediction).
     pub context_guidance: Vec<f64>,
     /// Prediction guide shares (0 = sampled from noise, as in the paper).
@@ -586,9 +590,21 @@ fn ablation_settings(main: &GenerateOptions, a: &Ablations) -> Vec<(String, Stri
         let rows = a
             .label_guidance
             .iter()
-            .map(|&w| with(format!("w_lab = {w}"), Some(w), &|o| o.label_guidance = w))
+            .map(|&w| {
+                let label =
+                    if main.box_guidance.is_some() { format!("w_lab = {w}") } else { format!("w_lab = w_box = {w}") };
+                with(label, Some(w), &|o| o.label_guidance = w)
+            })
             .collect();
         tables.push(("Label guidance scale".into(), "label_guidance".into(), rows));
+    }
+    if !a.box_guidance.is_empty() {
+        let rows = a
+            .box_guidance
+            .iter()
+            .map(|&w| with(format!("w_box = {w}"), Some(w), &|o| o.box_guidance = Some(w)))
+            .collect();
+        tables.push(("Box guidance scale (frame 0)".into(), "box_guidance".into(), rows));
     }
     if !a.context_guidance.is_empty() {
         let rows = a

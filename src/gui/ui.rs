@@ -284,7 +284,18 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.heading("Sampling");
     ui.add(egui::Slider::new(&mut s.sampling.steps, 1..=200).text("DDIM steps"));
     ui.add(egui::Slider::new(&mut s.sampling.label_guidance, 0.0..=8.0).text("label guidance"))
-        .on_hover_text("Classifier-free guidance on boxes and conditions (1 = off)");
+        .on_hover_text("Classifier-free guidance on the conditions, and on the boxes unless guided apart (1 = off)");
+    ui.horizontal(|ui| {
+        let mut apart = s.sampling.box_guidance.is_some();
+        if ui.checkbox(&mut apart, "").on_hover_text("Guide the boxes apart from the conditions").changed() {
+            s.sampling.box_guidance = apart.then_some(s.sampling.label_guidance);
+        }
+        let mut w = s.sampling.box_guidance.unwrap_or(s.sampling.label_guidance);
+        let slider = ui.add_enabled(apart, egui::Slider::new(&mut w, 0.0..=8.0).text("box guidance"));
+        if slider.on_hover_text("Guidance on the car boxes of frame 0: higher draws cars more surely where boxes were requested (1 = off)").changed() {
+            s.sampling.box_guidance = Some(w);
+        }
+    });
     ui.add(egui::Slider::new(&mut s.sampling.context_guidance, 0.0..=8.0).text("context guidance"))
         .on_hover_text("Guidance on the context frames (1 = off)");
     ui.add(egui::Slider::new(&mut s.sampling.eta, 0.0..=1.0).text("DDIM η"));

@@ -10,8 +10,10 @@ fn timesteps<B: Backend>(t: usize, n: usize, device: &B::Device) -> Tensor<B, 1>
     Tensor::full([n], t as f32, device)
 }
 
-/// The image LDM's condition: labels and box layout, dropped together (its training
-/// dropped each with the same probability; guidance scales both).
+/// The image LDM's condition: labels and box layout. Its training dropped each on its own,
+/// so guidance can scale them apart: the boxes take the place of the video models' context
+/// (kept when only the labels are dropped), and equal weights guide both jointly
+/// ([`crate::pipeline::GenerateOptions::first_frame_guidance`]).
 #[derive(Debug, Clone)]
 pub struct ImageCond<B: Backend> {
     pub labels: Option<Labels<B>>,
@@ -20,7 +22,7 @@ pub struct ImageCond<B: Backend> {
 
 impl<B: Backend> Condition for ImageCond<B> {
     fn without_labels(&self) -> Self {
-        ImageCond { labels: None, boxes: None }
+        ImageCond { labels: None, boxes: self.boxes.clone() }
     }
     fn unconditional(&self) -> Self {
         ImageCond { labels: None, boxes: None }

@@ -87,7 +87,16 @@ pub struct GenerateOptions {
     /// DDIM steps of the latent models.
     pub steps: usize,
     pub eta: f64,
+    /// Guidance scale of the conditions (day/night, crowdedness) in every latent model, and of
+    /// the boxes unless `box_guidance` is set.
     pub label_guidance: f64,
+    /// Guidance scale of the car boxes in frame 0 (image LDM), composed with the labels' as
+    /// [`Guidance`] composes context and labels, the boxes in the context's place:
+    /// `ε(∅,∅) + w_box·(ε(∅,b) − ε(∅,∅)) + w_lab·(ε(l,b) − ε(∅,b))`. `None` guides boxes and
+    /// labels jointly at `label_guidance`, as runs made before the option did (their metadata
+    /// lacks the field).
+    #[serde(default)]
+    pub box_guidance: Option<f64>,
     pub context_guidance: f64,
     /// Raise 2.5 Hz key frames to 10 Hz with the interpolator.
     pub interpolate: bool,
@@ -118,6 +127,12 @@ pub struct GenerateOptions {
 }
 
 impl GenerateOptions {
+    /// The image LDM's guidance (its condition is `ImageCond`): equal weights are the joint
+    /// guidance of labels and boxes, `ε(∅,∅) + w·(ε(l,b) − ε(∅,∅))`.
+    pub fn first_frame_guidance(&self) -> Guidance {
+        Guidance::new(self.label_guidance, self.box_guidance.unwrap_or(self.label_guidance))
+    }
+
     /// The scenario's rollout and sampling settings with the full chain switched on.
     pub fn from_scenario(s: &Scenario) -> Self {
         GenerateOptions {
@@ -128,6 +143,7 @@ impl GenerateOptions {
             steps: s.sampling.steps as usize,
             eta: s.sampling.eta as f64,
             label_guidance: s.sampling.label_guidance as f64,
+            box_guidance: s.sampling.box_guidance.map(f64::from),
             context_guidance: s.sampling.context_guidance as f64,
             interpolate: true,
             decoder: DecoderMode::Temporal,
@@ -329,6 +345,18 @@ impl<B: Backend> Generator<B> {
         }
         if !(opts.seconds.is_finite() && opts.seconds > 0.0) {
             return unsupported(format!("seconds must be positive, got {}", opts.seconds));
+        }
+        let guidance = [
+            ("label", Some(opts.label_guidance)),
+            ("box", opts.box_guidance),
+            ("context", Some(opts.context_guidance)),
+        ];
+        for (name, w) in guidance {
+            if let Some(w) = w
+                && !(w.is_finite() && w >= 0.0)
+            {
+                return unsupported(format!("{name} guidance must be a finite number ≥ 0, not {w}"));
+            }
         }
         for (name, share) in [("interpolation", opts.interpolation_guide), ("prediction", opts.prediction_guide)] {
             if !(0.0..=1.0).contains(&share) {
@@ -791,7 +819,7 @@ impl<'a, B: Backend> Run<'a, B> {
             labels: Some(Labels::new(&[Some(conditions)], device)),
             boxes: Some(Boxes::new(&[Some(boxes)], self.g.models.image_ldm.box_slots(), h, w, device)),
         };
-        let sampler = self.sampler(self.opts.steps, Guidance::new(self.opts.label_guidance, 1.0))?;
+        let sampler = self.sampler(self.opts.steps, self.opts.first_frame_guidance())?;
         self.sample(
             Phase::FirstFrame,
             None,

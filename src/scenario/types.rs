@@ -125,8 +125,14 @@ pub struct Sampling {
     pub steps: u32,
     /// DDIM η in [0, 1]: 0 is deterministic given the initial noise.
     pub eta: f32,
-    /// Classifier-free guidance scale on boxes and conditions, ≥ 0.
+    /// Classifier-free guidance scale on the conditions (day/night, crowdedness), ≥ 0; also on
+    /// the boxes unless `box_guidance` is given.
     pub label_guidance: f32,
+    /// Classifier-free guidance scale on the car boxes alone, ≥ 0 (the first frame's image
+    /// LDM): how strongly cars are drawn where boxes were requested. Optional in files; absent,
+    /// the boxes are guided together with the conditions at `label_guidance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_guidance: Option<f32>,
     /// Guidance scale on the context frames, ≥ 0.
     pub context_guidance: f32,
     /// Share of the interpolator's DDIM steps, 0 to 1, for which each in-between frame is held
@@ -167,6 +173,7 @@ impl Default for Sampling {
             steps: 50,
             eta: 0.0,
             label_guidance: 2.0,
+            box_guidance: None,
             context_guidance: 1.5,
             interpolation_guide: DEFAULT_INTERPOLATION_GUIDE,
             prediction_guide: DEFAULT_PREDICTION_GUIDE,

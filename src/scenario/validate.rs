@@ -48,6 +48,9 @@ pub fn validate(s: &Scenario) -> Vec<(FieldPath, String)> {
     v.range_u(sm.field("steps"), s.sampling.steps as u64, 1, 1000);
     v.finite_in(sm.field("eta"), s.sampling.eta, Bound::Closed(0.0), 1.0);
     v.non_negative(sm.field("label_guidance"), s.sampling.label_guidance);
+    if let Some(w) = s.sampling.box_guidance {
+        v.non_negative(sm.field("box_guidance"), w);
+    }
     v.non_negative(sm.field("context_guidance"), s.sampling.context_guidance);
     v.finite_in(sm.field("interpolation_guide"), s.sampling.interpolation_guide, Bound::Closed(0.0), 1.0);
     v.finite_in(sm.field("prediction_guide"), s.sampling.prediction_guide, Bound::Closed(0.0), 1.0);

@@ -158,7 +158,8 @@ impl<B: AutodiffBackend> Task<B> for ImageLdmTask<B::InnerBackend> {
             labels: Some(crate::model::Labels::new(&conds, device)),
             boxes: Some(crate::model::Boxes::new(&boxes, slots, h, w, device)),
         };
-        let sampler = Sampler::new(Ddim::for_model(&self.diffusion, 10, 0.0).ok()?, Guidance::new(2.0, 1.0));
+        // Labels and boxes guided jointly at 2, as `generate` does by default.
+        let sampler = Sampler::new(Ddim::for_model(&self.diffusion, 10, 0.0).ok()?, Guidance::new(2.0, 2.0));
         let mut rng = ChaCha8Rng::seed_from_u64(super::SAMPLE_GRID_SEED);
         let z_t = gaussian::<B::InnerBackend, 4, _>([n, self.config.in_channels, h, w], &mut rng, device);
         let z = sampler.sample(&ImageDenoiser(&unet), z_t, &cond, &mut rng);
