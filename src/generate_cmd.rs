@@ -59,9 +59,10 @@ pub struct GenerateArgs {
     /// Keep the 2.5 Hz key frames (no interpolation to 10 Hz).
     #[arg(long)]
     no_interpolate: bool,
-    /// Guidance scale of the car boxes in frame 0 (≥ 0; higher draws cars more surely where boxes
-    /// were requested, measured in the README, "Box guidance") [default: the scenario's
-    /// sampling.box_guidance; absent, its label_guidance, which guides boxes and conditions together].
+    /// Guidance scale of the car boxes in frame 0 apart from the conditions (≥ 0; on the shipped
+    /// tiny weights scales above the label guidance found fewer of the requested cars, README
+    /// "Box guidance") [default: the scenario's sampling.box_guidance; absent, its label_guidance,
+    /// which guides boxes and conditions together].
     #[arg(long, value_parser = parse_guidance)]
     box_guidance: Option<f64>,
     /// Share of the interpolator's DDIM steps (0 to 1) for which each in-between frame is held

@@ -292,7 +292,7 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
         }
         let mut w = s.sampling.box_guidance.unwrap_or(s.sampling.label_guidance);
         let slider = ui.add_enabled(apart, egui::Slider::new(&mut w, 0.0..=8.0).text("box guidance"));
-        if slider.on_hover_text("Guidance on the car boxes of frame 0: higher draws cars more surely where boxes were requested (1 = off)").changed() {
+        if slider.on_hover_text("Guidance on the car boxes of frame 0 apart from the conditions (1 = off; on the shipped tiny weights, more than the label guidance finds fewer cars)").changed() {
             s.sampling.box_guidance = Some(w);
         }
     });

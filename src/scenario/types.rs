@@ -128,9 +128,9 @@ pub struct Sampling {
     /// Classifier-free guidance scale on the conditions (day/night, crowdedness), ≥ 0; also on
     /// the boxes unless `box_guidance` is given.
     pub label_guidance: f32,
-    /// Classifier-free guidance scale on the car boxes alone, ≥ 0 (the first frame's image
-    /// LDM): how strongly cars are drawn where boxes were requested. Optional in files; absent,
-    /// the boxes are guided together with the conditions at `label_guidance`.
+    /// Classifier-free guidance scale on the car boxes apart from the conditions, ≥ 0 (the first
+    /// frame's image LDM). Optional in files; absent, the boxes are guided together with the
+    /// conditions at `label_guidance`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub box_guidance: Option<f32>,
     /// Guidance scale on the context frames, ≥ 0.
