@@ -534,8 +534,8 @@ fn the_prediction_guide_starts_every_future_from_the_same_guess() {
 
 /// Box guidance scales the boxes apart from the labels in frame 0: equal to the label
 /// guidance it is the joint guidance of runs without the option, bit for bit; another scale
-/// draws another frame 0 and leaves the prediction model's guidance alone. Negative is an
-/// input error; metadata without the field reads as joint guidance.
+/// draws another frame 0. Negative is an input error; metadata without the field reads as
+/// joint guidance.
 #[test]
 fn box_guidance_apart_from_the_labels_changes_frame_0_only_where_it_differs() {
     // Trained weights: a seeded model's zero output layer ignores every condition.
