@@ -16,6 +16,10 @@ pub fn tmp(tag: &str) -> PathBuf {
 }
 
 /// A micro weights folder with every stage trained for two steps (built once per run).
+///
+/// Use it, not freshly seeded models, where a test needs the conditions to matter: a seeded UNet's output
+/// convolution starts at zero (`conv3x3_zero`), so it predicts the same for every label, box and context frame,
+/// and guidance at any scale gives the same sample. Two steps move that layer off zero.
 pub fn micro_weights() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
