@@ -10,6 +10,7 @@ pub mod eval;
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod import;
 pub mod model;
 pub mod pipeline;
 pub mod scenario;

@@ -3,6 +3,7 @@
 
 mod eval_cmd;
 mod generate_cmd;
+mod import_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -113,6 +114,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
     },
+    /// Import real driving data (KITTI tracking or object labels, BDD100K JSON) into a dataset
+    /// folder in `synth`'s layout, for `train --data`.
+    Import(import_cmd::ImportArgs),
     /// The desktop app: compose a scene, generate futures, play, save, replay and export.
     Gui(GuiArgs),
     /// Generate multi-future rollouts from scenario files into run folders (frames,
@@ -465,6 +469,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_cmd::generate(args),
         Command::Replay(args) => generate_cmd::replay(args),
         Command::Eval(args) => eval_cmd::eval(args),
+        Command::Import(args) => import_cmd::import(args),
         Command::Weights { action: WeightsAction::Convert { from, to, dtype } } => convert_weights(&from, &to, dtype),
         Command::Render { scenario, out, seconds, fps, size, behaviour_seed } => {
             let s = scenario::load(&scenario)?;

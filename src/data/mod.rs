@@ -9,7 +9,7 @@ mod synth;
 mod tensor;
 
 pub use clips::{Clip, ClipSpec, ClipStream, random_conditions, render_clip};
-pub use synth::{DatasetIndex, IndexEntry, SynthOptions, SynthProgress, write_dataset};
+pub use synth::{DATASET_FORMAT, DatasetIndex, IndexEntry, SynthOptions, SynthProgress, write_dataset};
 pub use tensor::{
     clip_to_tensor, clips_to_batch, image_to_tensor, images_to_tensor, psnr, temporal_error, tensor_to_images,
 };

@@ -57,6 +57,10 @@ pub struct IndexEntry {
     pub crowdedness: u8,
     /// Labelled cars in the first frame.
     pub cars_first_frame: usize,
+    /// Where an imported clip came from (`import`: source sequence and frames); absent for
+    /// rendered clips. An imported clip's `seed` is its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl IndexEntry {
@@ -126,6 +130,7 @@ pub fn write_dataset(
             time_of_day: clip.conditions.time_of_day,
             crowdedness: clip.conditions.crowdedness,
             cars_first_frame: clip.labels.first().map_or(0, |l| l.objects.len()),
+            source: None,
         });
         progress(SynthProgress { clips_done: k + 1, clips_total: opts.clips });
     }

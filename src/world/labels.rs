@@ -76,8 +76,16 @@ pub struct Box3d {
 }
 
 impl Box3d {
-    /// KITTI observation angle `alpha = rotation_y − atan2(x, z)`, wrapped to `[-π, π]`.
+    /// KITTI's values for an object without a 3D box (its `DontCare` rows; objects imported
+    /// from 2D-only labels such as BDD100K's): dimensions −1, location −1000, `rotation_y` −10.
+    pub const UNKNOWN: Box3d = Box3d { dimensions: [-1.0; 3], location: [-1000.0; 3], rotation_y: -10.0 };
+
+    /// KITTI observation angle `alpha = rotation_y − atan2(x, z)`, wrapped to `[-π, π]`;
+    /// KITTI's −10 for [`Box3d::UNKNOWN`].
     pub fn alpha(&self) -> f32 {
+        if *self == Self::UNKNOWN {
+            return -10.0;
+        }
         wrap_angle(self.rotation_y - self.location[0].atan2(self.location[2]))
     }
 }
