@@ -127,6 +127,85 @@ fn synth_writes_an_index_and_bad_arguments_exit_2() {
     }
 }
 
+/// The boxes of every frame of a dataset clip's or a render's native labels, those of at
+/// least 2 pixels each way (BDD100K's inclusive corners cannot carry a box under a pixel).
+fn boxes(labels: &Path) -> Vec<Vec<[f32; 4]>> {
+    let frames: Vec<latentdrive::world::FrameLabels> =
+        serde_json::from_str(&std::fs::read_to_string(labels).unwrap()).unwrap();
+    // Label files leave out the cars no pixel of which is visible.
+    let shown = |o: &&latentdrive::world::ObjectLabel| {
+        o.occlusion != latentdrive::world::Occlusion::FullyOccluded && o.box2d.width() >= 2.0 && o.box2d.height() >= 2.0
+    };
+    let corners = |o: &latentdrive::world::ObjectLabel| [o.box2d.x1, o.box2d.y1, o.box2d.x2, o.box2d.y2];
+    frames.iter().map(|f| f.objects.iter().filter(shown).map(corners).collect()).collect()
+}
+
+fn assert_close(a: &[Vec<[f32; 4]>], b: &[Vec<[f32; 4]>], tolerance: f32) {
+    assert_eq!(a.len(), b.len());
+    for (fa, fb) in a.iter().zip(b) {
+        assert_eq!(fa.len(), fb.len(), "{fa:?} vs {fb:?}");
+        for (ba, bb) in fa.iter().zip(fb) {
+            assert!(ba.iter().zip(bb).all(|(x, y)| (x - y).abs() <= tolerance), "{ba:?} vs {bb:?}");
+        }
+    }
+}
+
+#[test]
+fn import_reads_back_what_render_wrote_and_bad_labels_exit_2() {
+    // A render's own BDD100K and KITTI tracking files, imported at the render's size, give
+    // its boxes back (KITTI's 2 decimals within 0.005).
+    let render = tmp("import-render");
+    assert!(render_into(&render).status.success());
+    let rendered = boxes(&render.join("labels/labels.json"));
+    assert!(rendered.iter().any(|f| !f.is_empty()), "the night_merge render shows cars");
+
+    let from_bdd = tmp("import-bdd");
+    let o = run(&[
+        "import", "bdd100k", render.join("labels/bdd100k.json").to_str().unwrap(), "--images",
+        render.to_str().unwrap(), "--out", from_bdd.to_str().unwrap(), "--size", "128x64", "--frames", "5",
+        "--crowdedness", "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("imported 1 clips × 5 frames"), "{}", text(&o));
+    let index = latentdrive::data::DatasetIndex::read(&from_bdd).unwrap();
+    // night_merge is at night, and its BDD100K file says so.
+    assert_eq!(index.clips[0].time_of_day, latentdrive::scenario::TimeOfDay::Night);
+    assert_close(&boxes(&from_bdd.join("clips/000000/labels/labels.json")), &rendered, 1e-4);
+
+    let kitti = tmp("import-kitti");
+    std::fs::create_dir_all(kitti.join("label_02")).unwrap();
+    std::fs::create_dir_all(kitti.join("image_02/0007")).unwrap();
+    std::fs::copy(render.join("labels/kitti_tracking.txt"), kitti.join("label_02/0007.txt")).unwrap();
+    for i in 0..5 {
+        let name = format!("{i:06}.png");
+        std::fs::copy(render.join("frames").join(&name), kitti.join("image_02/0007").join(&name)).unwrap();
+    }
+    let from_kitti = tmp("import-from-kitti");
+    let out = from_kitti.to_str().unwrap();
+    let args = ["import", "kitti-tracking", kitti.to_str().unwrap(), "--out", out, "--size", "128x64", "--frames", "5"];
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_close(&boxes(&from_kitti.join("clips/000000/labels/labels.json")), &rendered, 0.005);
+    let index = latentdrive::data::DatasetIndex::read(&from_kitti).unwrap();
+    assert_eq!(index.clips[0].source.as_deref(), Some("0007 frames 0–4"));
+    // KITTI gives no time of day: the default (day) unless told.
+    assert_eq!(index.clips[0].time_of_day, latentdrive::scenario::TimeOfDay::Day);
+
+    // An existing output folder, a malformed label line, a size the frames cannot give: exit 2.
+    assert_eq!(run(&args).status.code(), Some(2));
+    std::fs::write(kitti.join("label_02/0007.txt"), "0 1 Car 0 0\n").unwrap();
+    let bad = tmp("import-bad");
+    let o = run(&["import", "kitti-tracking", kitti.to_str().unwrap(), "--out", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("0007.txt:1: expected 17 columns"), "{}", text(&o));
+    let o = run(&["import", "bdd100k", "no-such.json", "--images", ".", "--out", bad.to_str().unwrap(), "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!bad.join("index.json").exists());
+    for dir in [render, from_bdd, kitti, from_kitti, bad] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
