@@ -161,9 +161,19 @@ fn import_reads_back_what_render_wrote_and_bad_labels_exit_2() {
 
     let from_bdd = tmp("import-bdd");
     let o = run(&[
-        "import", "bdd100k", render.join("labels/bdd100k.json").to_str().unwrap(), "--images",
-        render.to_str().unwrap(), "--out", from_bdd.to_str().unwrap(), "--size", "128x64", "--frames", "5",
-        "--crowdedness", "2",
+        "import",
+        "bdd100k",
+        render.join("labels/bdd100k.json").to_str().unwrap(),
+        "--images",
+        render.to_str().unwrap(),
+        "--out",
+        from_bdd.to_str().unwrap(),
+        "--size",
+        "128x64",
+        "--frames",
+        "5",
+        "--crowdedness",
+        "2",
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("imported 1 clips × 5 frames"), "{}", text(&o));

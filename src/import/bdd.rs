@@ -119,7 +119,12 @@ fn image_path(images: &Path, frame: &Frame, file: &Path) -> Result<PathBuf, Impo
         frame.video_name.iter().map(|v| images.join(v).join(&frame.name)).chain([images.join(&frame.name)]).collect();
     candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
         let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        ImportError::Source(format!("{}: frame {:?} has no image (tried {})", file.display(), frame.name, tried.join(", ")))
+        ImportError::Source(format!(
+            "{}: frame {:?} has no image (tried {})",
+            file.display(),
+            frame.name,
+            tried.join(", ")
+        ))
     })
 }
 

@@ -254,11 +254,23 @@ impl Crowdedness {
 /// World renders the crowdedness thresholds are fitted on (24 per level on average).
 pub const CALIBRATION_WORLDS: usize = 96;
 
+/// Cars are counted for crowdedness when their box is at least this share of the frame's
+/// height (2 pixels at 128): far cars that a larger frame resolves and a smaller one loses
+/// would otherwise make the count depend on the frame size.
+const COUNTED_HEIGHT: f32 = 1.0 / 64.0;
+
+/// The cars of `labels` that count for crowdedness.
+fn counted_cars(labels: &FrameLabels) -> usize {
+    let min = labels.height as f32 * COUNTED_HEIGHT;
+    labels.objects.iter().filter(|o| o.visible_pixels > 0 && o.box2d.height() >= min).count()
+}
+
 /// First world seed of the calibration renders (training range; any would do).
 const CALIBRATION_SEED: u64 = 0xC0A7;
 
 /// Thresholds between crowdedness levels from the world's own labels: the cars visible in
-/// the first frames of `worlds` training-range worlds at 256×128, averaged per level, with
+/// the first frames of `worlds` training-range worlds at 256×128 (those at least
+/// [`COUNTED_HEIGHT`] of the frame high), averaged per level, with
 /// a threshold halfway between neighbouring levels' means (as `eval` reads crowdedness off
 /// a detector's count, [`CountCrowdedness`]). A real frame with that many cars in view is
 /// as crowded as the world's frames of that level; the world's camera is not KITTI's or
@@ -267,7 +279,7 @@ pub fn world_crowdedness(worlds: usize) -> Result<CountCrowdedness, ImportError>
     let spec = ClipSpec { frames: 1, fps: 10.0, width: 256, height: 128, warmup_s: 2.0 };
     let (counts, truth): (Vec<usize>, Vec<Conditions>) = ClipStream::new(spec, CALIBRATION_SEED)
         .take(worlds)
-        .map(|clip| (clip.labels[0].objects.iter().filter(|o| o.visible_pixels > 0).count(), clip.conditions))
+        .map(|clip| (counted_cars(&clip.labels[0]), clip.conditions))
         .unzip();
     CountCrowdedness::from_counts(&counts, &truth).map_err(|e| ImportError::Calibration(e.to_string()))
 }
@@ -288,9 +300,10 @@ fn read_sequences(file: &Path, opts: &ImportOptions) -> Result<Vec<SourceSequenc
         ImportFormat::KittiTracking => kitti::read_tracking_sequences(file, &cars),
         ImportFormat::KittiObject => kitti::read_object_frame(file, &cars),
         ImportFormat::Bdd100k => {
-            let images = opts.images.as_deref().ok_or_else(|| {
-                ImportError::Source("bdd100k: the image root is needed (--images DIR)".to_string())
-            })?;
+            let images = opts
+                .images
+                .as_deref()
+                .ok_or_else(|| ImportError::Source("bdd100k: the image root is needed (--images DIR)".to_string()))?;
             bdd::read_sequences(file, images, &cars)
         }
     }
@@ -450,8 +463,8 @@ impl ClipWriter<'_> {
             labels.push(FrameLabels { frame: i as u32, time_s, width: w, height: h, objects });
         }
         let time_of_day = frames.iter().find_map(|f| f.time_of_day).unwrap_or(self.opts.time_of_day);
+        let crowdedness = self.crowdedness.level(&labels.iter().map(counted_cars).collect::<Vec<_>>());
         let counts: Vec<usize> = labels.iter().map(|l| l.objects.len()).collect();
-        let crowdedness = self.crowdedness.level(&counts);
         let info = SequenceInfo {
             name: id.to_string(),
             time_of_day,

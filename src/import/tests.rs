@@ -22,7 +22,15 @@ const BLUE: Rgb<u8> = Rgb([0, 0, 255]);
 /// so its 2:1 centre crop (columns 15..75) is all green.
 fn wide_frame(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let img = RgbImage::from_fn(90, 30, |x, _| if x < 15 { RED } else if x >= 75 { BLUE } else { GREEN });
+    let img = RgbImage::from_fn(90, 30, |x, _| {
+        if x < 15 {
+            RED
+        } else if x >= 75 {
+            BLUE
+        } else {
+            GREEN
+        }
+    });
     img.save(path).unwrap();
 }
 
@@ -140,12 +148,8 @@ fn an_imported_dataset_trains_with_its_boxes() {
     import_dataset(&src, &out, &options(ImportFormat::KittiTracking), |_| {}).unwrap();
     let frames = FrameSource::new(16, 32, 3).with_dataset(&out, &[(2, 10.0)]).unwrap();
     let index = DatasetIndex::read(&out).unwrap();
-    let all_boxes: Vec<Vec<[f32; 4]>> = index
-        .clips
-        .iter()
-        .flat_map(|c| DatasetIndex::labels(&out, c).unwrap())
-        .map(|l| visible_boxes(&l))
-        .collect();
+    let all_boxes: Vec<Vec<[f32; 4]>> =
+        index.clips.iter().flat_map(|c| DatasetIndex::labels(&out, c).unwrap()).map(|l| visible_boxes(&l)).collect();
     let mut with_cars = 0;
     for step in 0..8 {
         let (frame, conditions, boxes) = frames.labelled_frame::<Flex>(frames.train_seed(step, 0), &Default::default());
@@ -218,7 +222,8 @@ fn bdd100k_videos_are_grouped_ordered_and_split() {
         bdd_frame("b", 1, "night", Some("[]")),
     ];
     std::fs::write(src.join("labels.json"), format!("[{}]", frames.join(",\n"))).unwrap();
-    let opts = ImportOptions { images: Some(images.clone()), time_of_day: TimeOfDay::Day, ..options(ImportFormat::Bdd100k) };
+    let opts =
+        ImportOptions { images: Some(images.clone()), time_of_day: TimeOfDay::Day, ..options(ImportFormat::Bdd100k) };
     let summary = import_dataset(&src, &out, &opts, |_| {}).unwrap();
     let clips = &summary.index.clips;
     let sources: Vec<_> = clips.iter().map(|c| c.source.clone().unwrap()).collect();
@@ -240,7 +245,10 @@ fn bdd100k_videos_are_grouped_ordered_and_split() {
     let (src2, out2) = (tmp("bdd-src2"), tmp("bdd-out2"));
     std::fs::write(src2.join("a.json"), format!("{{\"frames\": [{}], \"config\": {{}}}}", frames.join(","))).unwrap();
     let again = import_dataset(&src2, &out2, &opts, |_| {}).unwrap();
-    assert_eq!(again.index.clips.iter().map(|c| c.source.clone()).collect::<Vec<_>>(), sources.into_iter().map(Some).collect::<Vec<_>>());
+    assert_eq!(
+        again.index.clips.iter().map(|c| c.source.clone()).collect::<Vec<_>>(),
+        sources.into_iter().map(Some).collect::<Vec<_>>()
+    );
     for dir in [src, images, out, src2, out2] {
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -284,7 +292,8 @@ fn bad_sources_are_named_with_file_and_line() {
     assert!(msg.contains("000001.png: cannot read the image"), "{msg}");
 
     let bdd = src.join("bdd.json");
-    std::fs::write(&bdd, "[{\"name\": \"x.jpg\", \"labels\": [{\"category\": \"car\", \"box2d\": {\"x1\": 1}}]}]").unwrap();
+    std::fs::write(&bdd, "[{\"name\": \"x.jpg\", \"labels\": [{\"category\": \"car\", \"box2d\": {\"x1\": 1}}]}]")
+        .unwrap();
     let bdd_opts = ImportOptions { images: Some(src.clone()), ..options(ImportFormat::Bdd100k) };
     let msg = import_error(&bdd, &bdd_opts);
     assert!(msg.contains("bdd.json: missing field `y1` at line 1"), "{msg}");
@@ -313,5 +322,8 @@ fn world_crowdedness_levels_rise_with_the_car_count() {
     assert!(crowd.mean_counts.windows(2).all(|m| m[0] < m[1]), "{:?}", crowd.mean_counts);
     assert_eq!(crowd.level(0), 0);
     assert_eq!(crowd.level(1000), 3);
-    println!("world crowdedness: mean visible cars per level {:?}, thresholds {:?}", crowd.mean_counts, crowd.thresholds);
+    println!(
+        "world crowdedness: mean visible cars per level {:?}, thresholds {:?}",
+        crowd.mean_counts, crowd.thresholds
+    );
 }

@@ -68,7 +68,8 @@ impl FrameSource {
         for &(frames, fps) in clips {
             if frames > 1 && clip_stride(&index, frames, fps).is_none() {
                 return bad(format!(
-                    "this stage needs clips of {frames} frames at {fps} Hz; the dataset has {} frames at {} Hz                      per clip (its rate must be a whole multiple of {fps} Hz with enough frames)",
+                    "this stage needs clips of {frames} frames at {fps} Hz; the dataset has {} frames at {} Hz \
+                     per clip (its rate must be a whole multiple of {fps} Hz with enough frames)",
                     index.frames_per_clip, index.fps
                 ));
             }
