@@ -16,7 +16,8 @@ use serde::Deserialize;
 use crate::scenario::TimeOfDay;
 use crate::world::labels::{Box2d, Box3d, Occlusion};
 
-use super::{ImportError, SourceFrame, SourceObject, SourceSequence, estimate};
+use super::clip::estimate;
+use super::{ImportError, SourceFrame, SourceObject, SourceSequence};
 
 /// The `*.json` files to read: `path` itself, or those in the folder `path`, sorted.
 pub(super) fn label_files(path: &Path) -> Result<Vec<PathBuf>, ImportError> {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::export::kitti::{self, KittiGeometry};
 use crate::world::labels::Occlusion;
 
-use super::{ImportError, SourceFrame, SourceObject, SourceSequence, estimate};
+use super::clip::estimate;
+use super::{ImportError, SourceFrame, SourceObject, SourceSequence};
 
 /// Image file extensions read, without case.
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
