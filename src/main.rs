@@ -157,6 +157,12 @@ enum WeightsAction {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum GuessNoiseArg {
+    Middle,
+    Low,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum DtypeArg {
     F16,
     F32,
@@ -391,6 +397,12 @@ struct TrainArgs {
     /// latents). Held-out losses never use it.
     #[arg(long)]
     guess_share: Option<f64>,
+    /// With --guess-share: where the guessed clips are noised. `middle`: timesteps from the
+    /// middle half of the schedule, where a guide share below 1 hands over to free sampling;
+    /// `low`: timesteps 10-99 of 1000, where the default guide share of 1 leaves the model its
+    /// one (last) DDIM step, with those clips' loss taken on x̂_0 [default: middle].
+    #[arg(long, value_enum)]
+    guess_noise: Option<GuessNoiseArg>,
     /// Image LDM only: extra training-loss weight on car boxes. Each latent cell's squared
     /// error counts 1 + W × the fraction of it the frame's car boxes cover, normalised so the
     /// loss keeps its scale: the model spends more of its width on the cars [default: 0, a
@@ -685,6 +697,13 @@ fn train_one(
         guess_share: a
             .guess_share
             .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator))),
+        guess_noise: a
+            .guess_noise
+            .filter(|_| applies(matches!(stage, train::Stage::VideoLdm | train::Stage::Interpolator)))
+            .map(|g| match g {
+                GuessNoiseArg::Middle => train::GuessNoise::Middle,
+                GuessNoiseArg::Low => train::GuessNoise::Low,
+            }),
         box_weight: a.box_weight.filter(|_| image_ldm),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {

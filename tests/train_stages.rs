@@ -8,7 +8,9 @@ use burn::backend::Flex;
 use latentdrive::diffusion::DiffusionConfig;
 use latentdrive::model::ModelTier;
 use latentdrive::pipeline::Models;
-use latentdrive::train::{Continuation, LatentNormKind, LoopConfig, Stage, TrainOptions, continuation, train_stage};
+use latentdrive::train::{
+    Continuation, GuessNoise, LatentNormKind, LoopConfig, Stage, TrainOptions, continuation, train_stage,
+};
 use latentdrive::weights::{Manifest, Part, TemporalInit, load_parts};
 
 /// Micro-tier options: `steps` steps of batch 2 (run seed 5, init seed 1) from `run_dir`
@@ -39,6 +41,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         disc_start: None,
         high_noise: None,
         guess_share: None,
+        guess_noise: None,
         box_weight: None,
         latent_channels: None,
         diffusion: None,
@@ -550,6 +553,25 @@ fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_r
     let blended = guessed(Stage::Interpolator, "blend-all", Some(1.0));
     assert!(blended.iter().all(|l| l.is_finite()), "{blended:?}");
     assert_ne!(blended, interpolated, "no step's clips were noised from the blend");
+    // Where the guessed clips are noised: `middle` is the default; `low` draws other
+    // timesteps and takes those clips' loss on x̂_0; recorded for resumes.
+    let noised = |name: &str, noise: Option<GuessNoise>| {
+        let mut opts = micro(Stage::Interpolator, 2, root.join(name), weights.clone());
+        (opts.guess_share, opts.guess_noise) = (Some(1.0), noise);
+        step_losses(&opts)
+    };
+    assert_eq!(noised("blend-middle", Some(GuessNoise::Middle)), blended);
+    let low = noised("blend-low", Some(GuessNoise::Low));
+    assert!(low.iter().all(|l| l.is_finite()), "{low:?}");
+    assert_ne!(low, blended, "the low-noise clips trained as the middle ones");
+    let mut resumed = micro(Stage::Interpolator, 3, root.join("blend-low"), weights.clone());
+    (resumed.resume, resumed.guess_share, resumed.guess_noise) = (true, Some(1.0), Some(GuessNoise::Middle));
+    let err = refusal(&resumed);
+    assert!(err.contains("--guess-noise low, not middle"), "{err}");
+    let mut opts = micro(Stage::Interpolator, 1, root.join("noise-refused"), weights.clone());
+    opts.guess_noise = Some(GuessNoise::Low);
+    let err = refusal(&opts);
+    assert!(err.contains("--guess-noise needs a --guess-share above 0"), "{err}");
     let mut resumed = micro(Stage::VideoLdm, 3, root.join("guess-all"), weights.clone());
     resumed.resume = true;
     resumed.guess_share = Some(0.5);

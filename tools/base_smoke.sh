@@ -19,23 +19,9 @@ STEPS=${STEPS:-2}
 BATCH=${BATCH:-1}
 OUT=${OUT:-runs/base-smoke}
 W="$OUT/weights"
-[ -x "$B" ] || { echo "no binary at $B: cargo build --release --no-default-features --bins" >&2; exit 1; }
-[ -e "$OUT" ] && { echo "$OUT exists: remove it or set OUT" >&2; exit 1; }
-mkdir -p "$OUT"
-T="$OUT/base_smoke.txt"
+source "$(dirname "$0")/smoke_lib.sh"
+smoke_start base_smoke.txt
 echo "base tier, $DEV, $STEPS steps per stage at batch $BATCH, $("$B" --version), $(nproc) threads, $(date -u +%FT%TZ)" | tee "$T"
-
-# Runs a command under /usr/bin/time: prints wall seconds, peak RSS and the exit code.
-timed() { # label log command...
-  local label=$1 log=$2
-  shift 2
-  /usr/bin/time -f "%e %M" -o "$log.time" "$@" >"$log" 2>&1
-  local rc=$?
-  # The last line holds the numbers (a killed command's file starts with the signal).
-  read -r secs kb < <(tail -1 "$log.time")
-  printf '%-18s %8.1f s  peak RSS %6.0f MB  exit %d\n' "$label" "$secs" "$((kb / 1024))" "$rc" | tee -a "$T"
-  return $rc
-}
 
 fail=0
 for stage in autoencoder temporal-decoder image-ldm video-ldm interpolator upsampler upsampler-video; do

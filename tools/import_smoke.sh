@@ -12,21 +12,10 @@ set -uo pipefail
 B=${BIN:-target/release/latentdrive}
 OUT=${OUT:-runs/import-smoke}
 SECONDS_PER_SEQ=${SECS:-10}
-[ -x "$B" ] || { echo "no binary at $B: cargo build --release --no-default-features --bins" >&2; exit 1; }
-[ -e "$OUT" ] && { echo "$OUT exists: remove it or set OUT" >&2; exit 1; }
-mkdir -p "$OUT"
-T="$OUT/import_smoke.txt"
+source "$(dirname "$0")/smoke_lib.sh"
+smoke_start import_smoke.txt
 echo "import smoke, $("$B" --version), $(nproc) threads, $(date -u +%FT%TZ)" | tee "$T"
-
-timed() { # label log command...
-  local label=$1 log=$2
-  shift 2
-  /usr/bin/time -f "%e %M" -o "$log.time" "$@" >"$log" 2>&1
-  local rc=$?
-  read -r secs kb < <(tail -1 "$log.time")
-  printf '%-26s %8.1f s  peak RSS %6.0f MB  exit %d\n' "$label" "$secs" "$((kb / 1024))" "$rc" | tee -a "$T"
-  return $rc
-}
+TIMED_WIDTH=26
 
 fail=0
 # KITTI tracking: two sequences at 1242x375, 10 Hz.

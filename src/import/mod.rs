@@ -104,7 +104,7 @@ pub struct ImportOptions {
     pub max_clips: Option<usize>,
 }
 
-/// Progress after each source label file.
+/// Progress: once the label files are listed, then after each.
 #[derive(Debug, Clone, Copy)]
 pub struct ImportProgress {
     pub files_done: usize,
@@ -206,6 +206,7 @@ pub fn import_dataset(
 ) -> Result<ImportSummary, ImportError> {
     check_options(opts)?;
     let files = label_files(src, opts.format)?;
+    progress(ImportProgress { files_done: 0, files_total: files.len(), clips: 0 });
     let crowdedness = match opts.crowdedness {
         Some(level) => Crowdedness::Fixed(level),
         None => Crowdedness::FromCount(world_crowdedness(CALIBRATION_WORLDS)?),

@@ -22,8 +22,8 @@ pub use run::{
     hardware, train_stage, train_stage_on,
 };
 pub use stages::{
-    AutoencoderTask, EgoState, FrameSource, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask, VideoTask,
-    outline_box, tensor_grid, video_context, visible_boxes,
+    AutoencoderTask, EgoState, FrameSource, GuessNoise, ImageLdmTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
+    VideoTask, outline_box, tensor_grid, video_context, visible_boxes,
 };
 
 /// Why training stopped.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::fit::{Event, FitSummary, Fitted, LoopConfig, fit};
 use super::stages::{
-    AutoencoderTask, FrameSource, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask, VideoLdmTask,
-    VideoTask, held_out_psnr, temporal_decoder_rates,
+    AutoencoderTask, FrameSource, GuessNoise, ImageLdmTask, TemporalDecoderTask, UpsamplerPhase, UpsamplerTask,
+    VideoLdmTask, VideoTask, held_out_psnr, temporal_decoder_rates,
 };
 use crate::diffusion::{DiffusionConfig, LatentNorm, NoiseSchedule};
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
@@ -134,6 +134,9 @@ pub struct TrainOptions {
     /// generation's guess instead of from the clip: the prediction guide's (video-ldm,
     /// rendered data only) or the interpolation guide's (interpolator); default 0.
     pub guess_share: Option<f64>,
+    /// Where the guessed clips are noised (video-ldm and interpolator, with a guess share;
+    /// default: the middle half of the schedule); see [`GuessNoise`].
+    pub guess_noise: Option<GuessNoise>,
     /// Extra training-loss weight inside car boxes (image-ldm stage only; default 0, a
     /// uniform loss); see [`ImageLdmTask::box_weight`].
     pub box_weight: Option<f64>,
@@ -452,6 +455,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 drop_p: LABEL_DROP_P,
                 high_noise: opts.high_noise.unwrap_or(0.0),
                 guess_share: opts.guess_share.unwrap_or(0.0),
+                guess_noise: opts.guess_noise.unwrap_or_default(),
                 temporal_from: start.as_ref().and_then(|s| s.temporal.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -617,6 +621,9 @@ struct ModelOptions {
     /// The prediction model's guess share (`--guess-share`).
     #[serde(default)]
     guess_share: Option<f64>,
+    /// Where the guessed clips are noised (`--guess-noise`).
+    #[serde(default)]
+    guess_noise: Option<GuessNoise>,
     /// The image LDM's box weight (`--box-weight`).
     #[serde(default)]
     box_weight: Option<f64>,
@@ -644,6 +651,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         disc_start: opts.disc_start,
         high_noise: opts.high_noise,
         guess_share: opts.guess_share,
+        guess_noise: opts.guess_noise,
         box_weight: opts.box_weight,
     };
     if !opts.resume {
@@ -697,6 +705,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--guess-share", was.to_string(), now.to_string()));
     }
+    if let (Some(now), Some(was)) = (given.guess_noise, saved.guess_noise)
+        && now != was
+    {
+        return Err(clash("--guess-noise", was.name().into(), now.name().into()));
+    }
     if let (Some(now), Some(was)) = (given.box_weight, saved.box_weight)
         && now != was
     {
@@ -717,6 +730,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     opts.disc_start = given.disc_start.or(saved.disc_start);
     opts.high_noise = given.high_noise.or(saved.high_noise);
     opts.guess_share = given.guess_share.or(saved.guess_share);
+    opts.guess_noise = given.guess_noise.or(saved.guess_noise);
     opts.box_weight = given.box_weight.or(saved.box_weight);
     opts.init_from = saved.init_from;
     Ok(opts)
@@ -783,6 +797,9 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
         if !(0.0..=1.0).contains(&share) {
             return Err(TrainError::Options(format!("{flag} takes a share in [0, 1], not {share}")));
         }
+    }
+    if opts.guess_noise.is_some() && !opts.guess_share.is_some_and(|s| s > 0.0) {
+        return Err(TrainError::Options("--guess-noise needs a --guess-share above 0".into()));
     }
     if let Some(weight) = opts.box_weight {
         if opts.stage != Stage::ImageLdm {
@@ -1024,11 +1041,18 @@ fn record<IB: Backend, C: Serialize>(
                 _ => String::new(),
             },
             match opts.guess_share {
-                Some(share) if share > 0.0 => match opts.stage {
-                    Stage::Interpolator =>
-                        format!(", {share} of the clips noised from the interpolation guide's guess"),
-                    _ => format!(", {share} of the clips with context noised from the prediction guide's guess"),
-                },
+                Some(share) if share > 0.0 => format!(
+                    "{}{}",
+                    match opts.stage {
+                        Stage::Interpolator =>
+                            format!(", {share} of the clips noised from the interpolation guide's guess"),
+                        _ => format!(", {share} of the clips with context noised from the prediction guide's guess"),
+                    },
+                    match opts.guess_noise.unwrap_or_default() {
+                        GuessNoise::Middle => "",
+                        GuessNoise::Low => " at low noise (timesteps 10-99, x̂_0 loss)",
+                    }
+                ),
                 _ => String::new(),
             },
             match opts.box_weight {

@@ -51,6 +51,7 @@ pub fn micro_weights() -> &'static Path {
                 disc_start: None,
                 high_noise: None,
                 guess_share: None,
+                guess_noise: None,
                 box_weight: None,
                 latent_channels: None,
                 diffusion: None,

@@ -12,7 +12,7 @@ pub use frames::{EgoState, FrameSource, outline_box, tensor_grid, visible_boxes}
 pub use image_ldm::ImageLdmTask;
 pub use temporal_decoder::{TemporalDecoderTask, clip_rates as temporal_decoder_rates};
 pub use upsampler::{UpsamplerPhase, UpsamplerTask};
-pub use video::{VideoLdmTask, VideoTask, context as video_context};
+pub use video::{GuessNoise, VideoLdmTask, VideoTask, context as video_context};
 
 /// Noise seed of the diffusion stages' `samples.png` (fixed: successive grids differ
 /// only by the model).

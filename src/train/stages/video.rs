@@ -13,6 +13,39 @@ use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
 use crate::train::init::seeded_init;
 
+/// Where on the schedule [`VideoLdmTask::guess_share`]'s clips are noised from the guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum GuessNoise {
+    /// Timesteps from the middle half of the schedule (`T/4..3T/4`): where a guide share
+    /// between 0 and 1 hands over to free sampling. The loss is the usual one.
+    #[default]
+    Middle,
+    /// Timesteps `T/100..T/10` (10 to 99 of 1000): where a guide share of 1 leaves the model its
+    /// one evaluation (the last DDIM step: timestep 49 at 20 steps, 99 at 10, 19 at 50). The
+    /// clip's loss is weighed by `1/(1 + SNR)`, which makes it x̂_0's squared error: at these
+    /// levels the v-target of a guess is its error times √SNR (about 3 to 10) and would
+    /// swamp the batch.
+    Low,
+}
+
+impl GuessNoise {
+    /// The timesteps guessed clips are drawn from, of `train_steps`.
+    pub fn timesteps(self, train_steps: usize) -> std::ops::Range<usize> {
+        match self {
+            GuessNoise::Middle => train_steps / 4..train_steps * 3 / 4,
+            GuessNoise::Low => train_steps / 100..train_steps / 10,
+        }
+    }
+
+    /// The flag's value (`--guess-noise`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GuessNoise::Middle => "middle",
+            GuessNoise::Low => "low",
+        }
+    }
+}
+
 /// Which video model a [`VideoLdmTask`] trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoTask {
@@ -57,6 +90,8 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// [`crate::pipeline::generator::blend_keys`]). Held-out losses never use it, so runs
     /// with and without it compare.
     pub guess_share: f64,
+    /// Where `guess_share`'s clips are noised ([`GuessNoise`]).
+    pub guess_noise: GuessNoise,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
 }
@@ -109,7 +144,7 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
                     let has_context = self.kind == VideoTask::Interpolation || context_frames[k] > 0;
                     let on = rng.random_bool(guess_share) && has_context;
                     if on {
-                        per_clip[k] = rng.random_range(steps / 4..steps * 3 / 4);
+                        per_clip[k] = rng.random_range(self.guess_noise.timesteps(steps));
                     }
                     on
                 })
@@ -143,7 +178,17 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
             input.fps_stage = Some(Tensor::from_data(burn::tensor::TensorData::new(stages, [n]), device));
         }
         let target = self.schedule.training_target(z0, noise, &timesteps, self.diffusion.prediction);
-        crate::diffusion::mse(model.forward(input), target)
+        let prediction = model.forward(input);
+        if self.guess_noise == GuessNoise::Low && guessed.contains(&true) {
+            // Guessed clips count x̂_0's squared error (see `GuessNoise::Low`).
+            let weights: Vec<f32> = (0..n)
+                .map(|i| if guessed[i / t] { (1.0 / (1.0 + self.schedule.snr(timesteps[i]))) as f32 } else { 1.0 })
+                .collect();
+            let weights = Tensor::<B, 1>::from_floats(weights.as_slice(), device).reshape([n, 1, 1, 1]);
+            let per_frame = (prediction - target).powi_scalar(2).mean_dim(3).mean_dim(2).mean_dim(1);
+            return (per_frame * weights).mean();
+        }
+        crate::diffusion::mse(prediction, target)
     }
 
     /// The latents the new frames of `guessed` clips are noised from: generation's
