@@ -74,32 +74,14 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         FormatArg::KittiObject => ImportFormat::KittiObject,
         FormatArg::Bdd100k => ImportFormat::Bdd100k,
     };
-    if args.crowdedness.is_some_and(|c| c > MAX_CROWDEDNESS) {
-        return Err(InputError(format!("--crowdedness must be in 0..={MAX_CROWDEDNESS}")).into());
-    }
-    let fps = args.fps.unwrap_or(format.default_fps());
-    if !(fps.is_finite() && fps > 0.0) {
-        return Err(InputError(format!("--fps must be a positive number, found {fps}")).into());
-    }
-    let frames = args.frames.unwrap_or(format.default_frames());
-    if frames == 0 || args.max_clips == Some(0) {
-        return Err(InputError("--frames and --max-clips must be at least 1".into()).into());
-    }
-    if format == ImportFormat::Bdd100k && args.images.is_none() {
-        return Err(InputError("bdd100k needs --images DIR (the root of the frames' images)".into()).into());
-    }
-    let cars: Vec<String> = args.cars.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
-    if cars.is_empty() {
-        return Err(InputError("--cars names no class".into()).into());
-    }
     let opts = ImportOptions {
         format,
         images: args.images,
-        frames,
-        fps,
+        frames: args.frames.unwrap_or(format.default_frames()),
+        fps: args.fps.unwrap_or(format.default_fps()),
         width: args.size.0,
         height: args.size.1,
-        car_classes: cars,
+        car_classes: args.cars.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect(),
         time_of_day: match args.time_of_day {
             TimeOfDayArg::Day => TimeOfDay::Day,
             TimeOfDayArg::Night => TimeOfDay::Night,
@@ -107,6 +89,8 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         crowdedness: args.crowdedness,
         max_clips: args.max_clips,
     };
+    // Refused before the output folder is made.
+    opts.check().map_err(|e| InputError(e.to_string()))?;
     prepare_out(&args.out)?;
     let t0 = Instant::now();
     let mut bar = None;

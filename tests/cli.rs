@@ -211,6 +211,17 @@ fn import_reads_back_what_render_wrote_and_bad_labels_exit_2() {
     let o = run(&["import", "bdd100k", "no-such.json", "--images", ".", "--out", bad.to_str().unwrap(), "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!bad.join("index.json").exists());
+    // Options no import can run with are refused before the output folder is made.
+    let unmade = tmp("import-unmade");
+    for args in [
+        &["import", "bdd100k", "labels.json", "--out", unmade.to_str().unwrap()][..],
+        &["import", "kitti-tracking", ".", "--out", unmade.to_str().unwrap(), "--crowdedness", "4"],
+        &["import", "kitti-object", ".", "--out", unmade.to_str().unwrap(), "--frames", "0"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(!unmade.exists(), "{args:?}");
+    }
     for dir in [render, from_bdd, kitti, from_kitti, bad] {
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -74,11 +74,6 @@ impl ImportFormat {
             ImportFormat::KittiTracking | ImportFormat::Bdd100k => 32,
         }
     }
-
-    /// The source class names imported as cars unless told.
-    pub fn default_car_classes(self) -> Vec<String> {
-        vec!["car".to_string()]
-    }
 }
 
 /// What to import and how to cut it.
@@ -187,13 +182,8 @@ fn read_sequences(file: &Path, opts: &ImportOptions) -> Result<Vec<SourceSequenc
     match opts.format {
         ImportFormat::KittiTracking => kitti::read_tracking_sequences(file, &cars),
         ImportFormat::KittiObject => kitti::read_object_frame(file, &cars),
-        ImportFormat::Bdd100k => {
-            let images = opts
-                .images
-                .as_deref()
-                .ok_or_else(|| ImportError::Source("bdd100k: the image root is needed (--images DIR)".to_string()))?;
-            bdd::read_sequences(file, images, &cars)
-        }
+        // `ImportOptions::check` asked for the image root.
+        ImportFormat::Bdd100k => bdd::read_sequences(file, opts.images.as_deref().unwrap_or(Path::new(".")), &cars),
     }
 }
 
@@ -204,7 +194,7 @@ pub fn import_dataset(
     opts: &ImportOptions,
     mut progress: impl FnMut(ImportProgress),
 ) -> Result<ImportSummary, ImportError> {
-    check_options(opts)?;
+    opts.check()?;
     let files = label_files(src, opts.format)?;
     progress(ImportProgress { files_done: 0, files_total: files.len(), clips: 0 });
     let crowdedness = match opts.crowdedness {
@@ -262,22 +252,28 @@ pub fn import_dataset(
     Ok(ImportSummary { index, frames, cars, cars_outside_crop, sequences })
 }
 
-fn check_options(opts: &ImportOptions) -> Result<(), ImportError> {
-    let bad = |m: String| Err(ImportError::Source(m));
-    if opts.frames == 0 {
-        return bad("frames per clip must be at least 1".into());
+impl ImportOptions {
+    /// Refuses options no import can run with (before anything is read or written).
+    pub fn check(&self) -> Result<(), ImportError> {
+        let bad = |m: String| Err(ImportError::Source(m));
+        if self.frames == 0 || self.max_clips == Some(0) {
+            return bad("--frames and --max-clips must be at least 1".into());
+        }
+        if !(self.fps.is_finite() && self.fps > 0.0) {
+            return bad(format!("--fps must be a positive number, found {}", self.fps));
+        }
+        if self.width == 0 || self.height == 0 {
+            return bad(format!("the output size must not be empty, found {}x{}", self.width, self.height));
+        }
+        if self.car_classes.iter().all(|c| c.trim().is_empty()) {
+            return bad("--cars names no class".into());
+        }
+        if let Some(level) = self.crowdedness.filter(|&l| l > crate::scenario::MAX_CROWDEDNESS) {
+            return bad(format!("--crowdedness must be in 0..={}, found {level}", crate::scenario::MAX_CROWDEDNESS));
+        }
+        if self.format == ImportFormat::Bdd100k && self.images.is_none() {
+            return bad("bdd100k needs --images DIR (the root of the frames' images)".into());
+        }
+        Ok(())
     }
-    if !(opts.fps.is_finite() && opts.fps > 0.0) {
-        return bad(format!("the frame rate must be a positive number, found {}", opts.fps));
-    }
-    if opts.width == 0 || opts.height == 0 {
-        return bad(format!("the output size must not be empty, found {}x{}", opts.width, opts.height));
-    }
-    if opts.car_classes.is_empty() {
-        return bad("no class is imported as car".into());
-    }
-    if let Some(level) = opts.crowdedness.filter(|&l| l > crate::scenario::MAX_CROWDEDNESS) {
-        return bad(format!("crowdedness must be in 0..={}, found {level}", crate::scenario::MAX_CROWDEDNESS));
-    }
-    Ok(())
 }

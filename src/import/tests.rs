@@ -70,7 +70,7 @@ fn options(format: ImportFormat) -> ImportOptions {
         fps: 10.0,
         width: 32,
         height: 16,
-        car_classes: format.default_car_classes(),
+        car_classes: vec!["car".into()],
         time_of_day: TimeOfDay::Night,
         crowdedness: Some(1),
         max_clips: None,
