@@ -22,9 +22,10 @@ pub enum GuessNoise {
     Middle,
     /// Timesteps `T/100..T/10` (10 to 99 of 1000): where a guide share of 1 leaves the model its
     /// one evaluation (the last DDIM step: timestep 49 at 20 steps, 99 at 10, 19 at 50). The
-    /// clip's loss is weighed by `1/(1 + SNR)`, which makes it x̂_0's squared error: at these
-    /// levels the v-target of a guess is its error times √SNR (about 3 to 10) and would
-    /// swamp the batch.
+    /// clip's loss is weighed by `1/(1 + SNR)`, which makes it x̂_0's squared error for
+    /// v-prediction (the tiny tier's; for ε-prediction that error times ᾱ_t, 0.89 or more
+    /// here): at these levels the v-target of a guess is its error times √SNR (about 3 to 10)
+    /// and would swamp the batch.
     Low,
 }
 
