@@ -16,6 +16,7 @@ use latentdrive::pipeline::{
 
 use crate::generate_cmd::DeviceArg;
 use crate::{InputError, PlainProgress, progress_bar};
+use latentdrive::scenario::InterpolationGuess;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -93,6 +94,10 @@ pub struct EvalArgs {
     /// --interpolation-guide`; with --interpolate).
     #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_INTERPOLATION_GUIDE, value_parser = crate::generate_cmd::parse_share)]
     interpolation_guide: f32,
+    /// What the interpolation guide holds the in-between frames to, `ego` or `blend` (as
+    /// `generate --interpolation-guess`).
+    #[arg(long, default_value = latentdrive::scenario::DEFAULT_INTERPOLATION_GUESS.name(), value_parser = crate::generate_cmd::parse_guess)]
+    interpolation_guess: InterpolationGuess,
     /// Share of the prediction model's steps started from the last context frame moved on by
     /// the ego's travel (as `generate --prediction-guide`).
     #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_PREDICTION_GUIDE, value_parser = crate::generate_cmd::parse_share)]
@@ -160,6 +165,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             upsample_level: 20,
             known_frames: if a.context_only { KnownFrames::ContextOnly } else { KnownFrames::Replace },
             interpolation_guide: a.interpolation_guide,
+            interpolation_guess: a.interpolation_guess,
             prediction_guide: a.prediction_guide,
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),

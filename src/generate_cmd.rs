@@ -12,7 +12,7 @@ use latentdrive::pipeline::{
     self, DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Models, Needs, PipelineError, RunRequest,
     UpsampleMode,
 };
-use latentdrive::scenario::{self, Scenario};
+use latentdrive::scenario::{self, InterpolationGuess, Scenario};
 
 use crate::{InputError, PlainProgress, progress_bar};
 
@@ -71,6 +71,12 @@ pub struct GenerateArgs {
     /// scenario's sampling.interpolation_guide, which defaults to 1].
     #[arg(long, value_parser = parse_share)]
     interpolation_guide: Option<f32>,
+    /// What the interpolation guide holds the in-between frames to: `blend` (the straight line
+    /// between the keys' latents) or `ego` (the two keys moved towards each other by the ego
+    /// car's travel, fitted to how far they moved, and blended) [default: the scenario's
+    /// sampling.interpolation_guess, which defaults to blend].
+    #[arg(long, value_parser = parse_guess)]
+    interpolation_guess: Option<InterpolationGuess>,
     /// Share of the prediction model's DDIM steps (0 to 1) for which each new frame is held to
     /// the window's last context frame moved on by the ego car's travel (road and roadside
     /// geometry, requested boxes kept in place), so that sampling starts from that guess
@@ -129,6 +135,11 @@ pub(crate) fn parse_share(s: &str) -> Result<f32, String> {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("expected a number from 0 to 1, found {s:?}")),
     }
+}
+
+/// What the interpolation guide holds frames to (`--interpolation-guess`): `blend` or `ego`.
+pub(crate) fn parse_guess(s: &str) -> Result<InterpolationGuess, String> {
+    s.trim().parse()
 }
 
 /// A guidance scale (`--box-guidance`): a finite number ≥ 0.
@@ -237,6 +248,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.interpolate = !a.no_interpolate;
     o.box_guidance = a.box_guidance.or(o.box_guidance);
     o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);
+    o.interpolation_guess = a.interpolation_guess.unwrap_or(o.interpolation_guess);
     o.prediction_guide = a.prediction_guide.unwrap_or(o.prediction_guide);
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
     if a.context_only {

@@ -403,6 +403,13 @@ struct TrainArgs {
     /// one (last) DDIM step, with those clips' loss taken on x̂_0 [default: middle].
     #[arg(long, value_enum)]
     guess_noise: Option<GuessNoiseArg>,
+    /// Interpolator, with --guess-share: the guess its guessed clips are noised from, as
+    /// `generate --interpolation-guess` makes it. `ego`: the known frames moved towards each
+    /// other by the ego car's travel and blended (rendered clips; with --data, which records
+    /// no ego motion, the straight line); `blend`: the straight line between the known frames'
+    /// latents [default: blend, generation's default; a resumed run keeps its own].
+    #[arg(long, value_parser = generate_cmd::parse_guess)]
+    interpolation_guess: Option<latentdrive::scenario::InterpolationGuess>,
     /// Image LDM only: extra training-loss weight on car boxes. Each latent cell's squared
     /// error counts 1 + W × the fraction of it the frame's car boxes cover, normalised so the
     /// loss keeps its scale: the model spends more of its width on the cars [default: 0, a
@@ -704,6 +711,7 @@ fn train_one(
                 GuessNoiseArg::Middle => train::GuessNoise::Middle,
                 GuessNoiseArg::Low => train::GuessNoise::Low,
             }),
+        interpolation_guess: a.interpolation_guess.filter(|_| applies(stage == train::Stage::Interpolator)),
         box_weight: a.box_weight.filter(|_| image_ldm),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {

@@ -13,6 +13,7 @@ use latentdrive::model::ModelTier;
 use latentdrive::pipeline::{
     DecoderMode, Event, FrameSink, GenerateOptions, Generator, Models, PipelineError, UpsampleMode,
 };
+use latentdrive::scenario::InterpolationGuess;
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latentdrive"))
@@ -530,6 +531,40 @@ fn the_prediction_guide_starts_every_future_from_the_same_guess() {
     let mut old = serde_json::to_value(&opts).unwrap();
     old.as_object_mut().unwrap().remove("prediction_guide");
     assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_guide, 0.0);
+}
+
+/// The interpolation guess: `Blend` is the scenario default; at guide 1, `Ego` (the keys moved
+/// by the ego's travel; `pipeline::ego`'s tests check its frames) gives the same key frames;
+/// the choice is recorded, and metadata without the field reads as `Blend`, what runs made
+/// before the choice did.
+#[test]
+fn the_interpolation_guess_keeps_the_keys_and_is_recorded() {
+    let generator =
+        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default());
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.interpolation_guide) = (1, 0.8, 4, 1.0);
+    (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
+    assert_eq!(opts.interpolation_guess, InterpolationGuess::Blend, "the scenario default");
+    let never = AtomicBool::new(false);
+    let frames = |guess| {
+        let opts = GenerateOptions { interpolation_guess: guess, ..opts.clone() };
+        let mut keep = Keep(vec![vec![]]);
+        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
+        keep.0.remove(0)
+    };
+    let (ego, blend) = (frames(InterpolationGuess::Ego), frames(InterpolationGuess::Blend));
+    assert_eq!(ego.len(), 9, "0.8 s at 10 Hz: frame 0 and 8 more");
+    assert_eq!(blend.len(), 9);
+    for j in [0, 4, 8] {
+        assert!(ego[j] == blend[j], "key frame {j} differs");
+    }
+    let opts = GenerateOptions { interpolation_guess: InterpolationGuess::Ego, ..opts };
+    let mut old = serde_json::to_value(&opts).unwrap();
+    assert_eq!(old["interpolation_guess"], "Ego");
+    old.as_object_mut().unwrap().remove("interpolation_guess");
+    let read = serde_json::from_value::<GenerateOptions>(old).unwrap();
+    assert_eq!(read.interpolation_guess, InterpolationGuess::Blend);
 }
 
 /// Box guidance scales the boxes apart from the labels in frame 0: equal to the label

@@ -225,6 +225,14 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["case.ron:10:", "sampling.interpolation_guide: expected a number in [0, 1], found 1.2"],
         ),
         (
+            "unknown interpolation guess",
+            m("context_guidance: 1.5", "context_guidance: 1.5, interpolation_guess: Optical"),
+            vec![
+                "case.ron:10:",
+                "sampling.interpolation_guess: unknown value `Optical`; expected one of `Blend`, `Ego`",
+            ],
+        ),
+        (
             "negative box guidance",
             m("context_guidance: 1.5", "context_guidance: 1.5, box_guidance: -1.0"),
             vec!["case.ron:10:", "sampling.box_guidance: expected a finite number ≥ 0, found -1"],

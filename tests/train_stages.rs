@@ -8,6 +8,7 @@ use burn::backend::Flex;
 use latentdrive::diffusion::DiffusionConfig;
 use latentdrive::model::ModelTier;
 use latentdrive::pipeline::Models;
+use latentdrive::scenario::InterpolationGuess;
 use latentdrive::train::{
     Continuation, GuessNoise, LatentNormKind, LoopConfig, Stage, TrainOptions, continuation, train_stage,
 };
@@ -42,6 +43,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         high_noise: None,
         guess_share: None,
         guess_noise: None,
+        interpolation_guess: None,
         box_weight: None,
         latent_channels: None,
         diffusion: None,
@@ -538,26 +540,49 @@ fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_r
 
     // The guess share: 0 trains exactly as without it; 1 noises the clips with context from
     // generation's guess (other inputs, other losses): the prediction guide's for the video
-    // LDM, the straight line between the known frames for the interpolator; recorded for resumes.
-    let guessed = |stage: Stage, name: &str, share: Option<f64>| {
+    // LDM, for the interpolator the straight line between the known frames or (the default)
+    // the known frames moved by the ego's travel; recorded for resumes.
+    let guessed_by = |stage: Stage, name: &str, share: Option<f64>, guess: Option<InterpolationGuess>| {
         let mut opts = micro(stage, 2, root.join(name), weights.clone());
-        opts.guess_share = share;
+        (opts.guess_share, opts.interpolation_guess) = (share, guess);
         step_losses(&opts)
     };
+    let guessed = |stage: Stage, name: &str, share: Option<f64>| guessed_by(stage, name, share, None);
     assert_eq!(guessed(Stage::VideoLdm, "guess-zero", Some(0.0)), uniform);
     let guess = guessed(Stage::VideoLdm, "guess-all", Some(1.0));
     assert!(guess.iter().all(|l| l.is_finite()), "{guess:?}");
     assert_ne!(guess, uniform, "no step's clips were noised from the guess");
     let interpolated = guessed(Stage::Interpolator, "blend-none", None);
     assert_eq!(guessed(Stage::Interpolator, "blend-zero", Some(0.0)), interpolated);
-    let blended = guessed(Stage::Interpolator, "blend-all", Some(1.0));
+    let blended = guessed_by(Stage::Interpolator, "blend-all", Some(1.0), Some(InterpolationGuess::Blend));
     assert!(blended.iter().all(|l| l.is_finite()), "{blended:?}");
     assert_ne!(blended, interpolated, "no step's clips were noised from the blend");
+    // The default is generation's, the straight line.
+    assert_eq!(guessed(Stage::Interpolator, "blend-default", Some(1.0)), blended);
+    // The ego guess fits the travel to the keys (`pipeline::ego`'s tests check it on renders):
+    // the micro autoencoder, trained 2 steps, decodes every key to nearly the same picture,
+    // which no travel moves nearer the next, so here it is the straight line exactly.
+    let moved = guessed_by(Stage::Interpolator, "moved-all", Some(1.0), Some(InterpolationGuess::Ego));
+    assert_eq!(moved, blended, "keys that show no motion trained off the straight line");
+    let mut resumed = micro(Stage::Interpolator, 3, root.join("moved-all"), weights.clone());
+    (resumed.resume, resumed.interpolation_guess) = (true, Some(InterpolationGuess::Blend));
+    let err = refusal(&resumed);
+    assert!(err.contains("--interpolation-guess ego, not blend"), "{err}");
+    for (stage, share, expected) in [
+        (Stage::VideoLdm, Some(1.0), "--interpolation-guess applies to the interpolator stage only"),
+        (Stage::Interpolator, None, "--interpolation-guess needs a --guess-share above 0"),
+    ] {
+        let mut opts = micro(stage, 1, root.join("guess-kind-refused"), weights.clone());
+        (opts.guess_share, opts.interpolation_guess) = (share, Some(InterpolationGuess::Ego));
+        let err = refusal(&opts);
+        assert!(err.contains(expected), "{err}");
+    }
     // Where the guessed clips are noised: `middle` is the default; `low` draws other
     // timesteps and takes those clips' loss on x̂_0; recorded for resumes.
     let noised = |name: &str, noise: Option<GuessNoise>| {
         let mut opts = micro(Stage::Interpolator, 2, root.join(name), weights.clone());
         (opts.guess_share, opts.guess_noise) = (Some(1.0), noise);
+        opts.interpolation_guess = Some(InterpolationGuess::Blend);
         step_losses(&opts)
     };
     assert_eq!(noised("blend-middle", Some(GuessNoise::Middle)), blended);

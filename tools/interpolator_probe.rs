@@ -1,15 +1,18 @@
 //! The interpolator on held-out 10 Hz clips, given the encoder's latents of every fourth
 //! frame as keys: PSNR of its six in-between frames and the temporal error of the nine,
-//! against the straight line between the keys' latents and the encoder's own latents
+//! against the straight line between the keys' latents, the keys moved towards each other by
+//! the ego's travel, and the encoder's own latents
 //! (`latentdrive::eval::compare_interpolation`). For deciding whether an interpolator run is
 //! kept; the model card measures the shipped one the same way.
 //!
 //! `cargo run --release --no-default-features --example interpolator_probe -- weights/tiny [clips] [steps] [guide] [grid.png]`
 //!
 //! `guide` is `GenerateOptions::interpolation_guide` (`generate --interpolation-guide`, default 0).
+//! `INTERPOLATOR_PROBE_GUESS=blend|ego` sets what the guide holds the frames to
+//! (`generate --interpolation-guess`; default the scenario default's).
 //!
-//! With a PNG path it also draws the first clip: the render, the interpolator's frames and
-//! the latent blend's, one row each (keys at columns 1, 5 and 9).
+//! With a PNG path it also draws the first clip: the render, the interpolator's frames, the
+//! latent blend's and the moved keys', one row each (keys at columns 1, 5 and 9).
 
 use anyhow::{Context, Result};
 use burn::backend::Flex;
@@ -33,11 +36,14 @@ fn main() -> Result<()> {
     let mut opts = GenerateOptions::from_scenario(&parse_str(defaults, "interpolator_probe".as_ref())?);
     opts.steps = steps;
     opts.interpolation_guide = guide;
+    if let Ok(guess) = std::env::var("INTERPOLATOR_PROBE_GUESS") {
+        opts.interpolation_guess = guess.parse().map_err(|e| anyhow::anyhow!("INTERPOLATOR_PROBE_GUESS: {e}"))?;
+    }
     let grid_path = args.next().map(PathBuf::from);
     let mut grid = None;
     let c = compare_interpolation(&generator, clips, &opts, |clip| {
         if grid.is_none() && grid_path.is_some() {
-            grid = Some(tensor_grid(&[clip.render, clip.interpolator, clip.blend]));
+            grid = Some(tensor_grid(&[clip.render, clip.interpolator, clip.blend, clip.moved]));
         }
         eprint!(".")
     })?;
@@ -46,11 +52,14 @@ fn main() -> Result<()> {
     }
     eprintln!();
     println!(
-        "{}: {clips} held-out 10 Hz clips of 9 frames, keys 0, 4, 8, {steps} DDIM steps, guide {guide}",
-        dir.display()
+        "{}: {clips} held-out 10 Hz clips of 9 frames, keys 0, 4, 8, {steps} DDIM steps, guide {guide} ({})",
+        dir.display(),
+        opts.interpolation_guess.name()
     );
     println!("{:>13} {:>16} {:>15}", "", "PSNR in-between", "temporal error");
-    for (name, s) in [("interpolator", c.interpolator), ("latent blend", c.blend), ("encoder", c.ceiling)] {
+    let ways =
+        [("interpolator", c.interpolator), ("latent blend", c.blend), ("moved keys", c.moved), ("encoder", c.ceiling)];
+    for (name, s) in ways {
         println!("{name:>13} {:>13.2} dB {:>15.3}", s.psnr, s.temporal_error);
     }
     Ok(())

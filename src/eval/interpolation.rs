@@ -5,6 +5,8 @@
 //! renders, next to two references:
 //! - `blend`: the straight line between neighbouring keys' latents, the interpolator's
 //!   baseline (it beats it only if it models motion);
+//! - `moved`: neighbouring keys moved towards each other by the ego's travel and blended
+//!   ([`InterpolationGuess::Ego`]), the other guess the interpolation guide can start from;
 //! - `ceiling`: the encoder's own latents of the in-between frames, what a perfect
 //!   interpolator reaches through this decoder.
 //!
@@ -19,6 +21,7 @@ use super::decoders::ClipScore;
 use crate::data::{EVAL_SEED_BASE, psnr, temporal_error};
 use crate::pipeline::generator::{INTERPOLATION_FACTOR, KEYFRAME_FPS, blend_keys};
 use crate::pipeline::{GenerateOptions, Generator, PipelineError};
+use crate::scenario::InterpolationGuess;
 use crate::train::FrameSource;
 
 /// World seed of the first clip: held out, and apart from `eval`'s scenes, the evaluators'
@@ -34,21 +37,25 @@ pub struct InterpolationComparison {
     pub steps: usize,
     pub interpolator: ClipScore,
     pub blend: ClipScore,
+    pub moved: ClipScore,
     pub ceiling: ClipScore,
 }
 
-/// One clip of a comparison: the render and the three ways' decoded frames, `[9, 3, h, w]`
+/// One clip of a comparison: the render and the four ways' decoded frames, `[9, 3, h, w]`
 /// each in [-1, 1].
 pub struct InterpolatedClip<B: Backend> {
     pub render: Tensor<B, 4>,
     pub interpolator: Tensor<B, 4>,
     pub blend: Tensor<B, 4>,
+    pub moved: Tensor<B, 4>,
     pub ceiling: Tensor<B, 4>,
 }
 
 /// Measures `generator`'s interpolator on `clips` held-out clips (world seeds from
 /// [`INTERPOLATION_CLIP_SEED`], the clip's seed also its sampling seed) with `opts`' steps,
-/// eta and known-frame handling, handing each clip to `on_clip`.
+/// eta, known-frame handling and interpolation guide, handing each clip to `on_clip`. The ego
+/// motion is the clip world's at its start, the cars seen in its first frame held in place (as
+/// `generate` holds the requested cars).
 pub fn compare_interpolation<B: Backend>(
     generator: &Generator<B>,
     clips: usize,
@@ -62,29 +69,33 @@ pub fn compare_interpolation<B: Backend>(
     let f = INTERPOLATION_FACTOR;
     let n = 2 * f + 1;
     let between: Vec<usize> = (0..n).filter(|j| j % f != 0).collect();
-    let decode = |z: Tensor<B, 4>| m.autoencoder.decoder.forward(m.latent_norm.denormalize(z), 1).clamp(-1.0, 1.0);
+    let fps = KEYFRAME_FPS * f as f32;
     // Per way: in-between frames' PSNRs and each clip's temporal error.
-    let mut scores: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+    let mut scores: [(Vec<f64>, Vec<f64>); 4] = Default::default();
     for i in 0..clips as u64 {
         let seed = INTERPOLATION_CLIP_SEED + i;
-        let (clip, conditions) = source.clip::<B>(seed, n, KEYFRAME_FPS * f as f32, device);
-        let (mean, _) = m.autoencoder.encoder.forward(clip.clone());
-        let z = m.latent_norm.normalize(mean);
+        let (clip, conditions) = source.clip::<B>(seed, n, fps, device);
+        let ego = source.clip_ego_motion(seed, fps, 0);
+        let z = m.encode_frames(clip.clone());
         let zs = z.clone().chunk(n, 0);
-        let sampled = generator.interpolate_keys([&zs[0], &zs[f], &zs[2 * f]], conditions, opts, seed)?;
-        let blend = blend_keys(&[&zs[0], &zs[f], &zs[2 * f]], f);
-        let decoded = [Tensor::cat(sampled, 0), Tensor::cat(blend, 0), z].map(decode);
+        let keys = [&zs[0], &zs[f], &zs[2 * f]];
+        let sampled = generator.interpolate_keys(keys, conditions, ego.as_ref(), opts, seed)?;
+        let blend = blend_keys(&keys, f);
+        let moved = generator.interpolation_guess(&keys, InterpolationGuess::Ego, ego.as_ref().map(|e| (e, 0)));
+        let ways = [Tensor::cat(sampled, 0), Tensor::cat(blend, 0), Tensor::cat(moved, 0), z];
+        let decoded = ways.map(|z| m.decode_frames(z));
         for ((p, e), frames) in scores.iter_mut().zip(&decoded) {
             let frame_psnr = psnr(frames.clone(), clip.clone());
             p.extend(between.iter().map(|&j| frame_psnr[j]));
             e.push(temporal_error(frames, &clip));
         }
-        let [interpolator, blend, ceiling] = decoded;
-        on_clip(InterpolatedClip { render: clip, interpolator, blend, ceiling });
+        let [interpolator, blend, moved, ceiling] = decoded;
+        on_clip(InterpolatedClip { render: clip, interpolator, blend, moved, ceiling });
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let [interpolator, blend, ceiling] = scores.map(|(p, e)| ClipScore { psnr: mean(&p), temporal_error: mean(&e) });
-    Ok(InterpolationComparison { clips, steps: opts.steps, interpolator, blend, ceiling })
+    let [interpolator, blend, moved, ceiling] =
+        scores.map(|(p, e)| ClipScore { psnr: mean(&p), temporal_error: mean(&e) });
+    Ok(InterpolationComparison { clips, steps: opts.steps, interpolator, blend, moved, ceiling })
 }
 
 #[cfg(test)]
@@ -119,7 +130,7 @@ mod tests {
             (0..3).map(|i| Tensor::<Flex, 4>::full([1, c, h, w], i as f32 - 1.0, &Default::default())).collect();
         let conditions = Conditions { time_of_day: TimeOfDay::Day, crowdedness: 1 };
         let opts = options(2);
-        let run = |seed| g.interpolate_keys([&keys[0], &keys[1], &keys[2]], conditions, &opts, seed).unwrap();
+        let run = |seed| g.interpolate_keys([&keys[0], &keys[1], &keys[2]], conditions, None, &opts, seed).unwrap();
         let (a, b, other) = (run(5), run(5), run(6));
         assert_eq!(a.len(), 2 * INTERPOLATION_FACTOR + 1);
         for (k, key) in keys.iter().enumerate() {
@@ -132,7 +143,7 @@ mod tests {
         // it: they end nearer to it than the unguided ones.
         let blend = blend_keys(&[&keys[0], &keys[1], &keys[2]], INTERPOLATION_FACTOR);
         let guided_opts = GenerateOptions { interpolation_guide: 1.0, ..opts.clone() };
-        let guided = g.interpolate_keys([&keys[0], &keys[1], &keys[2]], conditions, &guided_opts, 5).unwrap();
+        let guided = g.interpolate_keys([&keys[0], &keys[1], &keys[2]], conditions, None, &guided_opts, 5).unwrap();
         let distance = |x: &[Tensor<Flex, 4>]| -> f32 {
             x.iter().zip(&blend).map(|(a, b)| (a.clone() - b.clone()).abs().mean().into_scalar()).sum()
         };
@@ -145,16 +156,16 @@ mod tests {
         let mut seen = vec![];
         let cmp = compare_interpolation(&g, 1, &opts, |clip| seen.push(clip)).unwrap();
         assert_eq!((cmp.clips, cmp.steps, seen.len()), (1, 2, 1));
-        for s in [cmp.interpolator, cmp.blend, cmp.ceiling] {
+        for s in [cmp.interpolator, cmp.blend, cmp.moved, cmp.ceiling] {
             assert!(s.psnr.is_finite() && s.temporal_error.is_finite(), "{cmp:?}");
         }
         // All three decode the encoder's latents at the keys; between them they differ.
         let frame = |t: &Tensor<Flex, 4>, j: usize| values(&t.clone().slice(j..j + 1));
         let clip = &seen[0];
         for j in 0..2 * INTERPOLATION_FACTOR + 1 {
-            let same = [&clip.interpolator, &clip.blend].map(|t| frame(t, j) == frame(&clip.ceiling, j));
+            let same = [&clip.interpolator, &clip.blend, &clip.moved].map(|t| frame(t, j) == frame(&clip.ceiling, j));
             let key = j % INTERPOLATION_FACTOR == 0;
-            assert_eq!(same, [key, key], "frame {j}");
+            assert_eq!(same, [key, key, key], "frame {j}");
         }
 
         let mut without = Models::<Flex>::seeded(ModelTier::Micro, 3, &Default::default());

@@ -142,7 +142,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         match (g.interpolate, g.interpolation_guide) {
             (false, _) => "off".to_string(),
             (true, 0.0) => "on".to_string(),
-            (true, guide) => format!("on (guide {guide})"),
+            (true, guide) => format!("on (guide {guide}, {})", g.interpolation_guess.name()),
         },
         g.decoder,
         g.upsample

@@ -10,7 +10,7 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
 use super::textures::Textures;
 use super::{StudioRes, canvas, results};
 use crate::app::{Activity, Device, Studio};
-use crate::scenario::{MAX_CROWDEDNESS, Tier, TimeOfDay};
+use crate::scenario::{InterpolationGuess, MAX_CROWDEDNESS, Tier, TimeOfDay};
 
 pub struct UiPlugin;
 
@@ -300,8 +300,15 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
         .on_hover_text("Guidance on the context frames (1 = off)");
     ui.add(egui::Slider::new(&mut s.sampling.eta, 0.0..=1.0).text("DDIM η"));
     ui.add(egui::Slider::new(&mut s.sampling.interpolation_guide, 0.0..=1.0).text("interpolation guide")).on_hover_text(
-        "Share of the interpolator's steps that start each in-between frame from the blend of its keys (0 = the paper's sampling)",
+        "Share of the interpolator's steps that start each in-between frame from a guess made from its keys (0 = the paper's sampling)",
     );
+    ui.horizontal(|ui| {
+        ui.label("interpolation guess").on_hover_text("What the interpolation guide starts the in-between frames from");
+        ui.selectable_value(&mut s.sampling.interpolation_guess, InterpolationGuess::Blend, "straight line")
+            .on_hover_text("The straight line between the two keys' latents (the default)");
+        ui.selectable_value(&mut s.sampling.interpolation_guess, InterpolationGuess::Ego, "ego travel")
+            .on_hover_text("The two keys moved towards each other by the ego car's travel, then blended");
+    });
     ui.add(egui::Slider::new(&mut s.sampling.prediction_guide, 0.0..=1.0).text("prediction guide")).on_hover_text(
         "Share of the prediction model's steps that start each new frame from the last context frame moved on by the ego's travel (0 = the paper's sampling)",
     );

@@ -23,7 +23,7 @@ use crate::diffusion::{
     Cancelled, Ddim, Denoiser, Guidance, Guide, Known, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
 };
 use crate::model::{Boxes, Labels, UNet};
-use crate::scenario::{Conditions, Scenario};
+use crate::scenario::{Conditions, InterpolationGuess, Scenario};
 use crate::world::{FrameLabels, Renderer, World, mix};
 
 /// Key frames per second (ARCHITECTURE.md, "Frame rates").
@@ -116,6 +116,10 @@ pub struct GenerateOptions {
     /// before the option did (their metadata lacks the field).
     #[serde(default)]
     pub interpolation_guide: f32,
+    /// What the interpolation guide holds the in-between frames to. Runs made before the
+    /// option held them to the straight line between the keys (their metadata lacks the field).
+    #[serde(default)]
+    pub interpolation_guess: InterpolationGuess,
     /// Share of the prediction model's DDIM steps (0..=1) for which each new frame of a window
     /// is held, like a known frame, to the window's last context frame moved on by the ego's
     /// travel ([`super::ego`]): prediction then starts from that guess noised to the level of
@@ -152,6 +156,7 @@ impl GenerateOptions {
             upsample_level: DEFAULT_UPSAMPLE_LEVEL,
             known_frames: KnownFrames::Replace,
             interpolation_guide: s.sampling.interpolation_guide,
+            interpolation_guess: s.sampling.interpolation_guess,
             prediction_guide: s.sampling.prediction_guide,
         }
     }
@@ -449,14 +454,17 @@ impl<B: Backend> Generator<B> {
     }
 
     /// The interpolator alone, as [`Self::run`] uses it: normalised key latents `a, b, c`
-    /// (`[1, z, h, w]` each, two key-frame intervals apart) → the 9 latents at 10 Hz from `a`
-    /// to `c`, the keys in place, sampled with `opts`' steps, eta and known-frame handling
-    /// from `seed`. For measuring the interpolator on rendered clips
+    /// (`[1, z, h, w]` each, two key-frame intervals apart, `a` at the start of `ego`'s
+    /// motion) → the 9 latents at 10 Hz from `a` to `c`, the keys in place, sampled with
+    /// `opts`' steps, eta, known-frame handling and interpolation guide from `seed`. Without
+    /// `ego` the guide's guess is the straight line between the keys whatever
+    /// `opts.interpolation_guess` says. For measuring the interpolator on rendered clips
     /// ([`crate::eval::compare_interpolation`]).
     pub fn interpolate_keys(
         &self,
         keys: [&Tensor<B, 4>; 3],
         conditions: Conditions,
+        ego: Option<&EgoMotion>,
         opts: &GenerateOptions,
         seed: u64,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
@@ -465,7 +473,31 @@ impl<B: Backend> Generator<B> {
         }
         let f = INTERPOLATION_FACTOR;
         let plan = Plan::one_clip(3, 2 * f + 1, KEYFRAME_FPS * f as f32, self.models.frame_size(), opts.steps);
-        self.one_stage(opts, &plan, |run| run.interpolate(0, keys, conditions, &mut ChaCha8Rng::seed_from_u64(seed)))
+        self.one_stage(opts, &plan, |run| {
+            run.interpolate(0, keys, conditions, ego.map(|e| (e, 0)), &mut ChaCha8Rng::seed_from_u64(seed))
+        })
+    }
+
+    /// The interpolation guide's guess by `guess` for normalised key latents `keys`
+    /// (`[1, z, h, w]` each, one key-frame interval apart; the first `first_key` intervals
+    /// after the start of `ego`'s motion): `(keys − 1)·4 + 1` latents at 10 Hz, the keys in
+    /// place. [`InterpolationGuess::Ego`] decodes the keys per frame, moves each pair towards
+    /// each other by the ego's travel and encodes the frames between them
+    /// ([`EgoMotion::between_latents`]); without `ego` it falls back to the straight line.
+    pub fn interpolation_guess(
+        &self,
+        keys: &[&Tensor<B, 4>],
+        guess: InterpolationGuess,
+        ego: Option<(&EgoMotion, usize)>,
+    ) -> Vec<Tensor<B, 4>> {
+        let f = INTERPOLATION_FACTOR;
+        let (InterpolationGuess::Ego, Some((ego, first_key))) = (guess, ego) else {
+            return blend_keys(keys, f);
+        };
+        let m = &self.models;
+        let step_m = ego.speed_mps / KEYFRAME_FPS;
+        let keys: Vec<_> = keys.iter().map(|&z| z.clone()).collect();
+        ego.between_latents(&keys, first_key as f32 * step_m, step_m, f, |z| m.decode_frames(z), |x| m.encode_frames(x))
     }
 
     /// `opts`' upsampler steps (at least 1) and augmentation level (below the trained ones' end).
@@ -655,7 +687,8 @@ struct Shared<'a, B: Backend> {
     seeds: &'a [u64],
     z0: &'a Tensor<B, 4>,
     frame0: &'a RgbImage,
-    /// What the prediction guide moves the last context frame by.
+    /// What the prediction guide moves the last context frame by, and the interpolation
+    /// guide's ego guess the keys.
     ego: &'a EgoMotion,
 }
 
@@ -931,12 +964,11 @@ impl<'a, B: Backend> Run<'a, B> {
     fn ego_guess(&self, context: &[Tensor<B, 4>], last_key: usize, t: usize, ego: &EgoMotion) -> Vec<Tensor<B, 4>> {
         let m = &self.g.models;
         let last = context.last().expect("a prediction window has at least one context frame");
-        let image = m.autoencoder.decoder.forward(m.latent_norm.denormalize(last.clone()), 1).clamp(-1.0, 1.0);
+        let image = m.decode_frames(last.clone());
         let step_m = ego.speed_mps / KEYFRAME_FPS;
         let travels: Vec<f32> = (1..=t - context.len()).map(|k| k as f32 * step_m).collect();
         let warped = ego.warp(image, last_key as f32 * step_m, &travels);
-        let (mean, _) = m.autoencoder.encoder.forward(warped);
-        let ahead = m.latent_norm.normalize(mean).chunk(travels.len(), 0);
+        let ahead = m.encode_frames(warped).chunk(travels.len(), 0);
         context.iter().cloned().chain(ahead).collect()
     }
 
@@ -947,12 +979,13 @@ impl<'a, B: Backend> Run<'a, B> {
 
     /// Key latents `a, b, c` two intervals apart → the 9 latents of 10 Hz between them
     /// (fps flag 0). No guidance (one evaluation per step): the known key frames pin the
-    /// clip down.
+    /// clip down. `ego`: the ego's motion and the key frame `a` is, for the guide's guess.
     fn interpolate(
         &mut self,
         future: usize,
         keys: [&Tensor<B, 4>; 3],
         conditions: Conditions,
+        ego: Option<(&EgoMotion, usize)>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
         let g = self.g;
@@ -960,7 +993,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let known = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
         let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
         let steps = self.guide_steps(self.opts.interpolation_guide);
-        let guess = (steps > 0).then(|| (blend_keys(&keys, f), steps));
+        let guess = (steps > 0).then(|| (g.interpolation_guess(&keys, self.opts.interpolation_guess, ego), steps));
         self.sample_clip(
             Phase::Interpolation,
             future,
@@ -1043,17 +1076,19 @@ impl<'a, B: Backend> Run<'a, B> {
             context = window[window.len() - self.opts.context_frames..].to_vec();
             for z in fresh {
                 out.keys.push(z);
-                self.flush(&mut out, conditions, &mut rng, sink, false)?;
+                self.flush(&mut out, conditions, ego, &mut rng, sink, false)?;
             }
         }
-        self.flush(&mut out, conditions, &mut rng, sink, true)
+        self.flush(&mut out, conditions, ego, &mut rng, sink, true)
     }
 
     /// Turns buffered key latents into frames once a chunk is complete (or at the end).
+    #[allow(clippy::too_many_arguments)]
     fn flush(
         &mut self,
         out: &mut Emitter<B>,
         conditions: Conditions,
+        ego: &EgoMotion,
         rng: &mut ChaCha8Rng,
         sink: &mut dyn FrameSink,
         end: bool,
@@ -1068,7 +1103,8 @@ impl<'a, B: Backend> Run<'a, B> {
             let keys = &out.keys;
             // A final single interval repeats its last key frame and keeps half the chunk.
             let c = keys.get(2).unwrap_or(&keys[1]);
-            let mut all = self.interpolate(out.future, [&keys[0], &keys[1], c], conditions, rng)?;
+            let ego = Some((ego, out.key_index));
+            let mut all = self.interpolate(out.future, [&keys[0], &keys[1], c], conditions, ego, rng)?;
             all.truncate((keys.len() - 1) * INTERPOLATION_FACTOR + 1);
             all
         } else {

@@ -17,7 +17,7 @@ pub use generator::{
     DEFAULT_UPSAMPLE_LEVEL, DEFAULT_UPSAMPLE_STEPS, DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Phase,
     Plan, RunSummary, Seeds, Timings, UPSAMPLE_LEVELS, UpsampleMode, requested_labels,
 };
-pub use models::{Models, Needs, WeightFile};
+pub use models::{Models, Needs, WeightFile, decode_latents, encode_frames};
 pub use output::{ReplayReport, RunRequest, export_run, frame_path, generate_to_dir, replay};
 
 /// Where generated frames go as they are produced.

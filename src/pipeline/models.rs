@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 
@@ -266,4 +267,27 @@ impl<B: Backend> Models<B> {
     pub fn window(&self) -> usize {
         self.tier.config().window
     }
+
+    /// [`decode_latents`] with these models.
+    pub fn decode_frames(&self, latents: Tensor<B, 4>) -> Tensor<B, 4> {
+        decode_latents(&self.autoencoder, &self.latent_norm, latents)
+    }
+
+    /// [`encode_frames`] with these models.
+    pub fn encode_frames(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        encode_frames(&self.autoencoder, &self.latent_norm, frames)
+    }
+}
+
+/// Latents `[n, z, h, w]`, normalised by `norm`, → their frames `[n, 3, H, W]` on [-1, 1]
+/// through `ae`'s per-frame image decoder.
+pub fn decode_latents<B: Backend>(ae: &Autoencoder<B>, norm: &LatentNorm, latents: Tensor<B, 4>) -> Tensor<B, 4> {
+    ae.decoder.forward(norm.denormalize(latents), 1).clamp(-1.0, 1.0)
+}
+
+/// Frames `[n, 3, H, W]` on [-1, 1] → their latents (`ae`'s posterior means) normalised by
+/// `norm`.
+pub fn encode_frames<B: Backend>(ae: &Autoencoder<B>, norm: &LatentNorm, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+    let (mean, _) = ae.encoder.forward(frames);
+    norm.normalize(mean)
 }

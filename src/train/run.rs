@@ -19,6 +19,7 @@ use super::stages::{
 };
 use crate::diffusion::{DiffusionConfig, LatentNorm, NoiseSchedule};
 use crate::model::{Autoencoder, AutoencoderConfig, ModelTier, TierConfig};
+use crate::scenario::InterpolationGuess;
 use crate::weights::{
     FileEntry, Manifest, ModelEntry, Part, TemporalInit, TrainingFacts, WeightsError, load_parts, save_parts,
 };
@@ -137,6 +138,10 @@ pub struct TrainOptions {
     /// Where the guessed clips are noised (video-ldm and interpolator, with a guess share;
     /// default: the middle half of the schedule); see [`GuessNoise`].
     pub guess_noise: Option<GuessNoise>,
+    /// The interpolator's guess for its guessed clips (with a guess share; default: generation's
+    /// default, [`crate::scenario::DEFAULT_INTERPOLATION_GUESS`]; runs recorded before the
+    /// option resume with [`InterpolationGuess::Blend`], what they trained on).
+    pub interpolation_guess: Option<InterpolationGuess>,
     /// Extra training-loss weight inside car boxes (image-ldm stage only; default 0, a
     /// uniform loss); see [`ImageLdmTask::box_weight`].
     pub box_weight: Option<f64>,
@@ -456,6 +461,7 @@ pub fn train_stage_on<B: AutodiffBackend>(
                 high_noise: opts.high_noise.unwrap_or(0.0),
                 guess_share: opts.guess_share.unwrap_or(0.0),
                 guess_noise: opts.guess_noise.unwrap_or_default(),
+                interpolation_guess: opts.interpolation_guess.unwrap_or(InterpolationGuess::Blend),
                 temporal_from: start.as_ref().and_then(|s| s.temporal.clone()),
             };
             let Fitted { ema, summary, .. } = fit::<B, _>(&task, lc, run, resume, &device, cancel, on_event)?;
@@ -624,6 +630,9 @@ struct ModelOptions {
     /// Where the guessed clips are noised (`--guess-noise`).
     #[serde(default)]
     guess_noise: Option<GuessNoise>,
+    /// The interpolator's guess (`--interpolation-guess`).
+    #[serde(default)]
+    interpolation_guess: Option<InterpolationGuess>,
     /// The image LDM's box weight (`--box-weight`).
     #[serde(default)]
     box_weight: Option<f64>,
@@ -635,6 +644,13 @@ const MODEL_OPTIONS: &str = "options.json";
 /// steps (as LDM's `disc_start` waits for the reconstruction).
 fn effective_disc_start(opts: &TrainOptions) -> Option<u64> {
     (opts.stage == Stage::TemporalDecoder).then(|| opts.disc_start.unwrap_or(opts.loop_config.steps / 4))
+}
+
+/// The interpolator's guess for its guessed clips: `--interpolation-guess`, or generation's
+/// default guess for a new run with a guess share.
+fn effective_interpolation_guess(opts: &TrainOptions) -> Option<InterpolationGuess> {
+    let guessing = opts.stage == Stage::Interpolator && opts.guess_share.is_some_and(|s| s > 0.0);
+    opts.interpolation_guess.or(guessing.then_some(crate::scenario::DEFAULT_INTERPOLATION_GUESS))
 }
 
 /// `opts` with the model options of the run it resumes (`--latent-channels`, the
@@ -652,15 +668,24 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         high_noise: opts.high_noise,
         guess_share: opts.guess_share,
         guess_noise: opts.guess_noise,
+        interpolation_guess: opts.interpolation_guess,
         box_weight: opts.box_weight,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
-        let record = ModelOptions { disc_start: effective_disc_start(opts), ..given };
+        let record = ModelOptions {
+            disc_start: effective_disc_start(opts),
+            interpolation_guess: effective_interpolation_guess(opts),
+            ..given
+        };
         let json = serde_json::to_vec_pretty(&record).map_err(|e| TrainError::Record(e.to_string()))?;
         crate::export::write_atomic(&path, &json)?;
         // Other stages keep the flag as given, for the check that refuses it.
-        return Ok(TrainOptions { disc_start: record.disc_start.or(opts.disc_start), ..opts.clone() });
+        return Ok(TrainOptions {
+            disc_start: record.disc_start.or(opts.disc_start),
+            interpolation_guess: record.interpolation_guess,
+            ..opts.clone()
+        });
     }
     let saved: ModelOptions = match std::fs::read(&path) {
         Ok(bytes) => {
@@ -710,6 +735,13 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--guess-noise", was.name().into(), now.name().into()));
     }
+    // A run recorded before the option trained on the straight line.
+    let saved_guess = saved.interpolation_guess.or(Some(InterpolationGuess::Blend));
+    if let (Some(now), Some(was)) = (given.interpolation_guess, saved_guess)
+        && now != was
+    {
+        return Err(clash("--interpolation-guess", was.name().into(), now.name().into()));
+    }
     if let (Some(now), Some(was)) = (given.box_weight, saved.box_weight)
         && now != was
     {
@@ -731,6 +763,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     opts.high_noise = given.high_noise.or(saved.high_noise);
     opts.guess_share = given.guess_share.or(saved.guess_share);
     opts.guess_noise = given.guess_noise.or(saved.guess_noise);
+    opts.interpolation_guess = given.interpolation_guess.or(saved_guess);
     opts.box_weight = given.box_weight.or(saved.box_weight);
     opts.init_from = saved.init_from;
     Ok(opts)
@@ -800,6 +833,14 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
     }
     if opts.guess_noise.is_some() && !opts.guess_share.is_some_and(|s| s > 0.0) {
         return Err(TrainError::Options("--guess-noise needs a --guess-share above 0".into()));
+    }
+    if opts.interpolation_guess.is_some() {
+        if opts.stage != Stage::Interpolator {
+            return Err(TrainError::Options("--interpolation-guess applies to the interpolator stage only".into()));
+        }
+        if !opts.guess_share.is_some_and(|s| s > 0.0) {
+            return Err(TrainError::Options("--interpolation-guess needs a --guess-share above 0".into()));
+        }
     }
     if let Some(weight) = opts.box_weight {
         if opts.stage != Stage::ImageLdm {
@@ -1044,8 +1085,10 @@ fn record<IB: Backend, C: Serialize>(
                 Some(share) if share > 0.0 => format!(
                     "{}{}",
                     match opts.stage {
-                        Stage::Interpolator =>
-                            format!(", {share} of the clips noised from the interpolation guide's guess"),
+                        Stage::Interpolator => format!(
+                            ", {share} of the clips noised from the interpolation guide's guess ({})",
+                            opts.interpolation_guess.unwrap_or(InterpolationGuess::Blend).name()
+                        ),
                         _ => format!(", {share} of the clips with context noised from the prediction guide's guess"),
                     },
                     match opts.guess_noise.unwrap_or_default() {

@@ -52,6 +52,7 @@ pub fn micro_weights() -> &'static Path {
                 high_noise: None,
                 guess_share: None,
                 guess_noise: None,
+                interpolation_guess: None,
                 box_weight: None,
                 latent_channels: None,
                 diffusion: None,

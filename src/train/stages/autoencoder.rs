@@ -151,8 +151,7 @@ pub fn encode_frozen<B: AutodiffBackend>(
     frames: Tensor<B::InnerBackend, 4>,
     latent: &crate::diffusion::LatentNorm,
 ) -> Tensor<B, 4> {
-    let (mean, _) = ae.encoder.forward(frames);
-    Tensor::from_inner(latent.normalize(mean))
+    Tensor::from_inner(crate::pipeline::encode_frames(ae, latent, frames))
 }
 
 /// Mean PSNR (dB) of `ae`'s reconstructions (posterior mean) of the `n` held-out frames,

@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{FrameSource, encode_frozen};
 use crate::diffusion::noise::gaussian;
 use crate::model::Autoencoder;
-use crate::scenario::Conditions;
+use crate::pipeline::generator::{INTERPOLATION_FACTOR, blend_keys};
+use crate::pipeline::{decode_latents, encode_frames};
+use crate::scenario::{Conditions, InterpolationGuess};
 use crate::train::TrainError;
 use crate::train::fit::{Batch, Task};
 use crate::train::init::seeded_init;
@@ -87,12 +89,16 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// so the model learns to correct the guess (0: off). The prediction model's guess is the
     /// prediction guide's (the last context frame moved on by the ego's travel, its cars held
     /// in their boxes, [`crate::pipeline::ego`]), the interpolator's the interpolation
-    /// guide's (the straight line between the known frames' latents,
-    /// [`crate::pipeline::generator::blend_keys`]). Held-out losses never use it, so runs
-    /// with and without it compare.
+    /// guide's (`interpolation_guess`). Held-out losses never use it, so runs with and
+    /// without it compare.
     pub guess_share: f64,
     /// Where `guess_share`'s clips are noised ([`GuessNoise`]).
     pub guess_noise: GuessNoise,
+    /// The interpolator's guess for `guess_share`'s clips: the straight line between the
+    /// known frames' latents, or the known frames moved towards each other by the ego's travel
+    /// ([`crate::pipeline::ego::EgoMotion::between_latents`], rendered clips only; on a dataset, which records no ego
+    /// motion, the straight line).
+    pub interpolation_guess: InterpolationGuess,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
 }
@@ -163,7 +169,10 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
         let (x_t, noise) = if guessed.contains(&true) {
             let start = match self.kind {
                 VideoTask::Prediction => self.guessed_start::<B>(z0.clone(), seeds, &context_frames, &guessed, t),
-                VideoTask::Interpolation => blended_start(z0.clone(), &guessed),
+                VideoTask::Interpolation => match self.interpolation_guess {
+                    InterpolationGuess::Blend => blended_start(z0.clone(), &guessed),
+                    InterpolationGuess::Ego => self.moved_start::<B>(z0.clone(), &requests, &guessed),
+                },
             };
             noised_from(&self.schedule, z0.clone(), start, noise, &timesteps)
         } else {
@@ -211,11 +220,41 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
             let Some(ego) = ego.flatten() else { continue };
             let step_m = ego.speed_mps / self.fps;
             let travels: Vec<f32> = (1..=t - s).map(|d| d as f32 * step_m).collect();
-            let last = self.latent.denormalize(part.clone().inner().slice(s - 1..s));
-            let last = self.autoencoder.decoder.forward(last, 1).clamp(-1.0, 1.0);
+            let last = decode_latents(&self.autoencoder, &self.latent, part.clone().inner().slice(s - 1..s));
             let warped = ego.warp(last, (s - 1) as f32 * step_m, &travels);
             let ahead = encode_frozen::<B>(&self.autoencoder, warped, &self.latent);
             *part = Tensor::cat(vec![part.clone().slice(0..s), ahead], 0);
+        }
+        Tensor::cat(parts, 0)
+    }
+
+    /// The latents the in-between frames of `guessed` interpolation clips are noised from
+    /// with [`InterpolationGuess::Ego`]: generation's guess, the clip's known frames (every
+    /// 4th) decoded, moved towards each other by the ego's travel and encoded again, the cars
+    /// visible in the clip's first frame held in their boxes as generation holds the requested
+    /// ones; the straight line where the clip records no ego motion; `z0` elsewhere.
+    fn moved_start<B: AutodiffBackend<InnerBackend = IB>>(
+        &self,
+        z0: Tensor<B, 4>,
+        requests: &[(u64, usize, f32)],
+        guessed: &[bool],
+    ) -> Tensor<B, 4> {
+        let f = INTERPOLATION_FACTOR;
+        let mut parts = z0.chunk(requests.len(), 0);
+        for (k, &(seed, t, fps)) in requests.iter().enumerate().filter(|&(k, _)| guessed[k]) {
+            let keys: Vec<Tensor<IB, 4>> =
+                (0..t).step_by(f).map(|i| parts[k].clone().inner().slice(i..i + 1)).collect();
+            let guess = match self.frames.clip_ego_motion(seed, fps, 0) {
+                Some(ego) => {
+                    let span_m = ego.speed_mps * f as f32 / fps;
+                    let decode = |z| decode_latents(&self.autoencoder, &self.latent, z);
+                    let encode = |x| encode_frames(&self.autoencoder, &self.latent, x);
+                    ego.between_latents(&keys, 0.0, span_m, f, decode, encode)
+                }
+                None => blend_keys(&keys.iter().collect::<Vec<_>>(), f),
+            };
+            debug_assert_eq!(guess.len(), t, "interpolation clips end on a known frame");
+            parts[k] = Tensor::from_inner(Tensor::cat(guess, 0));
         }
         Tensor::cat(parts, 0)
     }
