@@ -336,6 +336,20 @@ fn shipped_examples_are_valid_and_round_trip() {
     assert!(day > 0 && night > 0 && empty > 0 && dense > 0 && image > 0 && road > 0);
 }
 
+/// The interpolation guess is written out only when it is not the default, so files saved
+/// before the option stay as they were; `Ego` round-trips.
+#[test]
+fn the_interpolation_guess_is_written_only_when_not_the_default() {
+    let s = scenario::parse_str(BASE, Path::new("case.ron")).unwrap();
+    assert_eq!(s.sampling.interpolation_guess, scenario::InterpolationGuess::Blend);
+    assert!(!scenario::to_ron_string(&s).contains("interpolation_guess"));
+    let mut ego = s.clone();
+    ego.sampling.interpolation_guess = scenario::InterpolationGuess::Ego;
+    let text = scenario::to_ron_string(&ego);
+    assert!(text.contains("interpolation_guess: Ego"), "{text}");
+    assert_eq!(scenario::parse_str(&text, Path::new("case.ron")).unwrap(), ego);
+}
+
 #[test]
 fn duplicate_names_across_files_are_an_error() {
     let dir = std::env::temp_dir().join(format!("latentdrive-dupnames-{}", std::process::id()));

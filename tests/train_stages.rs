@@ -568,6 +568,15 @@ fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_r
     (resumed.resume, resumed.interpolation_guess) = (true, Some(InterpolationGuess::Blend));
     let err = refusal(&resumed);
     assert!(err.contains("--interpolation-guess ego, not blend"), "{err}");
+    // A run recorded before the option trained on the straight line and resumes so.
+    let record = root.join("blend-default").join("options.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(json.as_object_mut().unwrap().remove("interpolation_guess"), Some("Blend".into()));
+    std::fs::write(&record, serde_json::to_vec(&json).unwrap()).unwrap();
+    let mut resumed = micro(Stage::Interpolator, 3, root.join("blend-default"), weights.clone());
+    (resumed.resume, resumed.interpolation_guess) = (true, Some(InterpolationGuess::Ego));
+    let err = refusal(&resumed);
+    assert!(err.contains("--interpolation-guess blend, not ego"), "{err}");
     for (stage, share, expected) in [
         (Stage::VideoLdm, Some(1.0), "--interpolation-guess applies to the interpolator stage only"),
         (Stage::Interpolator, None, "--interpolation-guess needs a --guess-share above 0"),

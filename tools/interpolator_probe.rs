@@ -11,8 +11,9 @@
 //! `INTERPOLATOR_PROBE_GUESS=blend|ego` sets what the guide holds the frames to
 //! (`generate --interpolation-guess`; default the scenario default's).
 //!
-//! With a PNG path it also draws the first clip: the render, the interpolator's frames, the
-//! latent blend's and the moved keys', one row each (keys at columns 1, 5 and 9).
+//! With a PNG path it also draws the first clip's first key interval (key, three in-between
+//! frames, key): the render, the interpolator's frames, the latent blend's and the moved
+//! keys', one row each.
 
 use anyhow::{Context, Result};
 use burn::backend::Flex;
@@ -43,7 +44,9 @@ fn main() -> Result<()> {
     let mut grid = None;
     let c = compare_interpolation(&generator, clips, &opts, |clip| {
         if grid.is_none() && grid_path.is_some() {
-            grid = Some(tensor_grid(&[clip.render, clip.interpolator, clip.blend, clip.moved]));
+            // The first key interval: key, three in-between frames, key.
+            let first = |t: burn::tensor::Tensor<Flex, 4>| t.slice(0..5);
+            grid = Some(tensor_grid(&[clip.render, clip.interpolator, clip.blend, clip.moved].map(first)));
         }
         eprint!(".")
     })?;

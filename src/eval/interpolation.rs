@@ -159,7 +159,7 @@ mod tests {
         for s in [cmp.interpolator, cmp.blend, cmp.moved, cmp.ceiling] {
             assert!(s.psnr.is_finite() && s.temporal_error.is_finite(), "{cmp:?}");
         }
-        // All three decode the encoder's latents at the keys; between them they differ.
+        // All ways decode the encoder's latents at the keys; between them they differ.
         let frame = |t: &Tensor<Flex, 4>, j: usize| values(&t.clone().slice(j..j + 1));
         let clip = &seen[0];
         for j in 0..2 * INTERPOLATION_FACTOR + 1 {

@@ -481,9 +481,10 @@ impl<B: Backend> Generator<B> {
     /// The interpolation guide's guess by `guess` for normalised key latents `keys`
     /// (`[1, z, h, w]` each, one key-frame interval apart; the first `first_key` intervals
     /// after the start of `ego`'s motion): `(keys − 1)·4 + 1` latents at 10 Hz, the keys in
-    /// place. [`InterpolationGuess::Ego`] decodes the keys per frame, moves each pair towards
-    /// each other by the ego's travel and encodes the frames between them
-    /// ([`EgoMotion::between_latents`]); without `ego` it falls back to the straight line.
+    /// place. [`InterpolationGuess::Blend`] is the straight line between each pair;
+    /// [`InterpolationGuess::Ego`] adds to it the motion of the pair moved towards each other
+    /// by the ego's travel, fitted to them ([`EgoMotion::between_latents`], through the
+    /// per-frame decoder and the encoder); without `ego` it is the straight line too.
     pub fn interpolation_guess(
         &self,
         keys: &[&Tensor<B, 4>],

@@ -144,7 +144,7 @@ pub struct Sampling {
     /// What the interpolation guide holds the in-between frames to: `Blend` (the straight line
     /// between the keys' latents) or `Ego` (the two keys moved towards each other by the ego
     /// car's travel, blended). Optional in files ([`DEFAULT_INTERPOLATION_GUESS`]).
-    #[serde(default = "default_interpolation_guess")]
+    #[serde(default = "default_interpolation_guess", skip_serializing_if = "is_default_interpolation_guess")]
     pub interpolation_guess: InterpolationGuess,
     /// Share of the prediction model's DDIM steps, 0 to 1, for which each new frame of a window
     /// is held to the window's last context frame moved on by the ego car's travel, so that
@@ -210,6 +210,12 @@ pub const DEFAULT_INTERPOLATION_GUESS: InterpolationGuess = InterpolationGuess::
 
 fn default_interpolation_guess() -> InterpolationGuess {
     DEFAULT_INTERPOLATION_GUESS
+}
+
+/// Written out only when not the default, so that scenario files saved before the option
+/// (and runs' copies of them, which `replay` compares) stay as they were.
+fn is_default_interpolation_guess(guess: &InterpolationGuess) -> bool {
+    *guess == DEFAULT_INTERPOLATION_GUESS
 }
 
 /// The prediction guide of a scenario that names none. Measured on the shipped tiny weights

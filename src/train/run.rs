@@ -735,8 +735,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--guess-noise", was.name().into(), now.name().into()));
     }
-    // A run recorded before the option trained on the straight line.
-    let saved_guess = saved.interpolation_guess.or(Some(InterpolationGuess::Blend));
+    // An interpolator run with a guess share recorded before the option trained on the
+    // straight line.
+    let guessing =
+        opts.stage == Stage::Interpolator && given.guess_share.or(saved.guess_share).is_some_and(|s| s > 0.0);
+    let saved_guess = saved.interpolation_guess.or(guessing.then_some(InterpolationGuess::Blend));
     if let (Some(now), Some(was)) = (given.interpolation_guess, saved_guess)
         && now != was
     {
