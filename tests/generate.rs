@@ -280,6 +280,11 @@ impl FrameSink for Keep {
     }
 }
 
+/// The untrained micro models (seed 8) on the CPU.
+fn micro_generator() -> Generator<Flex> {
+    Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default())
+}
+
 fn scenario() -> latentdrive::scenario::Scenario {
     latentdrive::scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/day_overtake.ron")).unwrap()
 }
@@ -393,8 +398,7 @@ fn a_wider_latent_generates() {
 
 #[test]
 fn seeds_and_frames_are_reproducible_and_futures_differ() {
-    let generator =
-        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default());
+    let generator = micro_generator();
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps, opts.interpolate) = (2, 1.2, 2, 1, false);
@@ -507,8 +511,7 @@ fn known_frames_option_is_recorded_and_replayed() {
 /// lies between them. Out of range is an input error; metadata without the field reads as 0.
 #[test]
 fn the_prediction_guide_starts_every_future_from_the_same_guess() {
-    let generator =
-        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default());
+    let generator = micro_generator();
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (2, 2.0, 10, false);
@@ -539,8 +542,7 @@ fn the_prediction_guide_starts_every_future_from_the_same_guess() {
 /// before the choice did.
 #[test]
 fn the_interpolation_guess_keeps_the_keys_and_is_recorded() {
-    let generator =
-        Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default());
+    let generator = micro_generator();
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.interpolation_guide) = (1, 0.8, 4, 1.0);
