@@ -13,6 +13,7 @@
 use burn::tensor::ops::{GridSampleOptions, GridSamplePaddingMode, InterpolateMode};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::generator::blend_keys;
 use crate::world::camera::{CAMERA_HEIGHT_M, Camera, NEAR_M};
 use crate::world::{Road, RoadFrame, World};
 
@@ -221,11 +222,12 @@ impl EgoMotion {
             let (za, zb) = (&keys[k], &keys[k + 1]);
             let at = from_m + k as f32 * span_m;
             let travel = self.fitted_travel(a, b, at, span_m);
-            let line = fractions.iter().map(|&s| za.clone() * (1.0 - s) + zb.clone() * s);
+            // The in-between entries of the straight line from the first of a pair to the second.
+            let inner = |x: &Tensor<B, 4>, y: &Tensor<B, 4>| blend_keys(&[x, y], f).into_iter().skip(1).take(n);
+            let line = inner(za, zb);
             if travel > 0.0 && n > 0 {
                 let moved = self.between(a.clone(), b.clone(), at, travel, &fractions);
-                let blended = fractions.iter().map(|&s| a.clone() * (1.0 - s) + b.clone() * s);
-                let both = encode(Tensor::cat(std::iter::once(moved).chain(blended).collect(), 0));
+                let both = encode(Tensor::cat(std::iter::once(moved).chain(inner(a, b)).collect(), 0));
                 let motion = (both.clone().narrow(0, 0, n) - both.narrow(0, n, n)).chunk(n, 0);
                 out.extend(line.zip(motion).map(|(l, m)| l + m));
             } else {
