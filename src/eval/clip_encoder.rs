@@ -61,7 +61,7 @@ impl ClipEncoderConfig {
 #[derive(Module, Debug)]
 pub struct ClipEncoder<B: Backend> {
     pub backbone: Backbone<B>,
-    /// Ego speed and sideways travel, scaled (see [`EgoMotion::targets`]).
+    /// Ego speed and sideways travel, scaled to about unit size (by `SPEED_SCALE` and a lane).
     pub motion: Linear<B>,
     /// Logits of the [`ClipOrder`] the frames are shown in.
     pub order: Linear<B>,

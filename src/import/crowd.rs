@@ -45,7 +45,7 @@ const CALIBRATION_SEED: u64 = 0xC0A7;
 
 /// Thresholds between crowdedness levels from the world's own labels: the cars visible in
 /// the first frames of `worlds` training-range worlds at 256×128 (those at least
-/// [`COUNTED_HEIGHT`] of the frame high), averaged per level, with
+/// `COUNTED_HEIGHT` of the frame high), averaged per level, with
 /// a threshold halfway between neighbouring levels' means (as `eval` reads crowdedness off
 /// a detector's count, [`CountCrowdedness`]). A real frame with that many cars in view is
 /// as crowded as the world's frames of that level; the world's camera is not KITTI's or

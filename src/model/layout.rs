@@ -35,7 +35,7 @@ fn swap_middle<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 
 /// `[n, a, b]` → `[n, b, a]`, the same values as `swap_dims(1, 2)`; without autodiff
 /// materialised as `n` 2D transposes (burn-flex copies those tiled, but walks a 3D
-/// swapped view element by element, see [`swap_middle`]).
+/// swapped view element by element, see `swap_middle`).
 pub fn transpose_last<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     let n = x.dims()[0];
     if n == 1 || B::ad_enabled(&x.device()) {

@@ -8,7 +8,12 @@
 //! its depth by the corridor, carried to the old camera by the ego's pose change along the
 //! road's centre line (forward travel and, on a curve, the turn), and projected there.
 //!
+//! The same warp, forwards and backwards, makes the interpolation guide's ego guess
+//! ([`GenerateOptions::interpolation_guess`]): two keys moved towards each other's time and
+//! blended ([`EgoMotion::between`], [`EgoMotion::between_latents`]).
+//!
 //! [`GenerateOptions::prediction_guide`]: super::GenerateOptions::prediction_guide
+//! [`GenerateOptions::interpolation_guess`]: super::GenerateOptions::interpolation_guess
 
 use burn::tensor::ops::{GridSampleOptions, GridSamplePaddingMode, InterpolateMode};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -199,7 +204,8 @@ impl EgoMotion {
     /// cancels what the decoder-encoder round trip itself changes, so that the frames stay
     /// the keys' kind of latent (a latent cell holds an 8×8 patch's appearance, which moving the
     /// latent grid itself would smear). The travel between the two keys is fitted to them
-    /// ([`Self::fitted_travel`]): keys that do not show the ego's motion (generated ones may
+    /// (0, ¼, ½, ¾, 1 or 1¼ of `span_m`, whichever moves the first key nearest the second): keys
+    /// that do not show the ego's motion (generated ones may
     /// not) get a shorter travel, and at none the straight line exactly.
     ///
     /// [`InterpolationGuess::Ego`]: crate::scenario::InterpolationGuess::Ego

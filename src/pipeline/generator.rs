@@ -72,7 +72,7 @@ pub enum KnownFrames {
     ContextOnly,
     /// Also held in the sample: before every DDIM step the known positions are set to their
     /// latents noised to that step's level, as the models saw them in training
-    /// ([`Known`](crate::diffusion::Known)).
+    /// ([`Known`]).
     Replace,
 }
 

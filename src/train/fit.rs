@@ -74,8 +74,8 @@ pub trait Task<B: AutodiffBackend> {
         None
     }
 
-    /// Mean loss on the fixed held-out set ([`HELD_OUT_ITEMS`] world seeds from the
-    /// evaluation range), in batches of [`HELD_OUT_CHUNK`] with fixed noise draws: the
+    /// Mean loss on the fixed held-out set (`HELD_OUT_ITEMS` world seeds from the
+    /// evaluation range), in batches of `HELD_OUT_CHUNK` with fixed noise draws: the
     /// same number whatever `--batch` is.
     ///
     /// The model's parameters stop requiring gradients for it, so the autodiff backend

@@ -74,7 +74,7 @@ pub struct ModelEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingFacts>,
     /// For a latent denoiser: its noise schedule and output parameterisation. Absent in
-    /// older manifests, meaning LDM's ([`DiffusionConfig::default`]: ε on scaled-linear).
+    /// older manifests, meaning LDM's (`DiffusionConfig::default()`: ε on scaled-linear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffusion: Option<crate::diffusion::DiffusionConfig>,
     /// For a latent denoiser trained on per-channel normalised latents (`train image-ldm

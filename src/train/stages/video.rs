@@ -95,9 +95,9 @@ pub struct VideoLdmTask<IB: burn::tensor::backend::Backend> {
     /// Where `guess_share`'s clips are noised ([`GuessNoise`]).
     pub guess_noise: GuessNoise,
     /// The interpolator's guess for `guess_share`'s clips: the straight line between the
-    /// known frames' latents, or the known frames moved towards each other by the ego's travel
-    /// ([`crate::pipeline::ego::EgoMotion::between_latents`], rendered clips only; on a dataset, which records no ego
-    /// motion, the straight line).
+    /// known frames' latents, or the known frames moved towards each other by the ego's
+    /// travel ([`crate::pipeline::ego::EgoMotion::between_latents`]; rendered clips only: on a
+    /// dataset, which records no ego motion, the straight line).
     pub interpolation_guess: InterpolationGuess,
     /// Start the temporal layers from these trained ones instead of a seeded init.
     pub temporal_from: Option<std::path::PathBuf>,
@@ -229,10 +229,11 @@ impl<IB: burn::tensor::backend::Backend> VideoLdmTask<IB> {
     }
 
     /// The latents the in-between frames of `guessed` interpolation clips are noised from
-    /// with [`InterpolationGuess::Ego`]: generation's guess, the clip's known frames (every
-    /// 4th) decoded, moved towards each other by the ego's travel and encoded again, the cars
-    /// visible in the clip's first frame held in their boxes as generation holds the requested
-    /// ones; the straight line where the clip records no ego motion; `z0` elsewhere.
+    /// with [`InterpolationGuess::Ego`]: generation's guess
+    /// ([`crate::pipeline::ego::EgoMotion::between_latents`]) for the clip's known frames
+    /// (every 4th), the cars visible in the clip's first frame held in their boxes as
+    /// generation holds the requested ones; the straight line where the clip records no ego
+    /// motion; `z0` elsewhere.
     fn moved_start<B: AutodiffBackend<InnerBackend = IB>>(
         &self,
         z0: Tensor<B, 4>,
