@@ -942,7 +942,10 @@ impl<'a, B: Backend> Run<'a, B> {
         let guidance = Guidance::new(self.opts.label_guidance, self.opts.context_guidance);
         let t = g.models.window();
         let steps = self.guide_steps(self.opts.prediction_guide);
+        let started = Instant::now();
         let guess = (steps > 0).then(|| (self.ego_guess(context, last_key, t, ego), steps));
+        // The guess's decoding, warp and encoding count as the phase's.
+        self.timings.add(Phase::Prediction, started.elapsed().as_secs_f64());
         self.sample_clip(
             Phase::Prediction,
             future,
@@ -994,7 +997,10 @@ impl<'a, B: Backend> Run<'a, B> {
         let known = keys.iter().enumerate().map(|(i, z)| (i * f, (*z).clone())).collect();
         let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
         let steps = self.guide_steps(self.opts.interpolation_guide);
+        let started = Instant::now();
         let guess = (steps > 0).then(|| (g.interpolation_guess(&keys, self.opts.interpolation_guess, ego), steps));
+        // The guess's decoding and encoding count as the phase's.
+        self.timings.add(Phase::Interpolation, started.elapsed().as_secs_f64());
         self.sample_clip(
             Phase::Interpolation,
             future,
