@@ -96,7 +96,7 @@ pub struct EvalArgs {
     interpolation_guide: f32,
     /// What the interpolation guide holds the in-between frames to, `ego` or `blend` (as
     /// `generate --interpolation-guess`).
-    #[arg(long, default_value = latentdrive::scenario::DEFAULT_INTERPOLATION_GUESS.name(), value_parser = crate::generate_cmd::parse_guess)]
+    #[arg(long, default_value = latentdrive::scenario::DEFAULT_INTERPOLATION_GUESS.name())]
     interpolation_guess: InterpolationGuess,
     /// Share of the prediction model's steps started from the last context frame moved on by
     /// the ego's travel (as `generate --prediction-guide`).

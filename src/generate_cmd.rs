@@ -75,7 +75,7 @@ pub struct GenerateArgs {
     /// between the keys' latents) or `ego` (the two keys moved towards each other by the ego
     /// car's travel, fitted to how far they moved, and blended) [default: the scenario's
     /// sampling.interpolation_guess, which defaults to blend].
-    #[arg(long, value_parser = parse_guess)]
+    #[arg(long)]
     interpolation_guess: Option<InterpolationGuess>,
     /// Share of the prediction model's DDIM steps (0 to 1) for which each new frame is held to
     /// the window's last context frame moved on by the ego car's travel (road and roadside
@@ -135,11 +135,6 @@ pub(crate) fn parse_share(s: &str) -> Result<f32, String> {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("expected a number from 0 to 1, found {s:?}")),
     }
-}
-
-/// What the interpolation guide holds frames to (`--interpolation-guess`): `blend` or `ego`.
-pub(crate) fn parse_guess(s: &str) -> Result<InterpolationGuess, String> {
-    s.trim().parse()
 }
 
 /// A guidance scale (`--box-guidance`): a finite number ≥ 0.

@@ -408,7 +408,7 @@ struct TrainArgs {
     /// other by the ego car's travel and blended (rendered clips; with --data, which records
     /// no ego motion, the straight line); `blend`: the straight line between the known frames'
     /// latents [default: blend, generation's default; a resumed run keeps its own].
-    #[arg(long, value_parser = generate_cmd::parse_guess)]
+    #[arg(long)]
     interpolation_guess: Option<latentdrive::scenario::InterpolationGuess>,
     /// Image LDM only: extra training-loss weight on car boxes. Each latent cell's squared
     /// error counts 1 + W × the fraction of it the frame's car boxes cover, normalised so the

@@ -646,10 +646,15 @@ fn effective_disc_start(opts: &TrainOptions) -> Option<u64> {
     (opts.stage == Stage::TemporalDecoder).then(|| opts.disc_start.unwrap_or(opts.loop_config.steps / 4))
 }
 
+/// Whether `stage` with `guess_share` noises clips from the interpolation guide's guess.
+fn interpolator_guesses(stage: Stage, guess_share: Option<f64>) -> bool {
+    stage == Stage::Interpolator && guess_share.is_some_and(|s| s > 0.0)
+}
+
 /// The interpolator's guess for its guessed clips: `--interpolation-guess`, or generation's
 /// default guess for a new run with a guess share.
 fn effective_interpolation_guess(opts: &TrainOptions) -> Option<InterpolationGuess> {
-    let guessing = opts.stage == Stage::Interpolator && opts.guess_share.is_some_and(|s| s > 0.0);
+    let guessing = interpolator_guesses(opts.stage, opts.guess_share);
     opts.interpolation_guess.or(guessing.then_some(crate::scenario::DEFAULT_INTERPOLATION_GUESS))
 }
 
@@ -737,8 +742,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     }
     // An interpolator run with a guess share recorded before the option trained on the
     // straight line.
-    let guessing =
-        opts.stage == Stage::Interpolator && given.guess_share.or(saved.guess_share).is_some_and(|s| s > 0.0);
+    let guessing = interpolator_guesses(opts.stage, given.guess_share.or(saved.guess_share));
     let saved_guess = saved.interpolation_guess.or(guessing.then_some(InterpolationGuess::Blend));
     if let (Some(now), Some(was)) = (given.interpolation_guess, saved_guess)
         && now != was
