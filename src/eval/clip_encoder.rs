@@ -204,9 +204,30 @@ impl<B: Backend> ClipEncoder<B> {
         let mean = sum? / n as f64;
         mean.into_data().convert::<f32>().to_vec::<f32>().ok()
     }
+
+    /// The ego motion the encoder reads off every window of [`ClipEncoder::frames`] frames
+    /// `spacing` apart in `video` (stride 1), in window order: `spacing` = the video's frame
+    /// rate over the key-frame rate the encoder was trained at, so that a 10 Hz video is read
+    /// as the 2.5 Hz clips it learnt speeds on. Empty for a video shorter than one window.
+    pub fn video_motion(&self, video: &[RgbImage], spacing: usize, device: &B::Device) -> Vec<EgoMotion> {
+        let (t, spacing) = (self.frames, spacing.max(1));
+        let span = (t - 1) * spacing + 1;
+        if video.len() < span {
+            return vec![];
+        }
+        let frames: Vec<Tensor<B, 3>> = video.iter().map(|f| image_to_tensor(f, device)).collect();
+        let windows: Vec<Tensor<B, 4>> = (0..=video.len() - span)
+            .map(|start| Tensor::stack((0..t).map(|i| frames[start + i * spacing].clone()).collect(), 0))
+            .collect();
+        windows
+            .chunks(WINDOWS_PER_PASS)
+            .flat_map(|chunk| self.predict(Tensor::stack(chunk.to_vec(), 0)))
+            .map(|(motion, _)| motion)
+            .collect()
+    }
 }
 
-/// Windows per forward pass of [`ClipEncoder::video_feature`].
+/// Windows per forward pass of [`ClipEncoder::video_feature`] and [`ClipEncoder::video_motion`].
 const WINDOWS_PER_PASS: usize = 4;
 
 impl<B: Backend> ClipOutput<B> {
@@ -229,6 +250,7 @@ mod tests {
     use burn::backend::Flex;
 
     use super::*;
+    use crate::train::init::seeded_init;
 
     #[test]
     fn features_and_motion_have_their_shapes() {
@@ -284,5 +306,25 @@ mod tests {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
         assert!(model.video_feature(&video[..1], &dev).is_none());
+    }
+
+    #[test]
+    fn video_motion_reads_every_window_of_spaced_frames() {
+        let dev = Default::default();
+        let model = seeded_init(ClipEncoderConfig::micro().init::<Flex>(&dev), 4);
+        let frame = |v: u8| RgbImage::from_pixel(64, 32, image::Rgb([v, v / 2, 255 - v]));
+        let video: Vec<RgbImage> = (0..7).map(|i| frame(30 * i)).collect();
+        let clip = |a: usize, b: usize| -> Tensor<Flex, 4> {
+            Tensor::stack([a, b].map(|i| image_to_tensor::<Flex>(&video[i], &dev)).to_vec(), 0)
+        };
+        // Two frames 3 apart: windows (0, 3), (1, 4), (2, 5), (3, 6).
+        let read = model.video_motion(&video, 3, &dev);
+        let expected = model.predict(Tensor::stack(vec![clip(0, 3), clip(1, 4), clip(2, 5), clip(3, 6)], 0));
+        assert_eq!(read.len(), 4);
+        for (r, (e, _)) in read.iter().zip(&expected) {
+            assert!((r.speed_mps - e.speed_mps).abs() < 1e-4, "{r:?} vs {e:?}");
+        }
+        assert_eq!(model.video_motion(&video, 1, &dev).len(), 6);
+        assert!(model.video_motion(&video[..3], 3, &dev).is_empty());
     }
 }

@@ -47,6 +47,9 @@ pub struct Judges<'a, B: Backend> {
     pub clip_encoder: Option<&'a ClipEncoder<B>>,
     /// Crowdedness from the detector's car count (see `crowd`), where calibrated.
     pub crowd: Option<&'a CountCrowdedness>,
+    /// Frames between the clip encoder's window frames when it reads the ego's speed: the
+    /// videos' frame rate over the key-frame rate (1 for key frames, 4 for 10 Hz).
+    pub motion_spacing: usize,
     pub device: &'a B::Device,
 }
 
@@ -61,12 +64,21 @@ pub struct Readout {
     pub conditions: Vec<Conditions>,
     /// Detections of every frame, `[scene][future][frame]`.
     pub detections: Vec<Vec<Vec<Vec<Detection>>>>,
+    /// Per (scene, future) video: the mean ego speed the clip encoder reads off it, m/s
+    /// (`None` without a clip encoder or for a video shorter than one window).
+    pub ego_speeds: Vec<Option<f32>>,
 }
 
 impl<B: Backend> Judges<'_, B> {
     /// Runs the evaluators over every frame (and the clip encoder over every video).
     pub fn read(&self, frames: &SceneFrames) -> Readout {
-        let mut out = Readout { frame_features: vec![], clip_features: vec![], conditions: vec![], detections: vec![] };
+        let mut out = Readout {
+            frame_features: vec![],
+            clip_features: vec![],
+            conditions: vec![],
+            detections: vec![],
+            ego_speeds: vec![],
+        };
         for scene in frames {
             let mut scene_detections = Vec::with_capacity(scene.len());
             for video in scene {
@@ -88,6 +100,12 @@ impl<B: Backend> Judges<'_, B> {
                     None => clip_feature(&video_features),
                 };
                 out.clip_features.push(clip);
+                let motion = self.clip_encoder.map(|e| e.video_motion(video, self.motion_spacing, self.device));
+                out.ego_speeds.push(
+                    motion
+                        .filter(|m| !m.is_empty())
+                        .map(|m| m.iter().map(|m| m.speed_mps).sum::<f32>() / m.len() as f32),
+                );
                 out.frame_features.extend(video_features);
                 scene_detections.push(video_detections);
             }
@@ -170,6 +188,14 @@ pub struct SettingMetrics {
     pub track_continuity: Option<f32>,
     /// Mean pairwise distance of the clip features of one scene's futures.
     pub diversity: Option<f64>,
+    /// The ego's speed as the clip encoder reads it off the videos (key frames 0.4 s apart),
+    /// m/s, mean over videos: below the world's when the frames do not move as the ego does.
+    #[serde(default)]
+    pub ego_speed_mps: Option<f32>,
+    /// Mean over videos of |the speed read off a generated future − the speed read off the
+    /// world's render of the same scene and future|, m/s (0 for the world itself).
+    #[serde(default)]
+    pub ego_speed_error_mps: Option<f32>,
     /// Wall time spent generating this setting's frames.
     pub generation_s: f64,
     pub unavailable: Vec<String>,
@@ -303,6 +329,18 @@ pub fn measure<B: Backend>(
     if m.diversity.is_none() {
         m.unavailable.push("diversity: needs at least 2 futures per scene".into());
     }
+
+    // Ego speed: the clip encoder's reading of each video, against the world's of the same one.
+    let pairs: Vec<(f32, f32)> =
+        readout.ego_speeds.iter().zip(&reference.readout.ego_speeds).filter_map(|(g, r)| g.zip(*r)).collect();
+    if pairs.is_empty() || pairs.len() < readout.ego_speeds.len() {
+        let why = if judges.clip_encoder.is_none() { "no clip encoder" } else { "a video is shorter than one window" };
+        m.unavailable.push(format!("ego speed: {why}"));
+    } else {
+        let n = pairs.len() as f32;
+        m.ego_speed_mps = Some(pairs.iter().map(|p| p.0).sum::<f32>() / n);
+        m.ego_speed_error_mps = Some(pairs.iter().map(|(g, r)| (g - r).abs()).sum::<f32>() / n);
+    }
     m
 }
 
@@ -339,8 +377,14 @@ mod tests {
         let encoder = seeded_init(ClipEncoderConfig::micro().init::<Flex>(&dev), 3);
         // Clip features from the frame features, then from the clip encoder.
         for clip_encoder in [None, Some(&encoder)] {
-            let judges =
-                Judges { detector: &detector, classifier: &classifier, clip_encoder, crowd: None, device: &dev };
+            let judges = Judges {
+                detector: &detector,
+                classifier: &classifier,
+                clip_encoder,
+                crowd: None,
+                motion_spacing: 1,
+                device: &dev,
+            };
             ideal_and_degraded(&judges);
         }
     }
@@ -353,9 +397,18 @@ mod tests {
         // Identical sets: Fréchet 0, and every other metric equals the reference's own.
         assert!(same.frechet_frames.unwrap() < 1e-6 && same.frechet_clips.unwrap() < 1e-6, "{same:?}");
         assert_eq!(
-            (same.day_night, same.flicker_static, same.diversity),
-            (ideal.day_night, ideal.flicker_static, ideal.diversity)
+            (same.day_night, same.flicker_static, same.diversity, same.ego_speed_mps),
+            (ideal.day_night, ideal.flicker_static, ideal.diversity, ideal.ego_speed_mps)
         );
+        if judges.clip_encoder.is_some() {
+            assert_eq!((same.ego_speed_error_mps, ideal.ego_speed_error_mps), (Some(0.0), Some(0.0)));
+            // Frozen videos (frame 0 held): read as another speed than the world's moving ones.
+            let frozen = map_videos(&frames, &mut |v| vec![v[0].clone(); v.len()]);
+            let frozen = measure(judges, &scenes, &reference, Some(&frozen));
+            assert!(frozen.ego_speed_error_mps.unwrap() > 1e-3, "{frozen:?}");
+        } else {
+            assert!(same.ego_speed_mps.is_none() && same.unavailable.iter().any(|u| u.starts_with("ego speed")));
+        }
 
         // Noise on every frame: more flicker on static pixels, frames further away.
         let mut rng = ChaCha8Rng::seed_from_u64(5);

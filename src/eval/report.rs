@@ -75,6 +75,10 @@ fn f3(v: Option<f32>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"))
 }
 
+fn f2(v: Option<f32>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.2}"))
+}
+
 fn g3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
 }
@@ -96,6 +100,8 @@ fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
         ("static pixels of the reference (share)", f3(m.static_fraction)),
         ("detector track continuity ↑", f3(m.track_continuity)),
         ("multi-future diversity (clip features)", g3(m.diversity)),
+        ("ego speed read by the clip encoder, m/s (the world's: right column)", f2(m.ego_speed_mps)),
+        ("ego speed error per future vs the world's render, m/s ↓", f2(m.ego_speed_error_mps)),
     ]
 }
 
@@ -156,7 +162,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
          classifier's features needs more samples than a CPU run has. {}\n\
          - Flicker: mean absolute frame-to-frame change on the pixels that stay within {STATIC_TOLERANCE}/255 in \
          the reference video. Track continuity: detections with score ≥ {TRACK_SCORE} linked frame to frame at \
-         IoU ≥ 0.5.\n",
+         IoU ≥ 0.5.\n\
+         - Ego speed: the clip encoder's reading of the ego's speed off every window of 4 frames 0.4 s apart, \
+         averaged per video; its error compares each generated future with the world's render of the same scene \
+         and future (the encoder's own error on held-out clips is in the evaluators' table). Frames that do not \
+         move as the ego does read slower than the world's.\n",
         r.frame_size.1,
         r.frame_size.0,
         o.components.0,
@@ -288,13 +298,14 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         let _ = writeln!(
             s,
             "| setting | AP50 | mIoU | day/night | crowd exact | crowd ±1 | crowd (count) ±1 | FD² frames | FD² clips | \
-             flicker | continuity | diversity | time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             flicker | continuity | diversity | ego speed (error), m/s | time (s) |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for row in &t.rows {
             let m = &row.metrics;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.0} |",
                 row.label,
                 f3(m.layout_ap50),
                 f3(m.layout_mean_iou),
@@ -307,6 +318,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 f3(m.flicker_static),
                 f3(m.track_continuity),
                 g3(m.diversity),
+                f2(m.ego_speed_mps),
+                f2(m.ego_speed_error_mps),
                 m.generation_s
             );
         }

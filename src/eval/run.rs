@@ -17,7 +17,7 @@ use crate::data::EVAL_SEED_BASE;
 use crate::pipeline::{
     self, DecoderMode, FrameSink, GenerateOptions, Generator, KnownFrames, PipelineError, UpsampleMode,
 };
-use crate::train::FrameSource;
+use crate::train::{FrameSource, KEYFRAME_FPS};
 
 use super::crowd::CountCrowdedness;
 use super::error::MetricError;
@@ -243,21 +243,22 @@ pub fn evaluate<B: Backend>(
     let device = &generator.device;
     let size = generator.models.frame_size();
     check(generator, evaluators, opts)?;
+    let scenes: Vec<EvalScene> =
+        (0..opts.scenes).map(|i| EvalScene::new(i, size, generator.models.image_ldm.box_slots())).collect();
+    // Every setting up front, so the progress bar knows the whole run.
+    let main = Setting { label: "main".into(), value: None, options: opts.generate.clone() };
+    let main_plan = generator.plan(&scenes[0].scenario, &main.options)?;
     let crowd = CountCrowdedness::fit(&evaluators.detector, size, device);
     let judges = Judges {
         detector: &evaluators.detector,
         classifier: &evaluators.classifier,
         clip_encoder: evaluators.clip_encoder.as_ref(),
         crowd: crowd.as_ref().ok(),
+        motion_spacing: (main_plan.fps / KEYFRAME_FPS).round().max(1.0) as usize,
         device,
     };
-    let scenes: Vec<EvalScene> =
-        (0..opts.scenes).map(|i| EvalScene::new(i, size, generator.models.image_ldm.box_slots())).collect();
-
-    // Every setting up front, so the progress bar knows the whole run.
-    let main = Setting { label: "main".into(), value: None, options: opts.generate.clone() };
     // Clip features need a whole window of the clip encoder per future.
-    let main_frames = generator.plan(&scenes[0].scenario, &main.options)?.frames_per_future;
+    let main_frames = main_plan.frames_per_future;
     if let Some(encoder) = &evaluators.clip_encoder
         && main_frames < encoder.frames()
     {
@@ -322,7 +323,7 @@ pub fn evaluate<B: Backend>(
 
     // Main setting and its reference.
     let (main_frames, main_s) = generate(generator, &scenes, &main, cancel, &mut progress)?;
-    let plan = generator.plan(&scenes[0].scenario, &main.options)?;
+    let plan = main_plan;
     let reference_frames: SceneFrames = scenes
         .iter()
         .map(|s| (0..main.options.futures).map(|k| s.reference(k, plan.frames_per_future, plan.fps, size)).collect())
