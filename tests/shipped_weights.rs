@@ -92,3 +92,29 @@ fn shipped_evaluators_load() {
     assert!(evaluators.facts.iter().all(Option::is_some));
     assert!(evaluators.clip_encoder.is_some(), "the clip encoder is shipped with the evaluators");
 }
+
+/// The shipped clip encoder's speed reading (`eval`'s ego-speed rows) tells the world's
+/// moving renders from a held frame, and reads a 10 Hz video, spaced as `eval` spaces it,
+/// as it reads the same scene's 2.5 Hz key frames.
+#[test]
+fn the_shipped_clip_encoder_reads_the_ego_speed_off_spaced_frames() {
+    let dev = Default::default();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/eval/tiny");
+    let evaluators = latentdrive::eval::Evaluators::<burn::backend::Flex>::load(&dir, &dev).expect("loads");
+    let encoder = evaluators.clip_encoder.expect("shipped");
+    let mean = |m: Vec<latentdrive::eval::EgoMotion>| {
+        assert!(!m.is_empty());
+        m.iter().map(|m| m.speed_mps).sum::<f32>() / m.len() as f32
+    };
+    for i in 0..3 {
+        let scene = latentdrive::eval::EvalScene::new(i, (128, 256), 8);
+        let keys = scene.reference(0, 8, 2.5, (128, 256));
+        let moving = mean(encoder.video_motion(&keys, 1, &dev));
+        let held = mean(encoder.video_motion(&vec![keys[0].clone(); 8], 1, &dev));
+        // Measured on scenes 0–11: moving 10.0–18.0 m/s, held 2.5–7.2.
+        assert!(moving > held + 4.0, "scene {i}: moving {moving} vs held {held}");
+        let video = scene.reference(0, 29, 10.0, (128, 256));
+        let spaced = mean(encoder.video_motion(&video, 4, &dev));
+        assert!((spaced - moving).abs() < 1.5, "scene {i}: 10 Hz spaced {spaced} vs 2.5 Hz {moving}");
+    }
+}
