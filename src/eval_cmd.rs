@@ -105,6 +105,13 @@ pub struct EvalArgs {
     /// Ablation: prediction guide shares, e.g. `0,0.3,0.6`.
     #[arg(long, value_delimiter = ',', value_parser = crate::generate_cmd::parse_share)]
     ablate_prediction_guide: Vec<f32>,
+    /// Share of each new frame's start noise moved on from the last context frame's by the
+    /// ego's travel (as `generate --prediction-noise`).
+    #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_PREDICTION_NOISE, value_parser = crate::generate_cmd::parse_share)]
+    prediction_noise: f32,
+    /// Ablation: prediction noise shares, e.g. `0,0.5,0.9`.
+    #[arg(long, value_delimiter = ',', value_parser = crate::generate_cmd::parse_share)]
+    ablate_prediction_noise: Vec<f32>,
     /// Ablation: context guidance scales, 1 = off, e.g. `1,1.5,3`.
     #[arg(long, value_delimiter = ',')]
     ablate_context_guidance: Vec<f64>,
@@ -167,6 +174,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             interpolation_guide: a.interpolation_guide,
             interpolation_guess: a.interpolation_guess,
             prediction_guide: a.prediction_guide,
+            prediction_noise: a.prediction_noise,
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),
         ablations: Ablations {
@@ -175,6 +183,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             box_guidance: a.ablate_box_guidance.clone(),
             context_guidance: a.ablate_context_guidance.clone(),
             prediction_guide: a.ablate_prediction_guide.clone(),
+            prediction_noise: a.ablate_prediction_noise.clone(),
             decoder: a.ablate_decoder,
             upsampler: a.ablate_upsampler,
             known_frames: a.ablate_known_frames,

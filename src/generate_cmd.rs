@@ -84,6 +84,12 @@ pub struct GenerateArgs {
     /// sampling.prediction_guide, which defaults to 0.5].
     #[arg(long, value_parser = parse_share)]
     prediction_guide: Option<f32>,
+    /// Share (0 to 1) of each new frame's start noise in a prediction window taken from the last
+    /// context frame's noise moved on by the ego car's travel, so that the details drawn from it
+    /// move with the road; 0 draws every frame's noise on its own, as the paper does [default:
+    /// the scenario's sampling.prediction_noise, which defaults to 0].
+    #[arg(long, value_parser = parse_share)]
+    prediction_noise: Option<f32>,
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
     #[arg(long)]
     per_frame_decoder: bool,
@@ -245,6 +251,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);
     o.interpolation_guess = a.interpolation_guess.unwrap_or(o.interpolation_guess);
     o.prediction_guide = a.prediction_guide.unwrap_or(o.prediction_guide);
+    o.prediction_noise = a.prediction_noise.unwrap_or(o.prediction_noise);
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
     if a.context_only {
         o.known_frames = KnownFrames::ContextOnly;

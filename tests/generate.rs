@@ -536,6 +536,39 @@ fn the_prediction_guide_starts_every_future_from_the_same_guess() {
     assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_guide, 0.0);
 }
 
+/// The prediction noise moves the last context frame's noise on to the new frames: it leaves
+/// frame 0 alone, changes the frames after it (the micro model draws what its noise says),
+/// and 0 is the default and what metadata without the field reads as. Out of range is an
+/// input error. (`pipeline::ego` checks the moved noise itself.)
+#[test]
+fn the_prediction_noise_changes_the_predicted_frames_only() {
+    let generator = micro_generator();
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (1, 2.0, 4, false);
+    (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
+    assert_eq!(opts.prediction_noise, 0.0, "the scenario default");
+    let never = AtomicBool::new(false);
+    let frames = |rho: f32| {
+        let opts = GenerateOptions { prediction_noise: rho, ..opts.clone() };
+        let mut keep = Keep(vec![vec![]]);
+        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
+        keep.0.remove(0)
+    };
+    let (own, moved) = (frames(0.0), frames(0.9));
+    assert_eq!(own, frames(0.0), "deterministic");
+    assert_eq!(own[0], moved[0], "frame 0 is the image LDM's");
+    for (i, (a, b)) in own.iter().zip(&moved).enumerate().skip(1) {
+        assert!(mean_abs_diff(a, b) > 0.5, "frame {i} did not change: {}", mean_abs_diff(a, b));
+    }
+    let bad = GenerateOptions { prediction_noise: -0.2, ..opts.clone() };
+    let err = generator.plan(&s, &bad).unwrap_err();
+    assert!(err.is_input_error() && err.to_string().contains("prediction noise"), "{err}");
+    let mut old = serde_json::to_value(GenerateOptions { prediction_noise: 0.9, ..opts }).unwrap();
+    old.as_object_mut().unwrap().remove("prediction_noise");
+    assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_noise, 0.0);
+}
+
 /// The interpolation guess: `Blend` is the scenario default; at guide 1, `Ego` (the keys moved
 /// by the ego's travel; `pipeline::ego`'s tests check its frames) gives the same key frames;
 /// the choice is recorded, and metadata without the field reads as `Blend`, what runs made

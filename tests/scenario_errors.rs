@@ -242,6 +242,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             m("context_guidance: 1.5", "context_guidance: 1.5, prediction_guide: -0.1"),
             vec!["case.ron:10:", "sampling.prediction_guide: expected a number in [0, 1], found -0.1"],
         ),
+        (
+            "prediction noise above 1",
+            m("context_guidance: 1.5", "context_guidance: 1.5, prediction_noise: 1.2"),
+            vec!["case.ron:10:", "sampling.prediction_noise: expected a number in [0, 1], found 1.2"],
+        ),
         ("empty name", m("name: \"case\"", "name: \"\""), vec!["case.ron:2:", "name: expected a non-empty name"]),
         (
             "name with a slash",
@@ -348,6 +353,18 @@ fn the_interpolation_guess_is_written_only_when_not_the_default() {
     let text = scenario::to_ron_string(&ego);
     assert!(text.contains("interpolation_guess: Ego"), "{text}");
     assert_eq!(scenario::parse_str(&text, Path::new("case.ron")).unwrap(), ego);
+}
+
+#[test]
+fn the_prediction_noise_is_written_only_when_not_the_default() {
+    let s = scenario::parse_str(BASE, Path::new("case.ron")).unwrap();
+    assert_eq!(s.sampling.prediction_noise, scenario::DEFAULT_PREDICTION_NOISE);
+    assert!(!scenario::to_ron_string(&s).contains("prediction_noise"));
+    let mut moved = s.clone();
+    moved.sampling.prediction_noise = 0.75;
+    let text = scenario::to_ron_string(&moved);
+    assert!(text.contains("prediction_noise: 0.75"), "{text}");
+    assert_eq!(scenario::parse_str(&text, Path::new("case.ron")).unwrap(), moved);
 }
 
 #[test]

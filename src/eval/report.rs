@@ -133,7 +133,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let _ = writeln!(
         s,
         "- Each scene: {} futures of {} s ({} frames at {} Hz), DDIM {} steps (η {}), label guidance {}{}, context \
-         guidance {}, {} context frame(s), prediction guide {}, interpolation {}, decoder {:?}, upsampling {:?}.",
+         guidance {}, {} context frame(s), prediction guide {}, prediction noise {}, interpolation {}, decoder {:?}, \
+         upsampling {:?}.",
         g.futures,
         g.seconds,
         r.frames_per_future,
@@ -145,6 +146,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         g.context_guidance,
         g.context_frames,
         g.prediction_guide,
+        g.prediction_noise,
         match (g.interpolate, g.interpolation_guide) {
             (false, _) => "off".to_string(),
             (true, 0.0) => "on".to_string(),

@@ -63,6 +63,9 @@ pub struct Ablations {
     /// Prediction guide shares (0 = sampled from noise, as in the paper).
     #[serde(default)]
     pub prediction_guide: Vec<f32>,
+    /// Prediction noise shares (0 = every frame's noise on its own, as in the paper).
+    #[serde(default)]
+    pub prediction_noise: Vec<f32>,
     /// Temporal decoder vs the per-frame image decoder.
     pub decoder: bool,
     /// Video-fine-tuned vs per-frame upsampler (frames upsampled 4×, then judged at
@@ -628,6 +631,17 @@ fn ablation_settings(main: &GenerateOptions, a: &Ablations) -> Vec<(String, Stri
             })
             .collect();
         tables.push(("Prediction guide".into(), "prediction_guide".into(), rows));
+    }
+    if !a.prediction_noise.is_empty() {
+        let rows = a
+            .prediction_noise
+            .iter()
+            .map(|&r| {
+                let label = if r == 0.0 { "off (own noise)".to_string() } else { format!("noise {r}") };
+                with(label, Some(r as f64), &|o| o.prediction_noise = r)
+            })
+            .collect();
+        tables.push(("Prediction noise".into(), "prediction_noise".into(), rows));
     }
     if a.decoder {
         let rows = vec![

@@ -127,6 +127,17 @@ impl EgoMotion {
     /// whether the image saw it (`[travels, 1, h, w]`, 1 or 0); pixels pulled from outside the
     /// frame take the nearest border pixel.
     fn moved<B: Backend>(&self, image: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        self.pulled(image, from_m, travels_m, InterpolateMode::Bilinear)
+    }
+
+    /// [`Self::moved`] with the sampling `mode` of the pull.
+    fn pulled<B: Backend>(
+        &self,
+        image: Tensor<B, 4>,
+        from_m: f32,
+        travels_m: &[f32],
+        mode: InterpolateMode,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [_, _, h, w] = image.dims();
         let n = travels_m.len();
         let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
@@ -134,8 +145,7 @@ impl EgoMotion {
         let device = image.device();
         let grid = Tensor::<B, 4>::from_data(TensorData::new(grid.concat(), [n, h, w, 2]), &device);
         let seen = Tensor::<B, 4>::from_data(TensorData::new(seen.concat(), [n, 1, h, w]), &device);
-        let options =
-            GridSampleOptions::new(InterpolateMode::Bilinear).with_padding_mode(GridSamplePaddingMode::Border);
+        let options = GridSampleOptions::new(mode).with_padding_mode(GridSamplePaddingMode::Border);
         (image.repeat_dim(0, n).grid_sample_2d(grid, options), seen)
     }
 
@@ -144,6 +154,17 @@ impl EgoMotion {
     /// the nearest border pixel.
     pub fn warp<B: Backend>(&self, image: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> Tensor<B, 4> {
         self.moved(image, from_m, travels_m).0
+    }
+
+    /// Start noise that moves with the scene (`GenerateOptions::prediction_noise`): `noise`
+    /// (`[1, c, h, w]`, a latent's noise for the frame `from_m` metres after frame 0) moved on by
+    /// each of `travels_m` metres → `[travels, c, h, w]`. Each entry is copied from the one the
+    /// warp pulls it from (nearest, not interpolated: an average of noise entries would have a
+    /// smaller variance), so every entry stays a unit Gaussian, and what the sampler draws from
+    /// an entry moves on with the point of the scene it belongs to (Chang et al. 2024, "How I
+    /// Warped Your Noise", with a nearest pull in place of their noise transport).
+    pub fn moved_noise<B: Backend>(&self, noise: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> Tensor<B, 4> {
+        self.pulled(noise, from_m, travels_m, InterpolateMode::Nearest).0
     }
 
     /// The frames between `a` (`[1, c, h, w]`, the frame `from_m` metres after frame 0) and
@@ -265,6 +286,30 @@ mod tests {
         let mut e = EgoMotion::from_world(&world(7), held);
         e.road.curve_amplitude = 0.0;
         e
+    }
+
+    /// Moved noise is the noise itself without travel, and with travel every entry is a copy of
+    /// one of the noise's own (of its channel), so it stays a unit Gaussian.
+    #[test]
+    fn moved_noise_copies_entries_of_the_noise() {
+        use crate::diffusion::noise::gaussian;
+        use rand::SeedableRng;
+        let e = straight(vec![]);
+        let dev = Default::default();
+        let noise = gaussian::<Flex, 4, _>([1, 2, 16, 32], &mut rand_chacha::ChaCha8Rng::seed_from_u64(3), &dev);
+        let out = e.moved_noise(noise.clone(), 0.0, &[0.0, 6.0]);
+        assert_eq!(out.dims(), [2, 2, 16, 32]);
+        let values = |t: Tensor<Flex, 4>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        let (input, moved) = (values(noise), values(out));
+        let plane = 16 * 32;
+        assert_eq!(&moved[..input.len()], &input[..], "no travel, no change");
+        let moved = &moved[input.len()..];
+        assert!(moved.iter().zip(&input).filter(|(a, b)| a != b).count() > plane / 2, "the noise did not move");
+        for c in 0..2 {
+            let own: std::collections::HashSet<u32> =
+                input[c * plane..(c + 1) * plane].iter().map(|v| v.to_bits()).collect();
+            assert!(moved[c * plane..(c + 1) * plane].iter().all(|v| own.contains(&v.to_bits())), "channel {c}");
+        }
     }
 
     /// On a straight road, road and wall points `d` metres nearer project where the grid says

@@ -128,6 +128,14 @@ pub struct GenerateOptions {
     /// model only its last step.
     #[serde(default)]
     pub prediction_guide: f32,
+    /// Share (0..=1) of each new frame's start noise in a prediction window that is the
+    /// window's last context frame's noise moved on with the scene by the ego's travel
+    /// ([`super::ego::EgoMotion::moved_noise`]), mixed `√ρ·moved + √(1 − ρ)·own` so that every
+    /// entry stays a unit Gaussian: the details the sampler draws move with the road instead of
+    /// being drawn anew in every frame. 0 draws every frame's noise on its own, as the paper
+    /// does and as runs made before the option did (their metadata lacks the field).
+    #[serde(default)]
+    pub prediction_noise: f32,
 }
 
 impl GenerateOptions {
@@ -158,6 +166,7 @@ impl GenerateOptions {
             interpolation_guide: s.sampling.interpolation_guide,
             interpolation_guess: s.sampling.interpolation_guess,
             prediction_guide: s.sampling.prediction_guide,
+            prediction_noise: s.sampling.prediction_noise,
         }
     }
 }
@@ -363,9 +372,14 @@ impl<B: Backend> Generator<B> {
                 return unsupported(format!("{name} guidance must be a finite number ≥ 0, not {w}"));
             }
         }
-        for (name, share) in [("interpolation", opts.interpolation_guide), ("prediction", opts.prediction_guide)] {
+        let shares = [
+            ("interpolation guide", opts.interpolation_guide),
+            ("prediction guide", opts.prediction_guide),
+            ("prediction noise", opts.prediction_noise),
+        ];
+        for (name, share) in shares {
             if !(0.0..=1.0).contains(&share) {
-                return unsupported(format!("{name} guide must be from 0 to 1, not {share}"));
+                return unsupported(format!("{name} must be from 0 to 1, not {share}"));
             }
         }
         let missing = |model, stage, flag| self.missing_model(model, stage, flag);
@@ -893,6 +907,7 @@ impl<'a, B: Backend> Run<'a, B> {
         fps_stage: Option<i64>,
         guidance: Guidance,
         guess: Option<(Vec<Tensor<B, 4>>, usize)>,
+        x: Tensor<B, 4>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
         let device = &self.g.device;
@@ -917,7 +932,6 @@ impl<'a, B: Backend> Run<'a, B> {
             context: Some(context),
             fps_stage: fps_stage.map(|s| Tensor::<B, 1, Int>::from_data(TensorData::new(vec![s; t], [t]), device)),
         };
-        let x = self.latent_noise(t, rng);
         let sampler = self.sampler(self.opts.steps, guidance)?;
         let out = self.sample(phase, Some(future), &sampler, &VideoDenoiser(model), x, held.as_ref(), &cond, rng)?;
         let mut frames: Vec<_> = out.chunk(t, 0);
@@ -944,7 +958,8 @@ impl<'a, B: Backend> Run<'a, B> {
         let steps = self.guide_steps(self.opts.prediction_guide);
         let started = Instant::now();
         let guess = (steps > 0).then(|| (self.ego_guess(context, last_key, t, ego), steps));
-        // The guess's decoding, warp and encoding count as the phase's.
+        let x = self.prediction_start_noise(context.len(), last_key, t, ego, rng);
+        // The guess's decoding, warp and encoding count as the phase's, and so does moving the noise.
         self.timings.add(Phase::Prediction, started.elapsed().as_secs_f64());
         self.sample_clip(
             Phase::Prediction,
@@ -956,8 +971,35 @@ impl<'a, B: Backend> Run<'a, B> {
             None,
             guidance,
             guess,
+            x,
             rng,
         )
+    }
+
+    /// The start noise of a prediction window of `t` latents whose first `c` are context
+    /// (the last of them key frame `last_key`): each frame's own, and for `prediction_noise`
+    /// ρ > 0 each new frame's mixed with the last context frame's moved on to it,
+    /// `√ρ·moved + √(1 − ρ)·own` ([`GenerateOptions::prediction_noise`]). Draws the same
+    /// numbers from `rng` whatever ρ.
+    fn prediction_start_noise(
+        &self,
+        c: usize,
+        last_key: usize,
+        t: usize,
+        ego: &EgoMotion,
+        rng: &mut ChaCha8Rng,
+    ) -> Tensor<B, 4> {
+        let x = self.latent_noise(t, rng);
+        let rho = self.opts.prediction_noise;
+        if rho <= 0.0 || c == 0 || c >= t {
+            return x;
+        }
+        let frames = x.chunk(t, 0);
+        let (from_m, travels) = window_travels(ego, last_key, t - c);
+        let moved = ego.moved_noise(frames[c - 1].clone(), from_m, &travels).chunk(t - c, 0);
+        let (a, b) = (f64::from(rho).sqrt(), f64::from(1.0 - rho).sqrt());
+        let new = moved.into_iter().zip(&frames[c..]).map(|(m, own)| m * a + own.clone() * b);
+        Tensor::cat(frames[..c].iter().cloned().chain(new).collect(), 0)
     }
 
     /// The prediction guide's guess (`GenerateOptions::prediction_guide`): a window of `t`
@@ -969,9 +1011,8 @@ impl<'a, B: Backend> Run<'a, B> {
         let m = &self.g.models;
         let last = context.last().expect("a prediction window has at least one context frame");
         let image = m.decode_frames(last.clone());
-        let step_m = ego.speed_mps / KEYFRAME_FPS;
-        let travels: Vec<f32> = (1..=t - context.len()).map(|k| k as f32 * step_m).collect();
-        let warped = ego.warp(image, last_key as f32 * step_m, &travels);
+        let (from_m, travels) = window_travels(ego, last_key, t - context.len());
+        let warped = ego.warp(image, from_m, &travels);
         let ahead = m.encode_frames(warped).chunk(travels.len(), 0);
         context.iter().cloned().chain(ahead).collect()
     }
@@ -999,6 +1040,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let steps = self.guide_steps(self.opts.interpolation_guide);
         let started = Instant::now();
         let guess = (steps > 0).then(|| (g.interpolation_guess(&keys, self.opts.interpolation_guess, ego), steps));
+        let x = self.latent_noise(2 * f + 1, rng);
         // The guess's decoding and encoding count as the phase's.
         self.timings.add(Phase::Interpolation, started.elapsed().as_secs_f64());
         self.sample_clip(
@@ -1011,6 +1053,7 @@ impl<'a, B: Backend> Run<'a, B> {
             Some(0),
             Guidance::NONE,
             guess,
+            x,
             rng,
         )
     }
@@ -1128,6 +1171,14 @@ impl<'a, B: Backend> Run<'a, B> {
         out.keys = vec![out.keys.last().expect("a chunk has keys").clone()];
         Ok(())
     }
+}
+
+/// Where a prediction window's new frames are: the last context frame (key frame `last_key`)
+/// is `from_m` metres after frame 0, and the `new` frames after it each one key interval of the
+/// ego's travel further on (`travels`, metres from the last context frame).
+fn window_travels(ego: &EgoMotion, last_key: usize, new: usize) -> (f32, Vec<f32>) {
+    let step_m = ego.speed_mps / KEYFRAME_FPS;
+    (last_key as f32 * step_m, (1..=new).map(|k| k as f32 * step_m).collect())
 }
 
 /// Key latents `f` frames apart → the `(keys − 1)·f + 1` latents on the straight lines from

@@ -152,6 +152,12 @@ pub struct Sampling {
     /// ([`DEFAULT_PREDICTION_GUIDE`]).
     #[serde(default = "default_prediction_guide")]
     pub prediction_guide: f32,
+    /// Share, 0 to 1, of each new frame's start noise in a prediction window that is the last
+    /// context frame's noise moved on with the scene by the ego car's travel, so that the
+    /// details drawn from it move with the road; 0 draws every frame's noise on its own, as the
+    /// paper does. Optional in files ([`DEFAULT_PREDICTION_NOISE`]).
+    #[serde(default = "default_prediction_noise", skip_serializing_if = "is_default_prediction_noise")]
+    pub prediction_noise: f32,
 }
 
 /// The interpolation guide of a scenario that names none. Measured on the shipped tiny weights
@@ -227,6 +233,20 @@ fn default_prediction_guide() -> f32 {
     DEFAULT_PREDICTION_GUIDE
 }
 
+/// The prediction noise of a scenario that names none. Measured on the shipped tiny weights
+/// (README, "Prediction noise").
+pub const DEFAULT_PREDICTION_NOISE: f32 = 0.0;
+
+fn default_prediction_noise() -> f32 {
+    DEFAULT_PREDICTION_NOISE
+}
+
+/// Written out only when not the default, so that scenario files saved before the option
+/// (and runs' copies of them, which `replay` compares) stay as they were.
+fn is_default_prediction_noise(share: &f32) -> bool {
+    *share == DEFAULT_PREDICTION_NOISE
+}
+
 impl Default for Sampling {
     fn default() -> Self {
         Sampling {
@@ -238,6 +258,7 @@ impl Default for Sampling {
             interpolation_guide: DEFAULT_INTERPOLATION_GUIDE,
             interpolation_guess: DEFAULT_INTERPOLATION_GUESS,
             prediction_guide: DEFAULT_PREDICTION_GUIDE,
+            prediction_noise: DEFAULT_PREDICTION_NOISE,
         }
     }
 }
