@@ -16,7 +16,7 @@
 //! [`GenerateOptions::interpolation_guess`]: super::GenerateOptions::interpolation_guess
 
 use burn::tensor::ops::{GridSampleOptions, GridSamplePaddingMode, InterpolateMode};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::generator::blend_keys;
 use crate::world::camera::{CAMERA_HEIGHT_M, Camera, NEAR_M};
@@ -127,17 +127,6 @@ impl EgoMotion {
     /// whether the image saw it (`[travels, 1, h, w]`, 1 or 0); pixels pulled from outside the
     /// frame take the nearest border pixel.
     fn moved<B: Backend>(&self, image: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        self.pulled(image, from_m, travels_m, InterpolateMode::Bilinear)
-    }
-
-    /// [`Self::moved`] with the sampling `mode` of the pull.
-    fn pulled<B: Backend>(
-        &self,
-        image: Tensor<B, 4>,
-        from_m: f32,
-        travels_m: &[f32],
-        mode: InterpolateMode,
-    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [_, _, h, w] = image.dims();
         let n = travels_m.len();
         let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
@@ -145,7 +134,8 @@ impl EgoMotion {
         let device = image.device();
         let grid = Tensor::<B, 4>::from_data(TensorData::new(grid.concat(), [n, h, w, 2]), &device);
         let seen = Tensor::<B, 4>::from_data(TensorData::new(seen.concat(), [n, 1, h, w]), &device);
-        let options = GridSampleOptions::new(mode).with_padding_mode(GridSamplePaddingMode::Border);
+        let options =
+            GridSampleOptions::new(InterpolateMode::Bilinear).with_padding_mode(GridSamplePaddingMode::Border);
         (image.repeat_dim(0, n).grid_sample_2d(grid, options), seen)
     }
 
@@ -156,15 +146,50 @@ impl EgoMotion {
         self.moved(image, from_m, travels_m).0
     }
 
-    /// Start noise that moves with the scene (`GenerateOptions::prediction_noise`): `noise`
-    /// (`[1, c, h, w]`, a latent's noise for the frame `from_m` metres after frame 0) moved on by
-    /// each of `travels_m` metres → `[travels, c, h, w]`. Each entry is copied from the one the
-    /// warp pulls it from (nearest, not interpolated: an average of noise entries would have a
-    /// smaller variance), so every entry stays a unit Gaussian, and what the sampler draws from
-    /// an entry moves on with the point of the scene it belongs to (Chang et al. 2024, "How I
-    /// Warped Your Noise", with a nearest pull in place of their noise transport).
-    pub fn moved_noise<B: Backend>(&self, noise: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> Tensor<B, 4> {
-        self.pulled(noise, from_m, travels_m, InterpolateMode::Nearest).0
+    /// Start noise that moves with the scene (`GenerateOptions::prediction_noise`): frames of
+    /// fresh noise `own` (`[travels, c, h, w]`), one for each of `travels_m`, in which every entry
+    /// that the warp pulls from a point of `noise` (`[1, c, h, w]`, the noise of the frame `from_m`
+    /// metres after frame 0) that it saw becomes `√share·noise[that point] + √(1 − share)·own`.
+    /// A point is given to at most one entry of a frame (the first in row order): where the warp
+    /// magnifies, the other entries keep their own noise. So every frame stays what the model was
+    /// trained on, independent unit Gaussians, while what the sampler draws from a point of the
+    /// scene moves on with it (the idea of Chang et al. 2024, "How I Warped Your Noise", without
+    /// their sub-pixel noise transport: a copied entry is never split or repeated).
+    pub fn moved_noise<B: Backend>(
+        &self,
+        noise: Tensor<B, 4>,
+        own: Tensor<B, 4>,
+        share: f32,
+        from_m: f32,
+        travels_m: &[f32],
+    ) -> Tensor<B, 4> {
+        let [_, c, h, w] = noise.dims();
+        let n = travels_m.len();
+        let device = noise.device();
+        let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
+        let flat = noise.reshape([1, c, h * w]);
+        let (a, b) = (f64::from(share).sqrt(), f64::from(1.0 - share).sqrt());
+        let mut out = Vec::with_capacity(n);
+        for (&travel, own) in travels_m.iter().zip(own.chunk(n, 0)) {
+            let (grid, seen) = self.grid(&frame, h, w, from_m, travel);
+            let (mut taken, mut index, mut moved) = (vec![false; h * w], vec![0i64; h * w], vec![0.0f32; h * w]);
+            for (k, seen) in seen.iter().enumerate() {
+                // Nearest source entry (`align_corners = false`: entry j's centre is at (2j + 1)/w − 1).
+                let at =
+                    |g: f32, size: usize| (((g + 1.0) * size as f32 / 2.0).floor() as i64).clamp(0, size as i64 - 1);
+                let src = (at(grid[2 * k + 1], h) * w as i64 + at(grid[2 * k], w)) as usize;
+                index[k] = src as i64;
+                if *seen > 0.0 && !taken[src] {
+                    (taken[src], moved[k]) = (true, 1.0);
+                }
+            }
+            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [h * w]), &device);
+            let pulled = flat.clone().select(2, index).reshape([1, c, h, w]);
+            let moved = Tensor::<B, 4>::from_data(TensorData::new(moved, [1, 1, h, w]), &device).repeat_dim(1, c);
+            let mixed = pulled * a + own.clone() * b;
+            out.push(mixed * moved.clone() + own * (moved.neg() + 1.0));
+        }
+        Tensor::cat(out, 0)
     }
 
     /// The frames between `a` (`[1, c, h, w]`, the frame `from_m` metres after frame 0) and
@@ -288,28 +313,41 @@ mod tests {
         e
     }
 
-    /// Moved noise is the noise itself without travel, and with travel every entry is a copy of
-    /// one of the noise's own (of its channel), so it stays a unit Gaussian.
+    /// Moved noise: without travel, at share 1, the noise itself; with travel, entries that are
+    /// copies of the noise's own (of their channel) where the warp saw the point, each point
+    /// given to one entry at most, and the fresh noise everywhere else (where the road ahead is
+    /// magnified, most entries).
     #[test]
-    fn moved_noise_copies_entries_of_the_noise() {
+    fn moved_noise_gives_each_point_of_the_noise_to_one_entry_at_most() {
         use crate::diffusion::noise::gaussian;
         use rand::SeedableRng;
         let e = straight(vec![]);
         let dev = Default::default();
-        let noise = gaussian::<Flex, 4, _>([1, 2, 16, 32], &mut rand_chacha::ChaCha8Rng::seed_from_u64(3), &dev);
-        let out = e.moved_noise(noise.clone(), 0.0, &[0.0, 6.0]);
-        assert_eq!(out.dims(), [2, 2, 16, 32]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let noise = gaussian::<Flex, 4, _>([1, 2, 16, 32], &mut rng, &dev);
+        let own = gaussian::<Flex, 4, _>([2, 2, 16, 32], &mut rng, &dev);
         let values = |t: Tensor<Flex, 4>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
-        let (input, moved) = (values(noise), values(out));
+        let (input, fresh) = (values(noise.clone()), values(own.clone()));
+        let out = values(e.moved_noise(noise, own, 1.0, 0.0, &[0.0, 6.0]));
         let plane = 16 * 32;
-        assert_eq!(&moved[..input.len()], &input[..], "no travel, no change");
-        let moved = &moved[input.len()..];
-        assert!(moved.iter().zip(&input).filter(|(a, b)| a != b).count() > plane / 2, "the noise did not move");
-        for c in 0..2 {
-            let own: std::collections::HashSet<u32> =
-                input[c * plane..(c + 1) * plane].iter().map(|v| v.to_bits()).collect();
-            assert!(moved[c * plane..(c + 1) * plane].iter().all(|v| own.contains(&v.to_bits())), "channel {c}");
+        assert!(out[..input.len()] == input[..], "no travel: the noise itself");
+        let (mut copied, mut kept) = (0, 0);
+        for ch in 0..2 {
+            let at = |v: &[f32]| v[input.len() + ch * plane..input.len() + (ch + 1) * plane].to_vec();
+            let own: std::collections::HashMap<u32, usize> =
+                input[ch * plane..(ch + 1) * plane].iter().enumerate().map(|(k, v)| (v.to_bits(), k)).collect();
+            let mut seen = std::collections::HashSet::new();
+            for (v, f) in at(&out).iter().zip(at(&fresh)) {
+                if let Some(k) = own.get(&v.to_bits()) {
+                    assert!(seen.insert(*k), "channel {ch}: entry {k} of the noise copied twice");
+                    copied += 1;
+                } else {
+                    assert_eq!(*v, f, "channel {ch}: neither copied nor fresh");
+                    kept += 1;
+                }
+            }
         }
+        assert!(copied > plane / 4 && kept > plane / 8, "{copied} copied, {kept} fresh of {}", 2 * plane);
     }
 
     /// On a straight road, road and wall points `d` metres nearer project where the grid says

@@ -978,8 +978,8 @@ impl<'a, B: Backend> Run<'a, B> {
 
     /// The start noise of a prediction window of `t` latents whose first `c` are context
     /// (the last of them key frame `last_key`): each frame's own, and for `prediction_noise`
-    /// ρ > 0 each new frame's mixed with the last context frame's moved on to it,
-    /// `√ρ·moved + √(1 − ρ)·own` ([`GenerateOptions::prediction_noise`]). Draws the same
+    /// ρ > 0 each new frame's mixed with the last context frame's moved on to it
+    /// ([`EgoMotion::moved_noise`], [`GenerateOptions::prediction_noise`]). Draws the same
     /// numbers from `rng` whatever ρ.
     fn prediction_start_noise(
         &self,
@@ -994,12 +994,10 @@ impl<'a, B: Backend> Run<'a, B> {
         if rho <= 0.0 || c == 0 || c >= t {
             return x;
         }
-        let frames = x.chunk(t, 0);
         let (from_m, travels) = window_travels(ego, last_key, t - c);
-        let moved = ego.moved_noise(frames[c - 1].clone(), from_m, &travels).chunk(t - c, 0);
-        let (a, b) = (f64::from(rho).sqrt(), f64::from(1.0 - rho).sqrt());
-        let new = moved.into_iter().zip(&frames[c..]).map(|(m, own)| m * a + own.clone() * b);
-        Tensor::cat(frames[..c].iter().cloned().chain(new).collect(), 0)
+        let last = x.clone().narrow(0, c - 1, 1);
+        let new = ego.moved_noise(last, x.clone().narrow(0, c, t - c), rho, from_m, &travels);
+        Tensor::cat(vec![x.narrow(0, 0, c), new], 0)
     }
 
     /// The prediction guide's guess (`GenerateOptions::prediction_guide`): a window of `t`

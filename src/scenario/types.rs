@@ -210,8 +210,9 @@ impl std::str::FromStr for InterpolationGuess {
 
 /// The interpolation guess of a scenario that names none. Measured on the shipped tiny weights
 /// (README, "Interpolation guess"): the ego guess fills in the world's own clips better, but
-/// the keys the tiny video LDM generates mostly do not move as the ego does, and on generated
-/// video the straight line measures better.
+/// the keys the tiny video LDM generates do not follow the camera model's warp closely enough
+/// (their texture changes from key to key), and on generated video the straight line measures
+/// better.
 pub const DEFAULT_INTERPOLATION_GUESS: InterpolationGuess = InterpolationGuess::Blend;
 
 fn default_interpolation_guess() -> InterpolationGuess {
