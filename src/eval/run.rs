@@ -621,26 +621,22 @@ fn ablation_settings(main: &GenerateOptions, a: &Ablations) -> Vec<(String, Stri
             .collect();
         tables.push(("Context guidance".into(), "context_guidance".into(), rows));
     }
-    if !a.prediction_guide.is_empty() {
-        let rows = a
-            .prediction_guide
+    // Shares of the sampling steps or of the noise, 0 = the paper's sampling.
+    let shares = |values: &[f32], off: &str, on: &str, set: fn(&mut GenerateOptions, f32)| -> Vec<Setting> {
+        values
             .iter()
-            .map(|&g| {
-                let label = if g == 0.0 { "off (from noise)".to_string() } else { format!("guide {g}") };
-                with(label, Some(g as f64), &|o| o.prediction_guide = g)
+            .map(|&v| {
+                let label = if v == 0.0 { off.to_string() } else { format!("{on} {v}") };
+                with(label, Some(v as f64), &|o| set(o, v))
             })
-            .collect();
+            .collect()
+    };
+    if !a.prediction_guide.is_empty() {
+        let rows = shares(&a.prediction_guide, "off (from noise)", "guide", |o, v| o.prediction_guide = v);
         tables.push(("Prediction guide".into(), "prediction_guide".into(), rows));
     }
     if !a.prediction_noise.is_empty() {
-        let rows = a
-            .prediction_noise
-            .iter()
-            .map(|&r| {
-                let label = if r == 0.0 { "off (own noise)".to_string() } else { format!("noise {r}") };
-                with(label, Some(r as f64), &|o| o.prediction_noise = r)
-            })
-            .collect();
+        let rows = shares(&a.prediction_noise, "off (own noise)", "noise", |o, v| o.prediction_noise = v);
         tables.push(("Prediction noise".into(), "prediction_noise".into(), rows));
     }
     if a.decoder {
