@@ -63,6 +63,8 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
             "2".into(),
             "--ablate-steps".into(),
             "1,2".into(),
+            "--ablate-prediction-noise".into(),
+            "0.9".into(),
             "--drift-seconds".into(),
             "2".into(),
             "--drift-segment".into(),
@@ -105,9 +107,15 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(ae["flicker_static"].as_f64().is_some(), "{ae}");
     let rows = json["ablations"][0]["rows"].as_array().expect("the steps table");
     assert_eq!(rows.len(), 2);
+    assert_eq!(json["ablations"][1]["rows"][0]["label"], "noise 0.9", "{}", json["ablations"]);
+    // The ego speed read off every video, and the world's own error against itself is 0.
+    assert!(json["generated"]["ego_speed_mps"].as_f64().is_some_and(f64::is_finite), "{}", json["generated"]);
+    assert!(json["generated"]["ego_speed_error_mps"].as_f64().is_some_and(|v| v >= 0.0));
+    assert_eq!(json["reference"]["ego_speed_error_mps"], 0.0);
     assert!(json["drift"]["segments"].as_array().is_some_and(|s| s.len() == 3), "{}", json["drift"]);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
+    assert!(md.contains("### Prediction noise") && md.contains("| ego speed error per future"), "{md}");
     assert!(md.contains("| metric | generated | world through the autoencoder | world renders |"), "{md}");
     assert!(
         md.contains("| clip encoder | ego speed MAE") && md.contains("Clip features are the clip encoder's"),
