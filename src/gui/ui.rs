@@ -313,7 +313,7 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
         "Share of the prediction model's steps that start each new frame from the last context frame moved on by the ego's travel (0 = the paper's sampling)",
     );
     ui.add(egui::Slider::new(&mut s.sampling.prediction_noise, 0.0..=1.0).text("prediction noise")).on_hover_text(
-        "Share of each new frame's start noise moved on from the last context frame's by the ego's travel, so that drawn details move with the road (0 = the paper's sampling; steadier key frames, but frames further from the world's)",
+        "Share of each new frame's start noise moved on from the last context frame's by the ego's travel, so that drawn details move with the road (0 = the paper's sampling; on the tiny weights 0.9 makes key frames steadier, at 10 Hz the difference is mixed)",
     );
 
     ui.separator();

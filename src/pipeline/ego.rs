@@ -169,14 +169,14 @@ impl EgoMotion {
         let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
         let flat = noise.reshape([1, c, h * w]);
         let (a, b) = (f64::from(share).sqrt(), f64::from(1.0 - share).sqrt());
+        // The nearest entry to grid coordinate `g` (`align_corners = false`: entry j's centre is
+        // at (2j + 1)/size − 1), clamped to the frame as the warp's border padding is.
+        let at = |g: f32, size: usize| (((g + 1.0) * size as f32 / 2.0).floor() as i64).clamp(0, size as i64 - 1);
         let mut out = Vec::with_capacity(n);
         for (&travel, own) in travels_m.iter().zip(own.chunk(n, 0)) {
             let (grid, seen) = self.grid(&frame, h, w, from_m, travel);
             let (mut taken, mut index, mut moved) = (vec![false; h * w], vec![0i64; h * w], vec![0.0f32; h * w]);
             for (k, seen) in seen.iter().enumerate() {
-                // Nearest source entry (`align_corners = false`: entry j's centre is at (2j + 1)/w − 1).
-                let at =
-                    |g: f32, size: usize| (((g + 1.0) * size as f32 / 2.0).floor() as i64).clamp(0, size as i64 - 1);
                 let src = (at(grid[2 * k + 1], h) * w as i64 + at(grid[2 * k], w)) as usize;
                 index[k] = src as i64;
                 if *seen > 0.0 && !taken[src] {

@@ -893,8 +893,8 @@ impl<'a, B: Backend> Run<'a, B> {
         Tensor::cat(vec![Tensor::cat(z, 0), Tensor::cat(m, 0)], 1)
     }
 
-    /// Samples a clip of `t` latents with `model`, the `known` latents given as context
-    /// at their positions and put back in place in the result.
+    /// Samples a clip of `t` latents with `model` from the start noise `x` (`[t, z, h, w]`), the
+    /// `known` latents given as context at their positions and put back in place in the result.
     #[allow(clippy::too_many_arguments)]
     fn sample_clip(
         &mut self,
