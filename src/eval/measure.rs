@@ -64,21 +64,12 @@ pub struct Readout {
     pub conditions: Vec<Conditions>,
     /// Detections of every frame, `[scene][future][frame]`.
     pub detections: Vec<Vec<Vec<Vec<Detection>>>>,
-    /// Per (scene, future) video: the mean ego speed the clip encoder reads off it, m/s
-    /// (`None` without a clip encoder or for a video shorter than one window).
-    pub ego_speeds: Vec<Option<f32>>,
 }
 
 impl<B: Backend> Judges<'_, B> {
     /// Runs the evaluators over every frame (and the clip encoder over every video).
     pub fn read(&self, frames: &SceneFrames) -> Readout {
-        let mut out = Readout {
-            frame_features: vec![],
-            clip_features: vec![],
-            conditions: vec![],
-            detections: vec![],
-            ego_speeds: vec![],
-        };
+        let mut out = Readout { frame_features: vec![], clip_features: vec![], conditions: vec![], detections: vec![] };
         for scene in frames {
             let mut scene_detections = Vec::with_capacity(scene.len());
             for video in scene {
@@ -100,18 +91,25 @@ impl<B: Backend> Judges<'_, B> {
                     None => clip_feature(&video_features),
                 };
                 out.clip_features.push(clip);
-                let motion = self.clip_encoder.map(|e| e.video_motion(video, self.motion_spacing, self.device));
-                out.ego_speeds.push(
-                    motion
-                        .filter(|m| !m.is_empty())
-                        .map(|m| m.iter().map(|m| m.speed_mps).sum::<f32>() / m.len() as f32),
-                );
                 out.frame_features.extend(video_features);
                 scene_detections.push(video_detections);
             }
             out.detections.push(scene_detections);
         }
         out
+    }
+
+    /// Per (scene, future) video: the mean ego speed the clip encoder reads off it, m/s
+    /// (`None` without a clip encoder or for a video shorter than one window).
+    pub fn ego_speeds(&self, frames: &SceneFrames) -> Vec<Option<f32>> {
+        frames
+            .iter()
+            .flatten()
+            .map(|video| {
+                let motion = self.clip_encoder?.video_motion(video, self.motion_spacing, self.device);
+                (!motion.is_empty()).then(|| motion.iter().map(|m| m.speed_mps).sum::<f32>() / motion.len() as f32)
+            })
+            .collect()
     }
 }
 
@@ -141,6 +139,8 @@ pub fn clip_feature(frames: &[Vec<f32>]) -> Vec<f32> {
 pub struct Reference {
     pub frames: SceneFrames,
     pub readout: Readout,
+    /// [`Judges::ego_speeds`] of the frames.
+    pub ego_speeds: Vec<Option<f32>>,
     pub frame_projection: Result<Projection, MetricError>,
     pub clip_projection: Result<Projection, MetricError>,
 }
@@ -156,7 +156,8 @@ impl Reference {
             Projection::fit(&Features::from_rows(&readout.frame_features, "reference frames")?, components.0);
         let clip_projection =
             Projection::fit(&Features::from_rows(&readout.clip_features, "reference clips")?, components.1);
-        Ok(Reference { frames, readout, frame_projection, clip_projection })
+        let ego_speeds = judges.ego_speeds(&frames);
+        Ok(Reference { frames, readout, frame_projection, clip_projection, ego_speeds })
     }
 }
 
@@ -331,9 +332,12 @@ pub fn measure<B: Backend>(
     }
 
     // Ego speed: the clip encoder's reading of each video, against the world's of the same one.
-    let pairs: Vec<(f32, f32)> =
-        readout.ego_speeds.iter().zip(&reference.readout.ego_speeds).filter_map(|(g, r)| g.zip(*r)).collect();
-    if pairs.is_empty() || pairs.len() < readout.ego_speeds.len() {
+    let speeds = match generated {
+        Some(g) => judges.ego_speeds(g),
+        None => reference.ego_speeds.clone(),
+    };
+    let pairs: Vec<(f32, f32)> = speeds.iter().zip(&reference.ego_speeds).filter_map(|(g, r)| g.zip(*r)).collect();
+    if pairs.is_empty() || pairs.len() < speeds.len() {
         let why = if judges.clip_encoder.is_none() { "no clip encoder" } else { "a video is shorter than one window" };
         m.unavailable.push(format!("ego speed: {why}"));
     } else {
