@@ -184,12 +184,7 @@ impl<B: Backend> ClipEncoder<B> {
     /// consecutive frames (stride 1) of their features. `None` for a video shorter than
     /// one window.
     pub fn video_feature(&self, video: &[RgbImage], device: &B::Device) -> Option<Vec<f32>> {
-        let t = self.frames;
-        if video.len() < t {
-            return None;
-        }
-        let frames: Vec<Tensor<B, 3>> = video.iter().map(|f| image_to_tensor(f, device)).collect();
-        let windows: Vec<Tensor<B, 4>> = frames.windows(t).map(|w| Tensor::stack(w.to_vec(), 0)).collect();
+        let windows = self.windows(video, 1, device);
         let mut sum: Option<Tensor<B, 1>> = None;
         let n = windows.len();
         for chunk in windows.chunks(WINDOWS_PER_PASS) {
@@ -210,19 +205,24 @@ impl<B: Backend> ClipEncoder<B> {
     /// rate over the key-frame rate the encoder was trained at, so that a 10 Hz video is read
     /// as the 2.5 Hz clips it learnt speeds on. Empty for a video shorter than one window.
     pub fn video_motion(&self, video: &[RgbImage], spacing: usize, device: &B::Device) -> Vec<EgoMotion> {
+        self.windows(video, spacing, device)
+            .chunks(WINDOWS_PER_PASS)
+            .flat_map(|chunk| self.predict(Tensor::stack(chunk.to_vec(), 0)))
+            .map(|(motion, _)| motion)
+            .collect()
+    }
+
+    /// Every window of [`ClipEncoder::frames`] frames `spacing` apart in `video` (stride 1),
+    /// `[frames, 3, h, w]` each; none for a video shorter than one window.
+    fn windows(&self, video: &[RgbImage], spacing: usize, device: &B::Device) -> Vec<Tensor<B, 4>> {
         let (t, spacing) = (self.frames, spacing.max(1));
         let span = (t - 1) * spacing + 1;
         if video.len() < span {
             return vec![];
         }
         let frames: Vec<Tensor<B, 3>> = video.iter().map(|f| image_to_tensor(f, device)).collect();
-        let windows: Vec<Tensor<B, 4>> = (0..=video.len() - span)
+        (0..=video.len() - span)
             .map(|start| Tensor::stack((0..t).map(|i| frames[start + i * spacing].clone()).collect(), 0))
-            .collect();
-        windows
-            .chunks(WINDOWS_PER_PASS)
-            .flat_map(|chunk| self.predict(Tensor::stack(chunk.to_vec(), 0)))
-            .map(|(motion, _)| motion)
             .collect()
     }
 }
