@@ -16,7 +16,7 @@
 //! [`GenerateOptions::interpolation_guess`]: super::GenerateOptions::interpolation_guess
 
 use burn::tensor::ops::{GridSampleOptions, GridSamplePaddingMode, InterpolateMode};
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::generator::blend_keys;
 use crate::world::camera::{CAMERA_HEIGHT_M, Camera, NEAR_M};
@@ -147,14 +147,20 @@ impl EgoMotion {
     }
 
     /// Start noise that moves with the scene (`GenerateOptions::prediction_noise`): frames of
-    /// fresh noise `own` (`[travels, c, h, w]`), one for each of `travels_m`, in which every entry
-    /// that the warp pulls from a point of `noise` (`[1, c, h, w]`, the noise of the frame `from_m`
-    /// metres after frame 0) that it saw becomes `√share·noise[that point] + √(1 − share)·own`.
-    /// A point is given to at most one entry of a frame (the first in row order): where the warp
-    /// magnifies, the other entries keep their own noise. So every frame stays what the model was
-    /// trained on, independent unit Gaussians, while what the sampler draws from a point of the
-    /// scene moves on with it (the idea of Chang et al. 2024, "How I Warped Your Noise", without
-    /// their sub-pixel noise transport: a copied entry is never split or repeated).
+    /// fresh noise `own` (`[travels, c, h, w]`), one for each of `travels_m`, into which the
+    /// noise of the frame `from_m` metres after frame 0 (`noise`, `[1, c, h, w]`) is carried
+    /// along the warp, at `share` of each entry's variance.
+    ///
+    /// The `m` entries of a new frame that the warp pulls from one point the earlier frame saw
+    /// ([`EgoMotion::noise_sources`]) split that point's noise `n` between them, as Chang et al.
+    /// (2024, "How I Warped Your Noise") split a pixel's noise over the sub-pixels it is
+    /// magnified into: entry `i` becomes `√(share/m)·n + own_i − (1 − √(1 − share))·mean(own)`,
+    /// the mean over the `m` entries. Each entry is again a unit Gaussian, the entries are
+    /// uncorrelated with one another (so every frame is still what the model was trained on),
+    /// and their sum carries `√(share·m)·n`: where the road ahead is magnified, the noise's
+    /// coarse pattern moves on with the scene and its fine detail is fresh, not `m` copies of
+    /// one value (which the model draws as blocks). For `m = 1` this is `√share·n +
+    /// √(1 − share)·own`; entries whose source the earlier frame did not see keep their own.
     pub fn moved_noise<B: Backend>(
         &self,
         noise: Tensor<B, 4>,
@@ -164,32 +170,52 @@ impl EgoMotion {
         travels_m: &[f32],
     ) -> Tensor<B, 4> {
         let [_, c, h, w] = noise.dims();
-        let n = travels_m.len();
+        let (n, plane) = (travels_m.len(), h * w);
         let device = noise.device();
+        let values = |t: Tensor<B, 4>| t.into_data().convert::<f32>().to_vec::<f32>().expect("converted to f32");
+        let (noise, mut out) = (values(noise), values(own));
+        let share = share.clamp(0.0, 1.0);
+        let centre = 1.0 - (1.0 - share).sqrt();
         let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
-        let flat = noise.reshape([1, c, h * w]);
-        let (a, b) = (f64::from(share).sqrt(), f64::from(1.0 - share).sqrt());
-        // The nearest entry to grid coordinate `g` (`align_corners = false`: entry j's centre is
-        // at (2j + 1)/size − 1), clamped to the frame as the warp's border padding is.
-        let at = |g: f32, size: usize| (((g + 1.0) * size as f32 / 2.0).floor() as i64).clamp(0, size as i64 - 1);
-        let mut out = Vec::with_capacity(n);
-        for (&travel, own) in travels_m.iter().zip(own.chunk(n, 0)) {
-            let (grid, seen) = self.grid(&frame, h, w, from_m, travel);
-            let (mut taken, mut index, mut moved) = (vec![false; h * w], vec![0i64; h * w], vec![0.0f32; h * w]);
-            for (k, seen) in seen.iter().enumerate() {
-                let src = (at(grid[2 * k + 1], h) * w as i64 + at(grid[2 * k], w)) as usize;
-                index[k] = src as i64;
-                if *seen > 0.0 && !taken[src] {
-                    (taken[src], moved[k]) = (true, 1.0);
+        for (k, &travel) in travels_m.iter().enumerate() {
+            let sources = self.noise_sources(&frame, h, w, from_m, travel);
+            let mut count = vec![0usize; plane];
+            for &src in sources.iter().flatten() {
+                count[src] += 1;
+            }
+            for ch in 0..c {
+                let own = &mut out[(k * c + ch) * plane..(k * c + ch + 1) * plane];
+                let mut sum = vec![0.0f32; plane];
+                for (entry, src) in sources.iter().enumerate() {
+                    if let Some(src) = *src {
+                        sum[src] += own[entry];
+                    }
+                }
+                let from = &noise[ch * plane..(ch + 1) * plane];
+                for (entry, src) in sources.iter().enumerate() {
+                    if let Some(src) = *src {
+                        let m = count[src] as f32;
+                        // Own first, so that a lone entry at share 1 is the carried noise exactly.
+                        own[entry] = own[entry] - centre * (sum[src] / m) + (share / m).sqrt() * from[src];
+                    }
                 }
             }
-            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [h * w]), &device);
-            let pulled = flat.clone().select(2, index).reshape([1, c, h, w]);
-            let moved = Tensor::<B, 4>::from_data(TensorData::new(moved, [1, 1, h, w]), &device).repeat_dim(1, c);
-            let mixed = pulled * a + own.clone() * b;
-            out.push(mixed * moved.clone() + own * (moved.neg() + 1.0));
         }
-        Tensor::cat(out, 0)
+        Tensor::from_data(TensorData::new(out, [n, c, h, w]), &device)
+    }
+
+    /// For each entry of an `h × w` frame `travel_m` metres on from the frame `from_m` metres
+    /// after frame 0 (row-major), the entry of that earlier frame the warp pulls it from (the
+    /// nearest to the warp's sample point, clamped to the frame as the warp's border padding
+    /// is), or `None` where the earlier frame did not see its source.
+    fn noise_sources(&self, frame: &RoadFrame, h: usize, w: usize, from_m: f32, travel_m: f32) -> Vec<Option<usize>> {
+        let (grid, seen) = self.grid(frame, h, w, from_m, travel_m);
+        // `align_corners = false`: entry j's centre is at (2j + 1)/size − 1.
+        let at = |g: f32, size: usize| (((g + 1.0) * size as f32 / 2.0).floor().max(0.0) as usize).min(size - 1);
+        seen.iter()
+            .enumerate()
+            .map(|(k, &seen)| (seen > 0.0).then(|| at(grid[2 * k + 1], h) * w + at(grid[2 * k], w)))
+            .collect()
     }
 
     /// The frames between `a` (`[1, c, h, w]`, the frame `from_m` metres after frame 0) and
@@ -313,41 +339,72 @@ mod tests {
         e
     }
 
-    /// Moved noise: without travel, at share 1, the noise itself; with travel, entries that are
-    /// copies of the noise's own (of their channel) where the warp saw the point, each point
-    /// given to one entry at most, and the fresh noise everywhere else (where the road ahead is
-    /// magnified, most entries).
+    /// Moved noise: without travel, at share 1, the noise itself; at share 0 the fresh noise;
+    /// with travel, the fresh noise where the warp's source was not seen, and where several
+    /// entries pull from one point (the magnified road ahead), entries that differ, sum to
+    /// √(share·m) times the point's noise plus √(1 − share) times their own, and are still
+    /// uncorrelated unit Gaussians.
     #[test]
-    fn moved_noise_gives_each_point_of_the_noise_to_one_entry_at_most() {
+    fn moved_noise_splits_each_point_of_the_noise_between_the_entries_it_moves_to() {
         use crate::diffusion::noise::gaussian;
         use rand::SeedableRng;
         let e = straight(vec![]);
         let dev = Default::default();
+        let (c, h, w) = (2, 32, 64);
+        let plane = h * w;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let noise = gaussian::<Flex, 4, _>([1, 2, 16, 32], &mut rng, &dev);
-        let own = gaussian::<Flex, 4, _>([2, 2, 16, 32], &mut rng, &dev);
+        let noise = gaussian::<Flex, 4, _>([1, c, h, w], &mut rng, &dev);
+        let own = gaussian::<Flex, 4, _>([2, c, h, w], &mut rng, &dev);
         let values = |t: Tensor<Flex, 4>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
         let (input, fresh) = (values(noise.clone()), values(own.clone()));
-        let out = values(e.moved_noise(noise, own, 1.0, 0.0, &[0.0, 6.0]));
-        let plane = 16 * 32;
+        let out = values(e.moved_noise(noise.clone(), own.clone(), 1.0, 0.0, &[0.0, 6.0]));
         assert!(out[..input.len()] == input[..], "no travel: the noise itself");
-        let (mut copied, mut kept) = (0, 0);
-        for ch in 0..2 {
-            let at = |v: &[f32]| v[input.len() + ch * plane..input.len() + (ch + 1) * plane].to_vec();
-            let own: std::collections::HashMap<u32, usize> =
-                input[ch * plane..(ch + 1) * plane].iter().enumerate().map(|(k, v)| (v.to_bits(), k)).collect();
-            let mut seen = std::collections::HashSet::new();
-            for (v, f) in at(&out).iter().zip(at(&fresh)) {
-                if let Some(k) = own.get(&v.to_bits()) {
-                    assert!(seen.insert(*k), "channel {ch}: entry {k} of the noise copied twice");
-                    copied += 1;
-                } else {
-                    assert_eq!(*v, f, "channel {ch}: neither copied nor fresh");
-                    kept += 1;
-                }
+        assert!(values(e.moved_noise(noise.clone(), own.clone(), 0.0, 0.0, &[0.0, 6.0])) == fresh, "share 0: own");
+
+        let frame = RoadFrame::new(&e.road, e.start_s, e.lateral_m);
+        let sources = e.noise_sources(&frame, h, w, 0.0, 6.0);
+        let mut groups = std::collections::HashMap::<usize, Vec<usize>>::new();
+        for (entry, src) in sources.iter().enumerate() {
+            if let Some(src) = src {
+                groups.entry(*src).or_default().push(entry);
             }
         }
-        assert!(copied > plane / 4 && kept > plane / 8, "{copied} copied, {kept} fresh of {}", 2 * plane);
+        let split = groups.values().filter(|g| g.len() > 1).count();
+        assert!(split > 20 && groups.len() > plane / 4, "{split} points split of {} carried", groups.len());
+        for share in [1.0, 0.5] {
+            let out = values(e.moved_noise(noise.clone(), own.clone(), share, 0.0, &[0.0, 6.0]));
+            let (mut square, mut pairs, mut cross) = (0.0f64, 0usize, 0.0f64);
+            for ch in 0..c {
+                let frame1 = &out[(c + ch) * plane..(c + ch + 1) * plane];
+                let fresh1 = &fresh[(c + ch) * plane..(c + ch + 1) * plane];
+                for (entry, src) in sources.iter().enumerate() {
+                    if src.is_none() {
+                        assert_eq!(frame1[entry], fresh1[entry], "not seen: its own noise");
+                    }
+                    square += f64::from(frame1[entry]).powi(2);
+                }
+                for (src, group) in &groups {
+                    // The group's sum carries √(share·m) times the point's noise.
+                    let sum: f32 = group.iter().map(|&k| frame1[k]).sum();
+                    let own_sum: f32 = group.iter().map(|&k| fresh1[k]).sum();
+                    let m = group.len() as f32;
+                    let want = (share * m).sqrt() * input[ch * plane + src] + (1.0 - share).sqrt() * own_sum;
+                    assert!((sum - want).abs() < 1e-4, "channel {ch}, point {src}: sum {sum}, want {want}");
+                    for (i, &a) in group.iter().enumerate() {
+                        for &b in &group[i + 1..] {
+                            assert_ne!(frame1[a], frame1[b], "point {src} repeated");
+                            cross += f64::from(frame1[a] * frame1[b]);
+                            pairs += 1;
+                        }
+                    }
+                }
+            }
+            // Still unit Gaussians, uncorrelated within a split point.
+            let variance = square / (c * plane) as f64;
+            assert!((variance - 1.0).abs() < 0.1, "share {share}: variance {variance}");
+            let correlation = cross / pairs as f64;
+            assert!(pairs > 100 && correlation.abs() < 0.15, "share {share}: {pairs} pairs, correlation {correlation}");
+        }
     }
 
     /// On a straight road, road and wall points `d` metres nearer project where the grid says
