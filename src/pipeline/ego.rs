@@ -152,7 +152,7 @@ impl EgoMotion {
     /// along the warp, at `share` of each entry's variance.
     ///
     /// The `m` entries of a new frame that the warp pulls from one point the earlier frame saw
-    /// ([`EgoMotion::noise_sources`]) split that point's noise `n` between them, as Chang et al.
+    /// (`EgoMotion::noise_sources`) split that point's noise `n` between them, as Chang et al.
     /// (2024, "How I Warped Your Noise") split a pixel's noise over the sub-pixels it is
     /// magnified into: entry `i` becomes `√(share/m)·n + own_i − (1 − √(1 − share))·mean(own)`,
     /// the mean over the `m` entries. Each entry is again a unit Gaussian, the entries are

@@ -130,9 +130,10 @@ pub struct GenerateOptions {
     pub prediction_guide: f32,
     /// Share (0..=1) of each new frame's start noise in a prediction window that is the
     /// window's last context frame's noise moved on with the scene by the ego's travel
-    /// ([`super::ego::EgoMotion::moved_noise`]), mixed `√ρ·moved + √(1 − ρ)·own` so that every
-    /// entry stays a unit Gaussian: the details the sampler draws move with the road instead of
-    /// being drawn anew in every frame. 0 draws every frame's noise on its own, as the paper
+    /// ([`super::ego::EgoMotion::moved_noise`]: a point's noise split between the entries it
+    /// moves to, mixed with each entry's own so that every entry stays an independent unit
+    /// Gaussian): the details the sampler draws move with the road instead of being drawn anew
+    /// in every frame. 0 draws every frame's noise on its own, as the paper
     /// does and as runs made before the option did (their metadata lacks the field).
     #[serde(default)]
     pub prediction_noise: f32,
