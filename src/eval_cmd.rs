@@ -109,6 +109,10 @@ pub struct EvalArgs {
     /// ego's travel (as `generate --prediction-noise`).
     #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_PREDICTION_NOISE, value_parser = crate::generate_cmd::parse_share)]
     prediction_noise: f32,
+    /// Share of each interpolated in-between frame's start noise moved on from the key's before
+    /// it by the ego's travel (as `generate --interpolation-noise`).
+    #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_INTERPOLATION_NOISE, value_parser = crate::generate_cmd::parse_share)]
+    interpolation_noise: f32,
     /// Ablation: prediction noise shares, e.g. `0,0.5,0.9`.
     #[arg(long, value_delimiter = ',', value_parser = crate::generate_cmd::parse_share)]
     ablate_prediction_noise: Vec<f32>,
@@ -175,6 +179,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             interpolation_guess: a.interpolation_guess,
             prediction_guide: a.prediction_guide,
             prediction_noise: a.prediction_noise,
+            interpolation_noise: a.interpolation_noise,
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),
         ablations: Ablations {

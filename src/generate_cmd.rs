@@ -90,6 +90,11 @@ pub struct GenerateArgs {
     /// the scenario's sampling.prediction_noise, which defaults to 0].
     #[arg(long, value_parser = parse_share)]
     prediction_noise: Option<f32>,
+    /// Share (0 to 1) of each interpolated in-between frame's start noise taken from the noise
+    /// of the key before it moved on by the ego car's travel [default: the scenario's
+    /// sampling.interpolation_noise, which defaults to 0].
+    #[arg(long, value_parser = parse_share)]
+    interpolation_noise: Option<f32>,
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
     #[arg(long)]
     per_frame_decoder: bool,
@@ -252,6 +257,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.interpolation_guess = a.interpolation_guess.unwrap_or(o.interpolation_guess);
     o.prediction_guide = a.prediction_guide.unwrap_or(o.prediction_guide);
     o.prediction_noise = a.prediction_noise.unwrap_or(o.prediction_noise);
+    o.interpolation_noise = a.interpolation_noise.unwrap_or(o.interpolation_noise);
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };
     if a.context_only {
         o.known_frames = KnownFrames::ContextOnly;

@@ -569,6 +569,43 @@ fn the_prediction_noise_changes_the_predicted_frames_only() {
     assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_noise, 0.0);
 }
 
+/// The interpolation noise moves each key's noise on to the in-between frames after it: with
+/// the per-frame decoder the key frames stay as they were and every in-between frame changes;
+/// 0 is the default and what metadata without the field reads as; out of range is an input
+/// error.
+#[test]
+fn the_interpolation_noise_changes_the_in_between_frames_only() {
+    let generator = micro_generator();
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps) = (1, 0.8, 4);
+    (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
+    assert_eq!(opts.interpolation_noise, 0.0, "the scenario default");
+    let never = AtomicBool::new(false);
+    let frames = |rho: f32| {
+        let opts = GenerateOptions { interpolation_noise: rho, ..opts.clone() };
+        let mut keep = Keep(vec![vec![]]);
+        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
+        keep.0.remove(0)
+    };
+    let (own, moved) = (frames(0.0), frames(0.9));
+    assert_eq!(own.len(), 9, "0.8 s at 10 Hz: frame 0 and 8 more");
+    assert_eq!(moved, frames(0.9), "deterministic");
+    for (i, (a, b)) in own.iter().zip(&moved).enumerate() {
+        if i % 4 == 0 {
+            assert!(a == b, "key frame {i} changed");
+        } else {
+            assert!(a != b, "in-between frame {i} did not change");
+        }
+    }
+    let bad = GenerateOptions { interpolation_noise: 1.5, ..opts.clone() };
+    let err = generator.plan(&s, &bad).unwrap_err();
+    assert!(err.is_input_error() && err.to_string().contains("interpolation noise"), "{err}");
+    let mut old = serde_json::to_value(GenerateOptions { interpolation_noise: 0.9, ..opts }).unwrap();
+    old.as_object_mut().unwrap().remove("interpolation_noise");
+    assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().interpolation_noise, 0.0);
+}
+
 /// The interpolation guess: `Blend` is the scenario default; at guide 1, `Ego` (the keys moved
 /// by the ego's travel; `pipeline::ego`'s tests check its frames) gives the same key frames;
 /// the choice is recorded, and metadata without the field reads as `Blend`, what runs made

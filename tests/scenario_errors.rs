@@ -247,6 +247,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             m("context_guidance: 1.5", "context_guidance: 1.5, prediction_noise: 1.2"),
             vec!["case.ron:10:", "sampling.prediction_noise: expected a number in [0, 1], found 1.2"],
         ),
+        (
+            "negative interpolation noise",
+            m("context_guidance: 1.5", "context_guidance: 1.5, interpolation_noise: -0.1"),
+            vec!["case.ron:10:", "sampling.interpolation_noise: expected a number in [0, 1], found -0.1"],
+        ),
         ("empty name", m("name: \"case\"", "name: \"\""), vec!["case.ron:2:", "name: expected a non-empty name"]),
         (
             "name with a slash",
@@ -356,14 +361,16 @@ fn the_interpolation_guess_is_written_only_when_not_the_default() {
 }
 
 #[test]
-fn the_prediction_noise_is_written_only_when_not_the_default() {
+fn the_noise_shares_are_written_only_when_not_the_default() {
     let s = scenario::parse_str(BASE, Path::new("case.ron")).unwrap();
     assert_eq!(s.sampling.prediction_noise, scenario::DEFAULT_PREDICTION_NOISE);
-    assert!(!scenario::to_ron_string(&s).contains("prediction_noise"));
+    assert_eq!(s.sampling.interpolation_noise, scenario::DEFAULT_INTERPOLATION_NOISE);
+    let text = scenario::to_ron_string(&s);
+    assert!(!text.contains("prediction_noise") && !text.contains("interpolation_noise"), "{text}");
     let mut moved = s.clone();
-    moved.sampling.prediction_noise = 0.75;
+    (moved.sampling.prediction_noise, moved.sampling.interpolation_noise) = (0.75, 0.5);
     let text = scenario::to_ron_string(&moved);
-    assert!(text.contains("prediction_noise: 0.75"), "{text}");
+    assert!(text.contains("prediction_noise: 0.75") && text.contains("interpolation_noise: 0.5"), "{text}");
     assert_eq!(scenario::parse_str(&text, Path::new("case.ron")).unwrap(), moved);
 }
 

@@ -151,6 +151,10 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             (false, _) => "off".to_string(),
             (true, 0.0) => "on".to_string(),
             (true, guide) => format!("on (guide {guide}, {})", g.interpolation_guess.name()),
+        } + &if g.interpolate && g.interpolation_noise > 0.0 {
+            format!(" with noise {}", g.interpolation_noise)
+        } else {
+            String::new()
         },
         g.decoder,
         g.upsample

@@ -315,6 +315,9 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.add(egui::Slider::new(&mut s.sampling.prediction_noise, 0.0..=1.0).text("prediction noise")).on_hover_text(
         "Share of each new frame's start noise moved on from the last context frame's by the ego's travel, so that drawn details move with the road (0 = the paper's sampling; on the tiny weights 0.9 makes key frames steadier, at 10 Hz the difference is mixed)",
     );
+    ui.add(egui::Slider::new(&mut s.sampling.interpolation_noise, 0.0..=1.0).text("interpolation noise")).on_hover_text(
+        "Share of each in-between frame's start noise moved on from the key's before it by the ego's travel, so that interpolated details move with the road (0 = each frame's own; on the tiny weights 0.9 made 10 Hz video steadier)",
+    );
 
     ui.separator();
     ui.heading("Model");

@@ -137,6 +137,15 @@ pub struct GenerateOptions {
     /// does and as runs made before the option did (their metadata lacks the field).
     #[serde(default)]
     pub prediction_noise: f32,
+    /// Share (0..=1) of each in-between frame's start noise in an interpolated chunk that is
+    /// the noise of the key before it, moved on by the ego's travel up to the frame
+    /// ([`super::ego::EgoMotion::moved_noise`], as [`Self::prediction_noise`] does for the
+    /// keys). The interpolation guide holds those frames to its guess noised with this noise,
+    /// so with it the noise of their last steps moves with the road instead of changing from
+    /// frame to frame. 0 draws every frame's noise on its own, as runs made before the option
+    /// did (their metadata lacks the field).
+    #[serde(default)]
+    pub interpolation_noise: f32,
 }
 
 impl GenerateOptions {
@@ -168,6 +177,7 @@ impl GenerateOptions {
             interpolation_guess: s.sampling.interpolation_guess,
             prediction_guide: s.sampling.prediction_guide,
             prediction_noise: s.sampling.prediction_noise,
+            interpolation_noise: s.sampling.interpolation_noise,
         }
     }
 }
@@ -377,6 +387,7 @@ impl<B: Backend> Generator<B> {
             ("interpolation guide", opts.interpolation_guide),
             ("prediction guide", opts.prediction_guide),
             ("prediction noise", opts.prediction_noise),
+            ("interpolation noise", opts.interpolation_noise),
         ];
         for (name, share) in shares {
             if !(0.0..=1.0).contains(&share) {
@@ -1039,7 +1050,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let steps = self.guide_steps(self.opts.interpolation_guide);
         let started = Instant::now();
         let guess = (steps > 0).then(|| (g.interpolation_guess(&keys, self.opts.interpolation_guess, ego), steps));
-        let x = self.latent_noise(2 * f + 1, rng);
+        let x = self.interpolation_start_noise(ego, rng);
         // The guess's decoding and encoding count as the phase's.
         self.timings.add(Phase::Interpolation, started.elapsed().as_secs_f64());
         self.sample_clip(
@@ -1055,6 +1066,31 @@ impl<'a, B: Backend> Run<'a, B> {
             x,
             rng,
         )
+    }
+
+    /// The start noise of an interpolated chunk (keys at 0, f and 2f): each frame's own, and for
+    /// `interpolation_noise` ρ > 0 each in-between frame's mixed with the noise of the key
+    /// before it moved on by the ego's travel to the frame ([`EgoMotion::moved_noise`],
+    /// [`GenerateOptions::interpolation_noise`]); `ego`: the motion and the key frame the chunk
+    /// starts at. Draws the same numbers from `rng` whatever ρ.
+    fn interpolation_start_noise(&self, ego: Option<(&EgoMotion, usize)>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
+        let f = INTERPOLATION_FACTOR;
+        let x = self.latent_noise(2 * f + 1, rng);
+        let rho = self.opts.interpolation_noise;
+        let Some((ego, first_key)) = ego.filter(|_| rho > 0.0) else {
+            return x;
+        };
+        let step_m = ego.speed_mps / KEYFRAME_FPS;
+        let travels: Vec<f32> = (1..f).map(|j| j as f32 / f as f32 * step_m).collect();
+        let mut parts = Vec::with_capacity(5);
+        for key in [0, f] {
+            let from_m = (first_key + key / f) as f32 * step_m;
+            let noise = x.clone().narrow(0, key, 1);
+            parts.push(noise.clone());
+            parts.push(ego.moved_noise(noise, x.clone().narrow(0, key + 1, f - 1), rho, from_m, &travels));
+        }
+        parts.push(x.narrow(0, 2 * f, 1));
+        Tensor::cat(parts, 0)
     }
 
     /// Latents `[1, z, h, w]` each → decoded (and upsampled) images.

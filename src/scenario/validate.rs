@@ -55,6 +55,7 @@ pub fn validate(s: &Scenario) -> Vec<(FieldPath, String)> {
     v.finite_in(sm.field("interpolation_guide"), s.sampling.interpolation_guide, Bound::Closed(0.0), 1.0);
     v.finite_in(sm.field("prediction_guide"), s.sampling.prediction_guide, Bound::Closed(0.0), 1.0);
     v.finite_in(sm.field("prediction_noise"), s.sampling.prediction_noise, Bound::Closed(0.0), 1.0);
+    v.finite_in(sm.field("interpolation_noise"), s.sampling.interpolation_noise, Bound::Closed(0.0), 1.0);
 
     if let Some(w) = &s.model.weights
         && w.as_os_str().is_empty()
