@@ -257,8 +257,8 @@ fn is_default_prediction_noise(share: &f32) -> bool {
 }
 
 /// The interpolation noise of a scenario that names none. Measured on the shipped tiny weights
-/// (README, "Interpolation noise"): 0.9 made 10 Hz video steadier on 12 scenes; kept at 0
-/// until it is measured on more scenes and longer rollouts.
+/// (README, "Interpolation noise"): 0.9 made 10 Hz video steadier on 12 and 24 scenes; kept at
+/// 0 until it is measured on longer rollouts and the upsampled output.
 pub const DEFAULT_INTERPOLATION_NOISE: f32 = 0.0;
 
 fn default_interpolation_noise() -> f32 {
