@@ -75,6 +75,10 @@ pub struct EvalArgs {
     /// DDIM steps of the upsampler.
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS)]
     upsample_steps: usize,
+    /// Share of each upsampled frame's start noise moved on from the frame before it by the
+    /// ego's travel (as `generate --upsample-noise`; with --upsample).
+    #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_NOISE, value_parser = crate::generate_cmd::parse_share)]
+    upsample_noise: f32,
     /// Also run one long future per scene of this many seconds and report Fréchet distance per segment.
     #[arg(long)]
     drift_seconds: Option<f32>,
@@ -180,6 +184,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             prediction_guide: a.prediction_guide,
             prediction_noise: a.prediction_noise,
             interpolation_noise: a.interpolation_noise,
+            upsample_noise: a.upsample_noise,
         },
         drift: a.drift_seconds.map(|seconds| DriftOptions { seconds, segment_s: a.drift_segment }),
         ablations: Ablations {

@@ -53,6 +53,11 @@ pub struct GenerateArgs {
     /// more (measured in the README, Generate step 4).
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_LEVEL, value_parser = parse_level)]
     upsample_level: usize,
+    /// Share (0 to 1) of each upsampled frame's start noise taken from the frame before it,
+    /// moved on by the ego car's travel, so that the details the upsampler draws move with the
+    /// road (README, Generate, "Upsample noise").
+    #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_NOISE, value_parser = parse_share)]
+    upsample_noise: f32,
     /// Stop at key-frame size (128×256 for tiny): a quick preview.
     #[arg(long)]
     no_upsample: bool,
@@ -92,7 +97,7 @@ pub struct GenerateArgs {
     prediction_noise: Option<f32>,
     /// Share (0 to 1) of each interpolated in-between frame's start noise taken from the noise
     /// of the key before it moved on by the ego car's travel [default: the scenario's
-    /// sampling.interpolation_noise, which defaults to 0].
+    /// sampling.interpolation_noise, which defaults to 0.9].
     #[arg(long, value_parser = parse_share)]
     interpolation_noise: Option<f32>,
     /// Decode frame by frame with the image decoder instead of the temporal decoder.
@@ -251,6 +256,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.steps = a.steps.unwrap_or(o.steps);
     o.upsample_steps = a.upsample_steps;
     o.upsample_level = a.upsample_level;
+    o.upsample_noise = a.upsample_noise;
     o.interpolate = !a.no_interpolate;
     o.box_guidance = a.box_guidance.or(o.box_guidance);
     o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);

@@ -571,8 +571,8 @@ fn the_prediction_noise_changes_the_predicted_frames_only() {
 
 /// The interpolation noise moves each key's noise on to the in-between frames after it: with
 /// the per-frame decoder the key frames stay as they were and every in-between frame changes;
-/// 0 is the default and what metadata without the field reads as; out of range is an input
-/// error.
+/// 0.9 is the scenario default, 0 what metadata without the field (runs made before the
+/// option) reads as; out of range is an input error.
 #[test]
 fn the_interpolation_noise_changes_the_in_between_frames_only() {
     let generator = micro_generator();
@@ -580,7 +580,8 @@ fn the_interpolation_noise_changes_the_in_between_frames_only() {
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps) = (1, 0.8, 4);
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
-    assert_eq!(opts.interpolation_noise, 0.0, "the scenario default");
+    assert_eq!(opts.interpolation_noise, 0.9, "the scenario default");
+    assert_eq!(opts.interpolation_noise, latentdrive::scenario::DEFAULT_INTERPOLATION_NOISE);
     let never = AtomicBool::new(false);
     let frames = |rho: f32| {
         let opts = GenerateOptions { interpolation_noise: rho, ..opts.clone() };
@@ -604,6 +605,42 @@ fn the_interpolation_noise_changes_the_in_between_frames_only() {
     let mut old = serde_json::to_value(GenerateOptions { interpolation_noise: 0.9, ..opts }).unwrap();
     old.as_object_mut().unwrap().remove("interpolation_noise");
     assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().interpolation_noise, 0.0);
+}
+
+/// The upsample noise moves each upsampled frame's start noise on from the frame before it,
+/// across chunks: frame 0 (upsampled on its own) stays as it was, every later frame changes,
+/// the same share gives the same frames; out of range is an input error; 0 is the default and
+/// what metadata without the field reads as.
+#[test]
+fn the_upsample_noise_changes_the_upsampled_frames_after_frame_0() {
+    // The micro weights of `tests/common` (the seeded micro upsampler draws one flat colour).
+    let device = Default::default();
+    let generator = Generator::new(Models::<Flex>::load(micro_weights(), &device).unwrap(), device);
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (1, 1.6, 2, 2);
+    assert_eq!(opts.upsample_noise, 0.0, "the default");
+    let never = AtomicBool::new(false);
+    let frames = |share: f32| {
+        let opts = GenerateOptions { upsample_noise: share, ..opts.clone() };
+        let mut keep = Keep(vec![vec![]]);
+        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
+        keep.0.remove(0)
+    };
+    let (own, moved) = (frames(0.0), frames(0.9));
+    assert_eq!(own.len(), 17, "1.6 s at 10 Hz in two chunks: frame 0 and 16 more");
+    let (h, w) = generator.models.frame_size();
+    assert_eq!(own[0].dimensions(), (4 * w as u32, 4 * h as u32));
+    assert!(own[0] == moved[0], "frame 0 changed");
+    let same: Vec<usize> = (1..own.len()).filter(|&i| own[i] == moved[i]).collect();
+    assert!(same.is_empty(), "frames {same:?} did not change");
+    assert!(moved == frames(0.9), "the same share: other frames");
+    let bad = GenerateOptions { upsample_noise: -0.5, ..opts.clone() };
+    let err = generator.plan(&s, &bad).unwrap_err();
+    assert!(err.is_input_error() && err.to_string().contains("upsample noise"), "{err}");
+    let mut old = serde_json::to_value(GenerateOptions { upsample_noise: 0.9, ..opts }).unwrap();
+    old.as_object_mut().unwrap().remove("upsample_noise");
+    assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().upsample_noise, 0.0);
 }
 
 /// The interpolation guess: `Blend` is the scenario default; at guide 1, `Ego` (the keys moved
@@ -687,7 +724,7 @@ fn the_upsampler_alone_upsamples_a_clip_reproducibly() {
     let mut opts = GenerateOptions::from_scenario(&scenario());
     opts.upsample_steps = 2;
     let bytes = |opts: &GenerateOptions, seed| {
-        let out = generator.upsample_frames(frames.clone(), opts, seed).unwrap();
+        let out = generator.upsample_frames(frames.clone(), None, opts, seed).unwrap();
         assert_eq!(out.dims(), [3, 3, 4 * h, 4 * w]);
         out.into_data().to_vec::<f32>().unwrap()
     };
@@ -704,14 +741,14 @@ fn the_upsampler_alone_upsamples_a_clip_reproducibly() {
     assert!(first != bytes(&level, 1), "another augmentation level: the same output");
     let mut none = opts.clone();
     none.upsample_steps = 0;
-    let err = generator.upsample_frames(frames.clone(), &none, 1).unwrap_err();
+    let err = generator.upsample_frames(frames.clone(), None, &none, 1).unwrap_err();
     assert!(matches!(err, PipelineError::Unsupported(_)), "{err:?}");
     // Levels the upsampler never trained on are refused.
     level.upsample_level = 350;
-    let err = generator.upsample_frames(frames.clone(), &level, 1).unwrap_err();
+    let err = generator.upsample_frames(frames.clone(), None, &level, 1).unwrap_err();
     assert!(err.to_string().contains("below 350"), "{err}");
     let mut without = Models::<Flex>::load(micro_weights(), &Default::default()).unwrap();
     without.upsampler = None;
-    let err = Generator::new(without, Default::default()).upsample_frames(frames, &opts, 1).unwrap_err();
+    let err = Generator::new(without, Default::default()).upsample_frames(frames, None, &opts, 1).unwrap_err();
     assert!(matches!(err, PipelineError::MissingModel { .. }), "{err:?}");
 }

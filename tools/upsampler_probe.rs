@@ -11,7 +11,9 @@
 //! `UPSAMPLER_PROBE_LEVEL=L` and `UPSAMPLER_PROBE_ETA=E` replace generation's augmentation
 //! level (20) and DDIM eta (the scenario default's) for the upsampler;
 //! `UPSAMPLER_PROBE_MODE=per-frame` runs its spatial layers frame by frame
-//! (`generate --per-frame-upsampler`) instead of the video-fine-tuned upsampler.
+//! (`generate --per-frame-upsampler`) instead of the video-fine-tuned upsampler;
+//! `UPSAMPLER_PROBE_NOISE=R` sets the upsample noise (`generate --upsample-noise`), the start
+//! noise moved from frame to frame by the ego's travel in the clip's world.
 //!
 //! With a PNG path it also draws a 128×256 crop (around the horizon, in the middle) of the
 //! first clip's first frame, three to a row in reading order: bilinear, one per step count,
@@ -116,6 +118,9 @@ fn main() -> Result<()> {
     if let Ok(eta) = std::env::var("UPSAMPLER_PROBE_ETA") {
         opts.eta = eta.parse().context("UPSAMPLER_PROBE_ETA: a number in [0, 1]")?;
     }
+    if let Ok(share) = std::env::var("UPSAMPLER_PROBE_NOISE") {
+        opts.upsample_noise = share.parse().context("UPSAMPLER_PROBE_NOISE: a share in [0, 1]")?;
+    }
 
     let mut bilinear = Score::default();
     let mut scores: Vec<Score> = steps.iter().map(|_| Score::default()).collect();
@@ -124,6 +129,8 @@ fn main() -> Result<()> {
     let crop = |t: &Tensor<B, 4>| t.clone().slice([0..1, 0..3, 3 * h / 2..5 * h / 2, 3 * w / 2..5 * w / 2]);
     for i in 0..clips {
         let (truth, _) = source.clip::<B>(CLIP_SEED + i, frames, 10.0, &generator.device);
+        let ego = source.clip_ego_motion(CLIP_SEED + i, 10.0, 0);
+        let ego = ego.as_ref().map(|e| (e, e.speed_mps / 10.0));
         let low = avg_pool2d(truth.clone(), [4, 4], [4, 4], [0, 0], true, false);
         let started = Instant::now();
         let up = generator.models.upsampler.as_ref().context("the weights have no upsampler")?;
@@ -135,7 +142,7 @@ fn main() -> Result<()> {
         for (score, &n) in scores.iter_mut().zip(&steps) {
             opts.upsample_steps = n;
             let started = Instant::now();
-            let out = generator.upsample_frames(low.clone(), &opts, i)?.clamp(-1.0, 1.0);
+            let out = generator.upsample_frames(low.clone(), ego, &opts, i)?.clamp(-1.0, 1.0);
             score.add(&out, &truth, started.elapsed().as_secs_f64());
             if i == 0 {
                 crops.push(crop(&out));
@@ -156,13 +163,14 @@ fn main() -> Result<()> {
     }
     println!(
         "{}: {clips} held-out 10 Hz clips of {frames} frames at {}×{} from 4×4-averaged {h}×{w}, {:?} upsampler, \
-         level {}, eta {}",
+         level {}, eta {}, upsample noise {}",
         dir.display(),
         4 * h,
         4 * w,
         opts.upsample,
         opts.upsample_level,
-        opts.eta
+        opts.eta,
+        opts.upsample_noise
     );
     println!();
     println!("| upsampling | PSNR (dB) | sharpness (1 = render) | temporal error | s per frame |");

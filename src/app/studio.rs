@@ -28,6 +28,9 @@ pub struct Settings {
     /// Noise level added to the decoded frames before the upsampler samples
     /// (0..[`crate::pipeline::UPSAMPLE_LEVELS`]; `generate --upsample-level`).
     pub upsample_level: usize,
+    /// Share of each upsampled frame's start noise moved on from the frame before it
+    /// (`generate --upsample-noise`).
+    pub upsample_noise: f32,
     /// Where runs are written: `<runs_dir>/<scenario name>`.
     pub runs_dir: PathBuf,
 }
@@ -41,6 +44,7 @@ impl Default for Settings {
             upsample: false,
             upsample_steps: crate::pipeline::DEFAULT_UPSAMPLE_STEPS,
             upsample_level: crate::pipeline::DEFAULT_UPSAMPLE_LEVEL,
+            upsample_noise: crate::pipeline::DEFAULT_UPSAMPLE_NOISE,
             runs_dir: PathBuf::from("runs").join("gui"),
         }
     }
@@ -266,6 +270,7 @@ impl Studio {
         o.upsample = if self.settings.upsample { UpsampleMode::Video } else { UpsampleMode::Off };
         o.upsample_steps = self.settings.upsample_steps;
         o.upsample_level = self.settings.upsample_level;
+        o.upsample_noise = self.settings.upsample_noise;
         o
     }
 

@@ -9,6 +9,7 @@ use super::plot::{Series, write_line_plot};
 use super::run::{EvalError, EvalResults};
 use super::tasks::MIN_CAR_PX;
 use crate::export::{save_png_atomic, write_atomic};
+use crate::pipeline::UpsampleMode;
 
 /// Writes the report of `results` into `dir` (created); `command` is quoted at the top.
 /// Returns the files written.
@@ -134,7 +135,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         s,
         "- Each scene: {} futures of {} s ({} frames at {} Hz), DDIM {} steps (η {}), label guidance {}{}, context \
          guidance {}, {} context frame(s), prediction guide {}, prediction noise {}, interpolation {}, decoder {:?}, \
-         upsampling {:?}.",
+         upsampling {}.",
         g.futures,
         g.seconds,
         r.frames_per_future,
@@ -157,7 +158,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             String::new()
         },
         g.decoder,
-        g.upsample
+        if g.upsample != UpsampleMode::Off && g.upsample_noise > 0.0 {
+            format!("{:?} with noise {}", g.upsample, g.upsample_noise)
+        } else {
+            format!("{:?}", g.upsample)
+        }
     );
     let _ = writeln!(
         s,

@@ -316,7 +316,7 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
         "Share of each new frame's start noise moved on from the last context frame's by the ego's travel, so that drawn details move with the road (0 = the paper's sampling; on the tiny weights 0.9 makes key frames steadier, at 10 Hz the difference is mixed)",
     );
     ui.add(egui::Slider::new(&mut s.sampling.interpolation_noise, 0.0..=1.0).text("interpolation noise")).on_hover_text(
-        "Share of each in-between frame's start noise moved on from the key's before it by the ego's travel, so that interpolated details move with the road (0 = each frame's own; on the tiny weights 0.9 made 10 Hz video steadier)",
+        "Share of each in-between frame's start noise moved on from the key's before it by the ego's travel, so that interpolated details move with the road (0 = each frame's own; 0.9, the default, made 10 Hz video steadier on the tiny weights)",
     );
 
     ui.separator();
@@ -355,6 +355,11 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
         "Noise added to the decoded frames before the upsampler samples: higher adds more detail of its own and \
          departs further from the frames (README, Generate step 4)",
     );
+    ui.add_enabled(st.upsample, egui::Slider::new(&mut st.upsample_noise, 0.0..=1.0).text("upsampler moved noise"))
+        .on_hover_text(
+            "Share of each upsampled frame's start noise moved on from the frame before it by the ego's travel, so \
+             that the details the upsampler draws move with the road (README, Generate, \"Upsample noise\")",
+        );
     let mut runs = st.runs_dir.display().to_string();
     ui.horizontal(|ui| {
         ui.label("Runs in");

@@ -40,6 +40,9 @@ pub const DEFAULT_UPSAMPLE_STEPS: usize = 4;
 /// clips, 4 steps, 2026-12-05): level 0 30.65 dB / sharpness 0.400 / temporal error 2.70,
 /// 20 30.62 / 0.406 / 2.82, 50 30.51 / 0.424 / 3.14, 100 30.19 / 0.459 / 3.75.
 pub const DEFAULT_UPSAMPLE_LEVEL: usize = 20;
+/// Share of the upsampler's start noise moved on from frame to frame unless asked otherwise
+/// ([`GenerateOptions::upsample_noise`]).
+pub const DEFAULT_UPSAMPLE_NOISE: f32 = 0.0;
 /// The upsampler's augmentation levels: sampling takes one below this, as training did.
 pub const UPSAMPLE_LEVELS: usize = crate::model::upsampler::AUGMENTATION_LEVELS;
 
@@ -146,6 +149,15 @@ pub struct GenerateOptions {
     /// did (their metadata lacks the field).
     #[serde(default)]
     pub interpolation_noise: f32,
+    /// Share (0..=1) of each upsampled frame's noises (at 4× the key-frame size: the sampler's
+    /// start noise and the augmentation noise added to the low-resolution condition) that is
+    /// the noise of the frame before it, moved on by the ego's travel between the two
+    /// ([`super::ego::EgoMotion::moved_noise`]), carried from chunk to chunk of a future: the
+    /// details the upsampler draws move with the road instead of being drawn anew in every
+    /// frame. 0 draws every frame's noise on its own, as runs made before the option did
+    /// (their metadata lacks the field).
+    #[serde(default)]
+    pub upsample_noise: f32,
 }
 
 impl GenerateOptions {
@@ -178,6 +190,7 @@ impl GenerateOptions {
             prediction_guide: s.sampling.prediction_guide,
             prediction_noise: s.sampling.prediction_noise,
             interpolation_noise: s.sampling.interpolation_noise,
+            upsample_noise: DEFAULT_UPSAMPLE_NOISE,
         }
     }
 }
@@ -388,6 +401,7 @@ impl<B: Backend> Generator<B> {
             ("prediction guide", opts.prediction_guide),
             ("prediction noise", opts.prediction_noise),
             ("interpolation noise", opts.interpolation_noise),
+            ("upsample noise", opts.upsample_noise),
         ];
         for (name, share) in shares {
             if !(0.0..=1.0).contains(&share) {
@@ -549,11 +563,14 @@ impl<B: Backend> Generator<B> {
 
     /// The upsampler alone, as [`Self::run`] uses it: one clip of frames `[n, 3, h, w]` on
     /// [-1, 1] at key-frame size → `[n, 3, 4h, 4w]` on [-1, 1], with `opts`' upsampler mode,
-    /// steps, augmentation level and eta, from `seed`. For measuring the upsampler on
-    /// rendered clips (`tools/upsampler_probe.rs`).
+    /// steps, augmentation level, eta and upsample noise, from `seed`. `ego`: the motion the
+    /// clip starts at and the ego's travel from frame to frame in metres, which the upsample
+    /// noise moves the noise by (without it every frame's noise is its own). For measuring the
+    /// upsampler on rendered clips (`tools/upsampler_probe.rs`).
     pub fn upsample_frames(
         &self,
         frames: Tensor<B, 4>,
+        ego: Option<(&EgoMotion, f32)>,
         opts: &GenerateOptions,
         seed: u64,
     ) -> Result<Tensor<B, 4>, PipelineError> {
@@ -563,8 +580,9 @@ impl<B: Backend> Generator<B> {
         self.check_upsample_options(opts)?;
         let [n, _, h, w] = frames.dims();
         let plan = Plan::one_clip(n, n, KEYFRAME_FPS, (h, w), opts.upsample_steps);
+        let mut track = ego.map(|(ego, step_m)| NoiseTrack::new(ego, 0.0, step_m));
         self.one_stage(opts, &plan, |run| {
-            run.upsample(frames, opts.upsample, Some(0), &mut ChaCha8Rng::seed_from_u64(seed))
+            run.upsample(frames, opts.upsample, Some(0), track.as_mut(), &mut ChaCha8Rng::seed_from_u64(seed))
         })
     }
 
@@ -814,7 +832,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0950));
         // A single image: image decoder, spatial upsampler.
         let up = if self.opts.upsample == UpsampleMode::Off { UpsampleMode::Off } else { UpsampleMode::PerFrame };
-        let image = self.render(std::slice::from_ref(&z0), DecoderMode::PerFrame, up, None, &mut rng)?;
+        let image = self.render(std::slice::from_ref(&z0), DecoderMode::PerFrame, up, None, None, &mut rng)?;
         Ok((z0, image.into_iter().next().expect("one latent gives one frame"), ego))
     }
 
@@ -1093,13 +1111,15 @@ impl<'a, B: Backend> Run<'a, B> {
         Tensor::cat(parts, 0)
     }
 
-    /// Latents `[1, z, h, w]` each → decoded (and upsampled) images.
+    /// Latents `[1, z, h, w]` each → decoded (and upsampled) images; `track`: where they are,
+    /// for the upsample noise.
     fn render(
         &mut self,
         latents: &[Tensor<B, 4>],
         decoder: DecoderMode,
         upsample: UpsampleMode,
         future: Option<usize>,
+        track: Option<&mut NoiseTrack<'_, B>>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<RgbImage>, PipelineError> {
         let m = &self.g.models;
@@ -1115,16 +1135,20 @@ impl<'a, B: Backend> Run<'a, B> {
         if self.tick(future, Phase::Decoding).is_break() {
             return Err(PipelineError::Cancelled);
         }
-        Ok(tensor_to_images(self.upsample(low, upsample, future, rng)?))
+        Ok(tensor_to_images(self.upsample(low, upsample, future, track, rng)?))
     }
 
     /// Decoded frames `[n, 3, h, w]` on [-1, 1] (one clip) → 4× upsampled with `mode`
-    /// (unchanged when it is off or there is no upsampler).
+    /// (unchanged when it is off or there is no upsampler). With `track` and an upsample
+    /// noise above 0, each frame's start noise and the augmentation noise added to its
+    /// condition take that share from the frame before them moved on by the ego's travel
+    /// ([`NoiseTrack::carry`]).
     fn upsample(
         &mut self,
         low: Tensor<B, 4>,
         mode: UpsampleMode,
         future: Option<usize>,
+        track: Option<&mut NoiseTrack<'_, B>>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Tensor<B, 4>, PipelineError> {
         let m = &self.g.models;
@@ -1136,9 +1160,16 @@ impl<'a, B: Backend> Run<'a, B> {
         let cond = up.upsample_condition(low);
         let level = self.opts.upsample_level;
         let noise = gaussian::<B, 4, _>(cond.dims(), rng, &self.g.device);
+        let x = gaussian::<B, 4, _>(cond.dims(), rng, &self.g.device);
+        let share = self.opts.upsample_noise;
+        let (noise, x) = match track {
+            Some(track) if share > 0.0 => {
+                (track.carry(noise, share, NoiseKind::Augmentation), track.carry(x, share, NoiseKind::Start))
+            }
+            _ => (noise, x),
+        };
         let cond = self.g.augmentation.add_noise(cond, noise, &vec![level; n]);
         let cond = UpsampleCond { frames, low: cond, level: Tensor::full([n], level as f32, &self.g.device) };
-        let x = gaussian::<B, 4, _>(cond.low.dims(), rng, &self.g.device);
         let sampler = self.sampler_for(up.prediction, self.opts.upsample_steps, Guidance::NONE)?;
         self.sample(Phase::Upsampling, future, &sampler, &UpsampleDenoiser(up), x, None, &cond, rng)
     }
@@ -1150,7 +1181,8 @@ impl<'a, B: Backend> Run<'a, B> {
         let frames = self.plan.frames_per_future;
         sink.frame(k, 0, frame0)?;
         (self.on_event)(Event::Frame { future: k, index: 0, frames });
-        let mut out = Emitter { future: k, next: 1, frames, keys: vec![z0.clone()], key_index: 0 };
+        let mut out =
+            Emitter { future: k, next: 1, frames, keys: vec![z0.clone()], key_index: 0, upsample_noise: [None, None] };
         let total_keys = self.plan.key_frames;
         let mut produced = 1;
         let mut context = vec![z0.clone()];
@@ -1198,7 +1230,12 @@ impl<'a, B: Backend> Run<'a, B> {
         } else {
             out.keys.clone()
         };
-        let images = self.render(&latents, decoder, upsample, Some(out.future), rng)?;
+        let key_m = ego.speed_mps / KEYFRAME_FPS;
+        let per_key = if self.opts.interpolate { INTERPOLATION_FACTOR } else { 1 };
+        let mut track = NoiseTrack::new(ego, out.key_index as f32 * key_m, key_m / per_key as f32);
+        track.last = std::mem::take(&mut out.upsample_noise);
+        let images = self.render(&latents, decoder, upsample, Some(out.future), Some(&mut track), rng)?;
+        out.upsample_noise = track.last;
         // The chunk's first frame is the previous chunk's last (or frame 0): written already.
         for image in images.iter().skip(1) {
             sink.frame(out.future, out.next, image)?;
@@ -1247,4 +1284,104 @@ struct Emitter<B: Backend> {
     keys: Vec<Tensor<B, 4>>,
     /// Key-frame index of `keys[0]`.
     key_index: usize,
+    /// The upsampler's noises of the last frame written, for the next chunk's first (the
+    /// same frame) under an upsample noise ([`NoiseTrack`]).
+    upsample_noise: [Option<Tensor<B, 4>>; 2],
+}
+
+/// Where an upsampled clip's frames are, for [`GenerateOptions::upsample_noise`]: the first
+/// `from_m` metres after frame 0 of `ego`'s motion, each the next `step_m` metres on; `last`:
+/// the noises of the clip's first frame ([`NoiseKind`]), carried from the clip before (whose
+/// last frame it is), `None` at the start.
+struct NoiseTrack<'a, B: Backend> {
+    ego: &'a EgoMotion,
+    from_m: f32,
+    step_m: f32,
+    last: [Option<Tensor<B, 4>>; 2],
+}
+
+/// The upsampler's two noises per frame: the augmentation noise added to its condition and
+/// the start noise of its sampler.
+#[derive(Clone, Copy)]
+enum NoiseKind {
+    Augmentation = 0,
+    Start = 1,
+}
+
+impl<B: Backend> NoiseTrack<'_, B> {
+    fn new(ego: &EgoMotion, from_m: f32, step_m: f32) -> NoiseTrack<'_, B> {
+        NoiseTrack { ego, from_m, step_m, last: [None, None] }
+    }
+
+    /// Fresh noise `own` (`[n, c, h, w]`, one frame each) → each frame's with `share` of the
+    /// frame before it moved on by one step ([`EgoMotion::moved_noise`]); the first frame's
+    /// is the carried one of its `kind` where there is one. Keeps the last frame's.
+    fn carry(&mut self, own: Tensor<B, 4>, share: f32, kind: NoiseKind) -> Tensor<B, 4> {
+        let n = own.dims()[0];
+        let mut frames = own.chunk(n, 0);
+        if let Some(last) = self.last[kind as usize].take() {
+            frames[0] = last;
+        }
+        for j in 1..n {
+            let from_m = self.from_m + (j - 1) as f32 * self.step_m;
+            let moved = self.ego.moved_noise(frames[j - 1].clone(), frames[j].clone(), share, from_m, &[self.step_m]);
+            frames[j] = moved;
+        }
+        self.last[kind as usize] = frames.last().cloned();
+        Tensor::cat(frames, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::TimeOfDay;
+    use burn::backend::Flex;
+
+    /// The upsample noise's track: a clip's first frame keeps its own noise at the start and
+    /// takes the carried one after; each later frame is its own noise with the frame before it
+    /// moved on (at share 1 and no travel, that frame's noise exactly); the last is carried on.
+    #[test]
+    fn the_noise_track_moves_each_frame_from_the_one_before_and_carries_the_last() {
+        let world = World::new(5, Conditions { time_of_day: TimeOfDay::Day, crowdedness: 0 }, &[]).unwrap();
+        let ego = EgoMotion::from_world(&world, vec![]);
+        let device = Default::default();
+        let noise = |seed| gaussian::<Flex, 4, _>([3, 3, 16, 32], &mut ChaCha8Rng::seed_from_u64(seed), &device);
+        let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let frame = |t: &Tensor<Flex, 4>, j| values(t.clone().narrow(0, j, 1));
+
+        let start = NoiseKind::Start;
+        let mut still = NoiseTrack::<Flex>::new(&ego, 0.0, 0.0);
+        let own = noise(1);
+        let out = still.carry(own.clone(), 1.0, start);
+        assert_eq!(frame(&out, 0), frame(&own, 0), "the first frame at the start: its own noise");
+        for j in 1..3 {
+            assert_eq!(frame(&out, j), frame(&own, 0), "share 1 without travel: frame 0's noise");
+        }
+        let mut half = NoiseTrack::<Flex>::new(&ego, 0.0, 0.0);
+        let out = half.carry(own.clone(), 0.5, start);
+        let (a, b, o) = (frame(&out, 0), frame(&out, 1), frame(&own, 1));
+        for k in 0..a.len() {
+            let expected = 0.5f32.sqrt() * a[k] + 0.5f32.sqrt() * o[k];
+            assert!((b[k] - expected).abs() < 1e-5, "share 0.5 without travel: an even mix at {k}");
+        }
+
+        let mut moving = NoiseTrack::<Flex>::new(&ego, 0.0, 1.5);
+        let first = moving.carry(own.clone(), 0.9, start);
+        let carried = moving.last[start as usize].clone().expect("the last frame's noise is kept");
+        assert_eq!(values(carried.clone()), frame(&first, 2));
+        assert!(moving.last[NoiseKind::Augmentation as usize].is_none(), "one kind's noise kept as the other's");
+        moving.from_m += 2.0 * 1.5;
+        let fresh = noise(2);
+        let other = moving.carry(fresh.clone(), 0.9, NoiseKind::Augmentation);
+        assert_eq!(frame(&other, 0), frame(&fresh, 0), "the other kind carries nothing yet");
+        let second = moving.carry(fresh.clone(), 0.9, start);
+        assert_eq!(frame(&second, 0), values(carried), "the next clip starts from the carried noise");
+        for j in 1..3 {
+            assert_ne!(frame(&second, j), frame(&fresh, j), "frame {j} kept only its own noise");
+        }
+        let v = values(second.narrow(0, 1, 2));
+        let var = v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32;
+        assert!((var - 1.0).abs() < 0.15, "moved noise stays unit noise: variance {var}");
+    }
 }

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use image::RgbImage;
 
 pub use generator::{
-    DEFAULT_UPSAMPLE_LEVEL, DEFAULT_UPSAMPLE_STEPS, DecoderMode, Event, GenerateOptions, Generator, KnownFrames, Phase,
-    Plan, RunSummary, Seeds, Timings, UPSAMPLE_LEVELS, UpsampleMode, requested_labels,
+    DEFAULT_UPSAMPLE_LEVEL, DEFAULT_UPSAMPLE_NOISE, DEFAULT_UPSAMPLE_STEPS, DecoderMode, Event, GenerateOptions,
+    Generator, KnownFrames, Phase, Plan, RunSummary, Seeds, Timings, UPSAMPLE_LEVELS, UpsampleMode, requested_labels,
 };
 pub use models::{Models, Needs, WeightFile, decode_latents, encode_frames};
 pub use output::{ReplayReport, RunRequest, export_run, frame_path, generate_to_dir, replay};

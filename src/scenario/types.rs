@@ -257,9 +257,11 @@ fn is_default_prediction_noise(share: &f32) -> bool {
 }
 
 /// The interpolation noise of a scenario that names none. Measured on the shipped tiny weights
-/// (README, "Interpolation noise"): 0.9 made 10 Hz video steadier on 12 and 24 scenes; kept at
-/// 0 until it is measured on longer rollouts and the upsampled output.
-pub const DEFAULT_INTERPOLATION_NOISE: f32 = 0.0;
+/// (README, "Interpolation noise"): 0.9 made 10 Hz video steadier on 12 and 24 scenes, left
+/// 8 s rollouts' drift level and held with the upsampler. Scenario files that name none and
+/// were written before this default read 0.9 now; runs made from them replay as they were
+/// (`replay` takes the share from the run's metadata).
+pub const DEFAULT_INTERPOLATION_NOISE: f32 = 0.9;
 
 fn default_interpolation_noise() -> f32 {
     DEFAULT_INTERPOLATION_NOISE
