@@ -609,8 +609,8 @@ fn the_interpolation_noise_changes_the_in_between_frames_only() {
 
 /// The upsample noise moves each upsampled frame's start noise on from the frame before it,
 /// across chunks: frame 0 (upsampled on its own) stays as it was, every later frame changes,
-/// the same share gives the same frames; out of range is an input error; 0 is the default and
-/// what metadata without the field reads as.
+/// the same share gives the same frames; out of range is an input error; 0.9 is the default,
+/// 0 what metadata without the field (runs made before the option) reads as.
 #[test]
 fn the_upsample_noise_changes_the_upsampled_frames_after_frame_0() {
     // The micro weights of `tests/common` (the seeded micro upsampler draws one flat colour).
@@ -619,7 +619,7 @@ fn the_upsample_noise_changes_the_upsampled_frames_after_frame_0() {
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (1, 1.6, 2, 2);
-    assert_eq!(opts.upsample_noise, 0.0, "the default");
+    assert_eq!(opts.upsample_noise, 0.9, "the default");
     let never = AtomicBool::new(false);
     let frames = |share: f32| {
         let opts = GenerateOptions { upsample_noise: share, ..opts.clone() };

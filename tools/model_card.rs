@@ -329,13 +329,15 @@ fn main() -> Result<()> {
     let generator = Generator::new(models, device);
 
     // Interpolator vs the straight line between its keys' latents on 4 held-out 10 Hz clips,
-    // 20 steps, free (the paper's sampling) and fully guided by the blend (the default); the first
+    // 20 steps, free (the paper's sampling: no guide, every frame's own noise) and with the default
+    // sampling (fully guided by the blend, the keys' noise moved on to the in-between frames); the first
     // clip's first key interval as a sample grid (render, free interpolator, blend).
     if generator.models.interpolator.is_some() {
         eprintln!("interpolator…");
         let mut opts =
             GenerateOptions::from_scenario(&latentdrive::scenario::load(Path::new("scenarios/day_overtake.ron"))?);
-        (opts.steps, opts.interpolation_guide) = (20, 0.0);
+        let default_noise = opts.interpolation_noise;
+        (opts.steps, opts.interpolation_guide, opts.interpolation_noise) = (20, 0.0, 0.0);
         let mut sample = None;
         let free = compare_interpolation(&generator, 4, &opts, |clip| {
             if sample.is_none() {
@@ -351,19 +353,20 @@ fn main() -> Result<()> {
         if let Some(sample) = sample {
             sample.save(samples.join("interpolation.png"))?;
         }
-        opts.interpolation_guide = 1.0;
+        (opts.interpolation_guide, opts.interpolation_noise) = (1.0, default_noise);
         let guided = compare_interpolation(&generator, 4, &opts, |_| {})?;
         writeln!(
             quality,
             "| interpolator, {} held-out 10 Hz clips of 9 frames given the encoder's latents of frames 0, 4, 8 ({} DDIM \
              steps, decoded per frame): PSNR of the 6 in-between frames and temporal error of the 9; against the \
              straight line between the keys' latents and the encoder's own latents | interpolator at interpolation \
-             guide 0 (the paper's sampling) {:.2} dB, {:.2}; at guide 1 (the default) {:.2} dB, {:.2}; latent blend \
-             {:.2} dB, {:.2}; encoder {:.2} dB, {:.2} |",
+             guide 0 (the paper's sampling) {:.2} dB, {:.2}; at guide 1 and interpolation noise {} (the defaults) {:.2} \
+             dB, {:.2}; latent blend {:.2} dB, {:.2}; encoder {:.2} dB, {:.2} |",
             free.clips,
             free.steps,
             free.interpolator.psnr,
             free.interpolator.temporal_error,
+            default_noise,
             guided.interpolator.psnr,
             guided.interpolator.temporal_error,
             free.blend.psnr,
