@@ -280,6 +280,17 @@ impl FrameSink for Keep {
     }
 }
 
+/// The frames of future 0 of `s` under `opts`.
+fn one_future(
+    generator: &Generator<Flex>,
+    s: &latentdrive::scenario::Scenario,
+    opts: &GenerateOptions,
+) -> Vec<RgbImage> {
+    let mut keep = Keep(vec![vec![]; opts.futures]);
+    generator.run(s, opts, &mut keep, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    keep.0.remove(0)
+}
+
 /// The untrained micro models (seed 8) on the CPU.
 fn micro_generator() -> Generator<Flex> {
     Generator::new(Models::<Flex>::seeded(ModelTier::Micro, 8, &Default::default()), Default::default())
@@ -548,13 +559,7 @@ fn the_prediction_noise_changes_the_predicted_frames_only() {
     (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (1, 2.0, 4, false);
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
     assert_eq!(opts.prediction_noise, 0.0, "the scenario default");
-    let never = AtomicBool::new(false);
-    let frames = |rho: f32| {
-        let opts = GenerateOptions { prediction_noise: rho, ..opts.clone() };
-        let mut keep = Keep(vec![vec![]]);
-        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
-        keep.0.remove(0)
-    };
+    let frames = |rho: f32| one_future(&generator, &s, &GenerateOptions { prediction_noise: rho, ..opts.clone() });
     let (own, moved) = (frames(0.0), frames(0.9));
     assert_eq!(own, frames(0.0), "deterministic");
     assert_eq!(own[0], moved[0], "frame 0 is the image LDM's");
@@ -582,13 +587,7 @@ fn the_interpolation_noise_changes_the_in_between_frames_only() {
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
     assert_eq!(opts.interpolation_noise, 0.9, "the scenario default");
     assert_eq!(opts.interpolation_noise, latentdrive::scenario::DEFAULT_INTERPOLATION_NOISE);
-    let never = AtomicBool::new(false);
-    let frames = |rho: f32| {
-        let opts = GenerateOptions { interpolation_noise: rho, ..opts.clone() };
-        let mut keep = Keep(vec![vec![]]);
-        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
-        keep.0.remove(0)
-    };
+    let frames = |rho: f32| one_future(&generator, &s, &GenerateOptions { interpolation_noise: rho, ..opts.clone() });
     let (own, moved) = (frames(0.0), frames(0.9));
     assert_eq!(own.len(), 9, "0.8 s at 10 Hz: frame 0 and 8 more");
     assert_eq!(moved, frames(0.9), "deterministic");
@@ -620,13 +619,7 @@ fn the_upsample_noise_changes_the_upsampled_frames_after_frame_0() {
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.upsample_steps) = (1, 1.6, 2, 2);
     assert_eq!(opts.upsample_noise, 0.9, "the default");
-    let never = AtomicBool::new(false);
-    let frames = |share: f32| {
-        let opts = GenerateOptions { upsample_noise: share, ..opts.clone() };
-        let mut keep = Keep(vec![vec![]]);
-        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
-        keep.0.remove(0)
-    };
+    let frames = |share: f32| one_future(&generator, &s, &GenerateOptions { upsample_noise: share, ..opts.clone() });
     let (own, moved) = (frames(0.0), frames(0.9));
     assert_eq!(own.len(), 17, "1.6 s at 10 Hz in two chunks: frame 0 and 16 more");
     let (h, w) = generator.models.frame_size();
@@ -655,13 +648,7 @@ fn the_interpolation_guess_keeps_the_keys_and_is_recorded() {
     (opts.futures, opts.seconds, opts.steps, opts.interpolation_guide) = (1, 0.8, 4, 1.0);
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
     assert_eq!(opts.interpolation_guess, InterpolationGuess::Blend, "the scenario default");
-    let never = AtomicBool::new(false);
-    let frames = |guess| {
-        let opts = GenerateOptions { interpolation_guess: guess, ..opts.clone() };
-        let mut keep = Keep(vec![vec![]]);
-        generator.run(&s, &opts, &mut keep, &mut |_| {}, &never).unwrap();
-        keep.0.remove(0)
-    };
+    let frames = |guess| one_future(&generator, &s, &GenerateOptions { interpolation_guess: guess, ..opts.clone() });
     let (ego, blend) = (frames(InterpolationGuess::Ego), frames(InterpolationGuess::Blend));
     assert_eq!(ego.len(), 9, "0.8 s at 10 Hz: frame 0 and 8 more");
     assert_eq!(blend.len(), 9);
