@@ -75,8 +75,9 @@ pub struct EvalArgs {
     /// DDIM steps of the upsampler.
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_STEPS)]
     upsample_steps: usize,
-    /// Share of each upsampled frame's start noise moved on from the frame before it by the
-    /// ego's travel (as `generate --upsample-noise`; with --upsample).
+    /// Share of each upsampled frame's noises (its start noise and its condition's augmentation
+    /// noise) moved on from the frame before it by the ego's travel (as `generate
+    /// --upsample-noise`; with --upsample).
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_NOISE, value_parser = crate::generate_cmd::parse_share)]
     upsample_noise: f32,
     /// Also run one long future per scene of this many seconds and report Fréchet distance per segment.

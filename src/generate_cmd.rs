@@ -53,9 +53,10 @@ pub struct GenerateArgs {
     /// more (measured in the README, Generate step 4).
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_LEVEL, value_parser = parse_level)]
     upsample_level: usize,
-    /// Share (0 to 1) of each upsampled frame's start noise taken from the frame before it,
-    /// moved on by the ego car's travel, so that the details the upsampler draws move with the
-    /// road (README, Generate, "Upsample noise").
+    /// Share (0 to 1) of each upsampled frame's noises (its start noise and its condition's
+    /// augmentation noise) taken from the frame before it, moved on by the ego car's travel, so
+    /// that the details the upsampler draws move with the road (README, Generate, "Upsample
+    /// noise"); 0 draws each frame's own.
     #[arg(long, default_value_t = latentdrive::pipeline::DEFAULT_UPSAMPLE_NOISE, value_parser = parse_share)]
     upsample_noise: f32,
     /// Stop at key-frame size (128×256 for tiny): a quick preview.

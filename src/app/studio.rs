@@ -28,8 +28,8 @@ pub struct Settings {
     /// Noise level added to the decoded frames before the upsampler samples
     /// (0..[`crate::pipeline::UPSAMPLE_LEVELS`]; `generate --upsample-level`).
     pub upsample_level: usize,
-    /// Share of each upsampled frame's start noise moved on from the frame before it
-    /// (`generate --upsample-noise`).
+    /// Share of each upsampled frame's noises (start and augmentation) moved on from the frame
+    /// before it (`generate --upsample-noise`).
     pub upsample_noise: f32,
     /// Where runs are written: `<runs_dir>/<scenario name>`.
     pub runs_dir: PathBuf,

@@ -357,8 +357,9 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     );
     ui.add_enabled(st.upsample, egui::Slider::new(&mut st.upsample_noise, 0.0..=1.0).text("upsampler moved noise"))
         .on_hover_text(
-            "Share of each upsampled frame's start noise moved on from the frame before it by the ego's travel, so \
-             that the details the upsampler draws move with the road (README, Generate, \"Upsample noise\")",
+            "Share of each upsampled frame's noises (start and augmentation) moved on from the frame before it by the \
+             ego's travel, so that the details the upsampler draws move with the road (0 = each frame's own; README, \
+             Generate, \"Upsample noise\")",
         );
     let mut runs = st.runs_dir.display().to_string();
     ui.horizontal(|ui| {
