@@ -12,8 +12,9 @@
 //! level (20) and DDIM eta (the scenario default's) for the upsampler;
 //! `UPSAMPLER_PROBE_MODE=per-frame` runs its spatial layers frame by frame
 //! (`generate --per-frame-upsampler`) instead of the video-fine-tuned upsampler;
-//! `UPSAMPLER_PROBE_NOISE=R` sets the upsample noise (`generate --upsample-noise`), the start
-//! noise moved from frame to frame by the ego's travel in the clip's world.
+//! `UPSAMPLER_PROBE_NOISE=R` sets the upsample noise (`generate --upsample-noise`, default
+//! 0.9 since 2026-12-07; runs of the probe before measured 0): the start and augmentation
+//! noises moved from frame to frame by the ego's travel in the clip's world.
 //!
 //! With a PNG path it also draws a 128×256 crop (around the horizon, in the middle) of the
 //! first clip's first frame, three to a row in reading order: bilinear, one per step count,

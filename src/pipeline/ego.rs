@@ -139,6 +139,11 @@ impl EgoMotion {
         (image.repeat_dim(0, n).grid_sample_2d(grid, options), seen)
     }
 
+    /// Metres the ego travels in one key-frame interval (at [`super::generator::KEYFRAME_FPS`]).
+    pub fn key_interval_m(&self) -> f32 {
+        self.speed_mps / super::generator::KEYFRAME_FPS
+    }
+
     /// `image` (`[1, c, h, w]`, the frame `from_m` metres after frame 0) moved on by each of
     /// `travels_m` metres → `[travels, c, h, w]`; pixels pulled from outside the frame take
     /// the nearest border pixel.

@@ -403,7 +403,6 @@ impl<B: Backend> Generator<B> {
             ("prediction guide", opts.prediction_guide),
             ("prediction noise", opts.prediction_noise),
             ("interpolation noise", opts.interpolation_noise),
-            ("upsample noise", opts.upsample_noise),
         ];
         for (name, share) in shares {
             if !(0.0..=1.0).contains(&share) {
@@ -538,18 +537,25 @@ impl<B: Backend> Generator<B> {
             return blend_keys(keys, f);
         };
         let m = &self.models;
-        let step_m = ego.speed_mps / KEYFRAME_FPS;
+        let step_m = ego.key_interval_m();
         let keys: Vec<_> = keys.iter().map(|&z| z.clone()).collect();
         ego.between_latents(&keys, first_key as f32 * step_m, step_m, f, |z| m.decode_frames(z), |x| m.encode_frames(x))
     }
 
-    /// `opts`' upsampler steps (at least 1) and augmentation level (below the trained ones' end).
+    /// `opts`' upsampler steps (at least 1), augmentation level (below the trained ones' end) and
+    /// upsample noise (0 to 1).
     fn check_upsample_options(&self, opts: &GenerateOptions) -> Result<(), PipelineError> {
         let levels = UPSAMPLE_LEVELS.min(self.augmentation.train_steps());
         if opts.upsample_steps == 0 || opts.upsample_level >= levels {
             return Err(PipelineError::Unsupported(format!(
                 "upsample steps must be at least 1 and the upsample level below {levels}, not {} and {}",
                 opts.upsample_steps, opts.upsample_level
+            )));
+        }
+        if !(0.0..=1.0).contains(&opts.upsample_noise) {
+            return Err(PipelineError::Unsupported(format!(
+                "upsample noise must be from 0 to 1, not {}",
+                opts.upsample_noise
             )));
         }
         Ok(())
@@ -1100,7 +1106,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let Some((ego, first_key)) = ego.filter(|_| rho > 0.0) else {
             return x;
         };
-        let step_m = ego.speed_mps / KEYFRAME_FPS;
+        let step_m = ego.key_interval_m();
         let travels: Vec<f32> = (1..f).map(|j| j as f32 / f as f32 * step_m).collect();
         let mut parts = Vec::with_capacity(5);
         for key in [0, f] {
@@ -1232,7 +1238,7 @@ impl<'a, B: Backend> Run<'a, B> {
         } else {
             out.keys.clone()
         };
-        let key_m = ego.speed_mps / KEYFRAME_FPS;
+        let key_m = ego.key_interval_m();
         let per_key = if self.opts.interpolate { INTERPOLATION_FACTOR } else { 1 };
         let mut track = NoiseTrack::new(ego, out.key_index as f32 * key_m, key_m / per_key as f32);
         track.last = std::mem::take(&mut out.upsample_noise);
@@ -1254,7 +1260,7 @@ impl<'a, B: Backend> Run<'a, B> {
 /// is `from_m` metres after frame 0, and the `new` frames after it each one key interval of the
 /// ego's travel further on (`travels`, metres from the last context frame).
 fn window_travels(ego: &EgoMotion, last_key: usize, new: usize) -> (f32, Vec<f32>) {
-    let step_m = ego.speed_mps / KEYFRAME_FPS;
+    let step_m = ego.key_interval_m();
     (last_key as f32 * step_m, (1..=new).map(|k| k as f32 * step_m).collect())
 }
 
