@@ -110,6 +110,13 @@ pub struct EvalArgs {
     /// Ablation: prediction guide shares, e.g. `0,0.3,0.6`.
     #[arg(long, value_delimiter = ',', value_parser = crate::generate_cmd::parse_share)]
     ablate_prediction_guide: Vec<f32>,
+    /// How the prediction guide's hold falls off where its guess is poor (as `generate
+    /// --prediction-guide-falloff`).
+    #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_PREDICTION_GUIDE_FALLOFF, value_parser = crate::generate_cmd::parse_falloff)]
+    prediction_guide_falloff: f32,
+    /// Ablation: prediction guide falloffs, e.g. `0,0.25,0.5`.
+    #[arg(long, value_delimiter = ',', value_parser = crate::generate_cmd::parse_falloff)]
+    ablate_prediction_guide_falloff: Vec<f32>,
     /// Share of each new frame's start noise moved on from the last context frame's by the
     /// ego's travel (as `generate --prediction-noise`).
     #[arg(long, default_value_t = latentdrive::scenario::DEFAULT_PREDICTION_NOISE, value_parser = crate::generate_cmd::parse_share)]
@@ -183,6 +190,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             interpolation_guide: a.interpolation_guide,
             interpolation_guess: a.interpolation_guess,
             prediction_guide: a.prediction_guide,
+            prediction_guide_falloff: a.prediction_guide_falloff,
             prediction_noise: a.prediction_noise,
             interpolation_noise: a.interpolation_noise,
             upsample_noise: a.upsample_noise,
@@ -195,6 +203,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             context_guidance: a.ablate_context_guidance.clone(),
             prediction_guide: a.ablate_prediction_guide.clone(),
             prediction_noise: a.ablate_prediction_noise.clone(),
+            prediction_guide_falloff: a.ablate_prediction_guide_falloff.clone(),
             decoder: a.ablate_decoder,
             upsampler: a.ablate_upsampler,
             known_frames: a.ablate_known_frames,

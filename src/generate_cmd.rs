@@ -90,6 +90,13 @@ pub struct GenerateArgs {
     /// sampling.prediction_guide, which defaults to 0.5].
     #[arg(long, value_parser = parse_share)]
     prediction_guide: Option<f32>,
+    /// How the prediction guide's hold falls off where its guess is poor (0 to 4): each latent
+    /// cell of a new frame is held for seen · min(1, J)^falloff of the guide's steps, J being
+    /// the area of the last context frame the warp pulls it from (below 1 where it magnifies
+    /// that frame's blur); 0 holds every cell for all the steps [default: the scenario's
+    /// sampling.prediction_guide_falloff, which defaults to 0].
+    #[arg(long, value_parser = parse_falloff)]
+    prediction_guide_falloff: Option<f32>,
     /// Share (0 to 1) of each new frame's start noise in a prediction window taken from the last
     /// context frame's noise moved on by the ego car's travel, so that the details drawn from it
     /// move with the road; 0 draws every frame's noise on its own, as the paper does [default:
@@ -151,6 +158,16 @@ pub(crate) fn parse_share(s: &str) -> Result<f32, String> {
     match s.trim().parse::<f32>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("expected a number from 0 to 1, found {s:?}")),
+    }
+}
+
+/// A prediction guide falloff (`--prediction-guide-falloff`): from 0 to
+/// [`latentdrive::scenario::MAX_PREDICTION_GUIDE_FALLOFF`].
+pub(crate) fn parse_falloff(s: &str) -> Result<f32, String> {
+    let max = latentdrive::scenario::MAX_PREDICTION_GUIDE_FALLOFF;
+    match s.trim().parse::<f32>() {
+        Ok(v) if (0.0..=max).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to {max}, found {s:?}")),
     }
 }
 
@@ -263,6 +280,7 @@ fn options(a: &GenerateArgs, s: &Scenario) -> GenerateOptions {
     o.interpolation_guide = a.interpolation_guide.unwrap_or(o.interpolation_guide);
     o.interpolation_guess = a.interpolation_guess.unwrap_or(o.interpolation_guess);
     o.prediction_guide = a.prediction_guide.unwrap_or(o.prediction_guide);
+    o.prediction_guide_falloff = a.prediction_guide_falloff.unwrap_or(o.prediction_guide_falloff);
     o.prediction_noise = a.prediction_noise.unwrap_or(o.prediction_noise);
     o.interpolation_noise = a.interpolation_noise.unwrap_or(o.interpolation_noise);
     o.decoder = if a.per_frame_decoder { DecoderMode::PerFrame } else { DecoderMode::Temporal };

@@ -574,6 +574,41 @@ fn the_prediction_noise_changes_the_predicted_frames_only() {
     assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_noise, 0.0);
 }
 
+/// The prediction guide's falloff frees the cells its guess magnifies earlier: it leaves frame
+/// 0 alone, changes every predicted frame, changes nothing without the guide, and 0 is the
+/// default and what metadata without the field reads as. Out of range is an input error.
+/// (`pipeline::ego` checks the trust map, `diffusion::sampler` the per-entry hold.)
+#[test]
+fn the_prediction_guide_falloff_changes_the_predicted_frames_only() {
+    let generator = micro_generator();
+    let s = scenario();
+    let mut opts = GenerateOptions::from_scenario(&s);
+    (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (1, 2.0, 4, false);
+    (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
+    assert_eq!(opts.prediction_guide_falloff, 0.0, "the scenario default");
+    assert!(opts.prediction_guide > 0.0);
+    let frames = |guide: f32, falloff: f32| {
+        one_future(
+            &generator,
+            &s,
+            &GenerateOptions { prediction_guide: guide, prediction_guide_falloff: falloff, ..opts.clone() },
+        )
+    };
+    let (held, falling) = (frames(opts.prediction_guide, 0.0), frames(opts.prediction_guide, 2.0));
+    assert_eq!(falling, frames(opts.prediction_guide, 2.0), "deterministic");
+    assert_eq!(held[0], falling[0], "frame 0 is the image LDM's");
+    for (i, (a, b)) in held.iter().zip(&falling).enumerate().skip(1) {
+        assert!(mean_abs_diff(a, b) > 0.0, "frame {i} did not change");
+    }
+    assert_eq!(frames(0.0, 0.0), frames(0.0, 2.0), "no guide, nothing to fall off");
+    let bad = GenerateOptions { prediction_guide_falloff: 4.5, ..opts.clone() };
+    let err = generator.plan(&s, &bad).unwrap_err();
+    assert!(err.is_input_error() && err.to_string().contains("prediction guide falloff"), "{err}");
+    let mut old = serde_json::to_value(GenerateOptions { prediction_guide_falloff: 0.5, ..opts }).unwrap();
+    old.as_object_mut().unwrap().remove("prediction_guide_falloff");
+    assert_eq!(serde_json::from_value::<GenerateOptions>(old).unwrap().prediction_guide_falloff, 0.0);
+}
+
 /// The interpolation noise moves each key's noise on to the in-between frames after it: with
 /// the per-frame decoder the key frames stay as they were and every in-between frame changes;
 /// 0.9 is the scenario default, 0 what metadata without the field (runs made before the

@@ -248,6 +248,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["case.ron:10:", "sampling.prediction_noise: expected a number in [0, 1], found 1.2"],
         ),
         (
+            "prediction guide falloff above 4",
+            m("context_guidance: 1.5", "context_guidance: 1.5, prediction_guide_falloff: 5.0"),
+            vec!["case.ron:10:", "sampling.prediction_guide_falloff: expected a number in [0, 4], found 5"],
+        ),
+        (
             "negative interpolation noise",
             m("context_guidance: 1.5", "context_guidance: 1.5, interpolation_noise: -0.1"),
             vec!["case.ron:10:", "sampling.interpolation_noise: expected a number in [0, 1], found -0.1"],
@@ -366,11 +371,16 @@ fn the_noise_shares_are_written_only_when_not_the_default() {
     assert_eq!(s.sampling.prediction_noise, scenario::DEFAULT_PREDICTION_NOISE);
     assert_eq!(s.sampling.interpolation_noise, scenario::DEFAULT_INTERPOLATION_NOISE);
     let text = scenario::to_ron_string(&s);
-    assert!(!text.contains("prediction_noise") && !text.contains("interpolation_noise"), "{text}");
+    assert_eq!(s.sampling.prediction_guide_falloff, scenario::DEFAULT_PREDICTION_GUIDE_FALLOFF);
+    for field in ["prediction_noise", "interpolation_noise", "prediction_guide_falloff"] {
+        assert!(!text.contains(field), "{text}");
+    }
     let mut moved = s.clone();
     (moved.sampling.prediction_noise, moved.sampling.interpolation_noise) = (0.75, 0.5);
+    moved.sampling.prediction_guide_falloff = 1.5;
     let text = scenario::to_ron_string(&moved);
     assert!(text.contains("prediction_noise: 0.75") && text.contains("interpolation_noise: 0.5"), "{text}");
+    assert!(text.contains("prediction_guide_falloff: 1.5"), "{text}");
     assert_eq!(scenario::parse_str(&text, Path::new("case.ron")).unwrap(), moved);
 }
 

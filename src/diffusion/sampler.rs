@@ -84,15 +84,24 @@ pub struct Known<B: Backend, const D: usize> {
     pub guide: Option<Guide<B, D>>,
 }
 
-/// Entries of the sample that start from a guess (SDEdit, Meng et al. 2022): for the first
-/// `steps` steps the sampler holds them like known entries, to `Known::values` noised to the
-/// step's level with the start noise, and samples them freely from then on. With η = 0 that
-/// is DDIM started at step `steps` from the guess noised to that level.
+/// Entries of the sample that start from a guess (SDEdit, Meng et al. 2022): for its first
+/// `s` steps the sampler holds an entry like a known one, to `Known::values` noised to the
+/// step's level with the start noise, and samples it freely from then on. With η = 0 that is
+/// DDIM started at step `s` from the guess noised to that level. `s` may differ from entry
+/// to entry (a guess trusted more in some places than in others, as in Levin & Fried 2023,
+/// "Differential Diffusion").
 #[derive(Debug, Clone)]
 pub struct Guide<B: Backend, const D: usize> {
-    /// 1 at guided entries, 0 elsewhere; the sample's shape.
-    pub mask: Tensor<B, D>,
-    pub steps: usize,
+    /// How many first steps each entry is held for (whole numbers; 0 = not guided); the
+    /// sample's shape.
+    pub steps: Tensor<B, D>,
+}
+
+impl<B: Backend, const D: usize> Guide<B, D> {
+    /// The entries of `mask` (1 or 0) held for the same `steps`.
+    pub fn uniform(mask: Tensor<B, D>, steps: usize) -> Self {
+        Guide { steps: mask.mul_scalar(steps as f32) }
+    }
 }
 
 impl<B: Backend, const D: usize> Known<B, D> {
@@ -102,24 +111,21 @@ impl<B: Backend, const D: usize> Known<B, D> {
     }
 
     /// How many first steps need no denoiser call: those followed by a step that holds every
-    /// entry again (a guide that with the known entries covers the sample: all its steps but
-    /// the last; otherwise none).
+    /// entry again (with the known entries, a guide held for at least `s` steps on every other
+    /// entry: `s − 1`; otherwise none).
     fn steps_without_effect(&self) -> usize {
-        match &self.guide {
-            Some(g) if g.steps > 1 => {
-                let covered: f32 = (self.mask.clone() + g.mask.clone()).min().into_scalar().elem();
-                if covered >= 1.0 { g.steps - 1 } else { 0 }
-            }
-            _ => 0,
-        }
+        let Some(g) = &self.guide else { return 0 };
+        // Known entries count as held for ever.
+        let fewest: f32 = (g.steps.clone() + self.mask.clone().mul_scalar(f32::MAX / 2.0)).min().into_scalar().elem();
+        (fewest.round() as usize).saturating_sub(1)
     }
 
     /// The mask of the entries held before step `i`: the known ones, and the guided ones
     /// during their steps.
     fn held_at(&self, i: usize) -> Tensor<B, D> {
         match &self.guide {
-            Some(g) if i < g.steps => self.mask.clone() + g.mask.clone(),
-            _ => self.mask.clone(),
+            Some(g) => (self.mask.clone() + g.steps.clone().greater_elem(i as f32 + 0.5).float()).clamp_max(1.0),
+            None => self.mask.clone(),
         }
     }
 }
@@ -388,7 +394,7 @@ mod tests {
         let values = [3.0f32, -2.0, 0.0, 0.0];
         let column = |v: [f32; 4]| Tensor::<B, 1>::from_floats(v, &device).reshape([4, 1]);
         let known = Known {
-            guide: Some(Guide { mask: column([0.0, 1.0, 0.0, 0.0]), steps: 2 }),
+            guide: Some(Guide::uniform(column([0.0, 1.0, 0.0, 0.0]), 2)),
             ..Known::new(column([1.0, 0.0, 0.0, 0.0]), column(values))
         };
         let rec = Recorder(Default::default());
@@ -427,7 +433,7 @@ mod tests {
         let start = start_noise(4).slice([0..4, 0..1]);
         let column = |v: [f32; 4]| Tensor::<B, 1>::from_floats(v, &device).reshape([4, 1]);
         let known = |guided: [f32; 4]| Known {
-            guide: Some(Guide { mask: column(guided), steps: 3 }),
+            guide: Some(Guide::uniform(column(guided), 3)),
             ..Known::new(column([1.0, 0.0, 0.0, 0.0]), column([3.0, -2.0, 1.0, 0.5]))
         };
         let run = |k: &Known<B, 2>| {
@@ -448,6 +454,46 @@ mod tests {
         assert_eq!((calls, reported, all_calls), (3, 5, 5), "steps 0 and 1 are overwritten by steps 1 and 2");
         assert_eq!(&covered[..3], &partial[..3]);
         assert_eq!(covered[0], 3.0);
+    }
+
+    /// Entries guided for different numbers of steps are each held for their own: with the
+    /// known entry, the steps every entry is held for (the fewest of the guided ones, 2) but
+    /// the last skip the denoiser; the entry guided for 3 steps is still held at step 2, the
+    /// one guided for 2 is not; an entry guided for 0 steps is free from the start.
+    #[test]
+    fn each_guided_entry_is_held_for_its_own_steps() {
+        let device = Default::default();
+        let s = sampler(Prediction::Epsilon, 5, 0.0, Guidance::NONE);
+        let start = start_noise(5).slice([0..4, 0..1]);
+        let n = start.to_data().to_vec::<f32>().unwrap();
+        let values = [3.0f32, -2.0, 1.0, 0.5];
+        let column = |v: [f32; 4]| Tensor::<B, 1>::from_floats(v, &device).reshape([4, 1]);
+        let known = |steps: [f32; 4]| Known {
+            guide: Some(Guide { steps: column(steps) }),
+            ..Known::new(column([1.0, 0.0, 0.0, 0.0]), column(values))
+        };
+        let held = |i: usize, k: usize| {
+            let a = s.ddim.alpha_bar(i);
+            a.sqrt() * values[k] as f64 + (1.0 - a).sqrt() * n[k] as f64
+        };
+        let run = |k: &Known<B, 2>| {
+            let rec = Recorder(Default::default());
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            s.sample_known_with_progress(&rec, start.clone(), Some(k), &(), &mut rng, |_| ControlFlow::Continue(()))
+                .unwrap();
+            rec.0.into_inner()
+        };
+        let seen = run(&known([0.0, 2.0, 3.0, 2.0]));
+        // Steps 0 is overwritten by step 1 on every entry: four denoiser calls of five steps.
+        assert_eq!(seen.len(), 4);
+        // `seen[j]` is step j + 1's input.
+        assert!((seen[0][1] as f64 - held(1, 1)).abs() < 1e-5, "step 1: entry 1 held");
+        assert!((seen[1][2] as f64 - held(2, 2)).abs() < 1e-5, "step 2: entry 2 still held");
+        assert!((seen[1][1] as f64 - held(2, 1)).abs() > 1e-2, "step 2: entry 1 is free");
+        let seen = run(&known([0.0, 0.0, 3.0, 2.0]));
+        assert_eq!(seen.len(), 5, "an entry free from the start needs every step");
+        assert!((seen[0][1] as f64 - held(0, 1)).abs() > 1e-2, "entry 1 not held");
+        assert!((seen[0][2] as f64 - held(0, 2)).abs() < 1e-5 && (seen[2][2] as f64 - held(2, 2)).abs() < 1e-5);
     }
 
     fn moments(x: &Tensor<B, 2>) -> (f64, f64) {

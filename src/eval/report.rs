@@ -134,8 +134,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let _ = writeln!(
         s,
         "- Each scene: {} futures of {} s ({} frames at {} Hz), DDIM {} steps (η {}), label guidance {}{}, context \
-         guidance {}, {} context frame(s), prediction guide {}, prediction noise {}, interpolation {}, decoder {:?}, \
-         upsampling {}.",
+         guidance {}, {} context frame(s), prediction guide {}{}, prediction noise {}, interpolation {}, decoder \
+         {:?}, upsampling {}.",
         g.futures,
         g.seconds,
         r.frames_per_future,
@@ -147,6 +147,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         g.context_guidance,
         g.context_frames,
         g.prediction_guide,
+        if g.prediction_guide > 0.0 && g.prediction_guide_falloff > 0.0 {
+            format!(" (falloff {})", g.prediction_guide_falloff)
+        } else {
+            String::new()
+        },
         g.prediction_noise,
         match (g.interpolate, g.interpolation_guide) {
             (false, _) => "off".to_string(),

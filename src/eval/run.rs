@@ -66,6 +66,9 @@ pub struct Ablations {
     /// Prediction noise shares (0 = every frame's noise on its own, as in the paper).
     #[serde(default)]
     pub prediction_noise: Vec<f32>,
+    /// Prediction guide falloffs (0 = every cell held for all the guide's steps).
+    #[serde(default)]
+    pub prediction_guide_falloff: Vec<f32>,
     /// Temporal decoder vs the per-frame image decoder.
     pub decoder: bool,
     /// Video-fine-tuned vs per-frame upsampler (frames upsampled 4×, then judged at
@@ -638,6 +641,12 @@ fn ablation_settings(main: &GenerateOptions, a: &Ablations) -> Vec<(String, Stri
     if !a.prediction_noise.is_empty() {
         let rows = shares(&a.prediction_noise, "off (own noise)", "noise", |o, v| o.prediction_noise = v);
         tables.push(("Prediction noise".into(), "prediction_noise".into(), rows));
+    }
+    if !a.prediction_guide_falloff.is_empty() {
+        let rows = shares(&a.prediction_guide_falloff, "off (held everywhere)", "falloff", |o, v| {
+            o.prediction_guide_falloff = v
+        });
+        tables.push(("Prediction guide falloff".into(), "prediction_guide_falloff".into(), rows));
     }
     if a.decoder {
         let rows = vec![

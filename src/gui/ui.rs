@@ -312,6 +312,11 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     ui.add(egui::Slider::new(&mut s.sampling.prediction_guide, 0.0..=1.0).text("prediction guide")).on_hover_text(
         "Share of the prediction model's steps that start each new frame from the last context frame moved on by the ego's travel (0 = the paper's sampling)",
     );
+    let max_falloff = crate::scenario::MAX_PREDICTION_GUIDE_FALLOFF;
+    ui.add(egui::Slider::new(&mut s.sampling.prediction_guide_falloff, 0.0..=max_falloff).text("guide falloff"))
+        .on_hover_text(
+            "How much shorter the prediction guide holds the cells its guess magnifies from the last frame (its blur): each is held for min(1, J)^falloff of the guide's steps, J the area it is pulled from (0 = every cell for all of them)",
+        );
     ui.add(egui::Slider::new(&mut s.sampling.prediction_noise, 0.0..=1.0).text("prediction noise")).on_hover_text(
         "Share of each new frame's start noise moved on from the last context frame's by the ego's travel, so that drawn details move with the road (0 = the paper's sampling; on the tiny weights 0.9 makes key frames steadier, at 10 Hz the difference is mixed)",
     );

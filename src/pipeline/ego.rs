@@ -139,6 +139,48 @@ impl EgoMotion {
         (image.repeat_dim(0, n).grid_sample_2d(grid, options), seen)
     }
 
+    /// How far the warp's guess can be trusted, per `cell × cell` block of an `h × w` frame
+    /// moved on by each of `travels_m` metres from the frame `from_m` metres after frame 0
+    /// → `[travels, h / cell, w / cell]` values in [0, 1], row-major: the mean over the
+    /// block's pixels of `seen · min(1, J)^gamma`, where `seen` is whether the earlier frame saw
+    /// the pixel's source and `J` the area of the earlier frame the pixel is pulled from (the
+    /// warp's Jacobian determinant, in pixels): below 1 where the warp magnifies, so that
+    /// the guess there is the earlier frame's blur. Held boxes count as seen, unmagnified.
+    pub fn guess_confidence(
+        &self,
+        h: usize,
+        w: usize,
+        cell: usize,
+        from_m: f32,
+        travels_m: &[f32],
+        gamma: f32,
+    ) -> Vec<f32> {
+        let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
+        let (ch, cw) = (h / cell, w / cell);
+        let mut out = Vec::with_capacity(travels_m.len() * ch * cw);
+        for &travel in travels_m {
+            let (grid, seen) = self.grid(&frame, h, w, from_m, travel);
+            // Source positions in pixels of the earlier frame.
+            let src = |i: usize, j: usize, axis: usize| {
+                let size = if axis == 0 { w } else { h } as f32;
+                (grid[2 * (i * w + j) + axis] + 1.0) * size / 2.0
+            };
+            let mut sums = vec![0.0f32; ch * cw];
+            for i in 0..ch * cell {
+                for j in 0..cw * cell {
+                    // Forward differences, backward at the last row and column.
+                    let (ia, ja) = (i.min(h - 2), j.min(w - 2));
+                    let du = (src(i, ja + 1, 0) - src(i, ja, 0), src(i, ja + 1, 1) - src(i, ja, 1));
+                    let dv = (src(ia + 1, j, 0) - src(ia, j, 0), src(ia + 1, j, 1) - src(ia, j, 1));
+                    let jac = (du.0 * dv.1 - du.1 * dv.0).abs();
+                    sums[(i / cell) * cw + j / cell] += seen[i * w + j] * jac.min(1.0).powf(gamma);
+                }
+            }
+            out.extend(sums.into_iter().map(|s| s / (cell * cell) as f32));
+        }
+        out
+    }
+
     /// Metres the ego travels in one key-frame interval (at [`super::generator::KEYFRAME_FPS`]).
     pub fn key_interval_m(&self) -> f32 {
         self.speed_mps / super::generator::KEYFRAME_FPS
@@ -448,6 +490,34 @@ mod tests {
         let road = |t: Tensor<Flex, 4>| t.slice([0..1, 0..3, 10..16, 20..32]);
         let changed: f32 = (road(moved) - road(z)).abs().mean().into_scalar();
         assert!(changed > 0.05, "{changed}");
+    }
+
+    /// The guess is trusted fully without travel, where a box is held and (at `gamma` 0) on
+    /// everything the earlier frame saw; moving on, less on the magnified road at the bottom
+    /// than near the horizon, and less the further the travel.
+    #[test]
+    fn the_guess_is_trusted_less_where_the_warp_magnifies_the_frame() {
+        let (h, w, cell) = (64, 128, 8);
+        let e = straight(vec![[0.0, 0.75, 0.25, 1.0]]);
+        let trust = e.guess_confidence(h, w, cell, 0.0, &[0.0, 5.0, 15.0], 0.5);
+        let (ch, cw) = (h / cell, w / cell);
+        assert_eq!(trust.len(), 3 * ch * cw);
+        let frame = |k: usize| &trust[k * ch * cw..(k + 1) * ch * cw];
+        assert!(frame(0).iter().all(|&t| (t - 1.0).abs() < 1e-4), "no travel: {:?}", frame(0));
+        let at = |k: usize, i: usize, j: usize| frame(k)[i * cw + j];
+        for k in 1..3 {
+            // The held box covers the bottom-left cells.
+            assert!((at(k, ch - 1, 0) - 1.0).abs() < 1e-4, "held box, travel {k}");
+            // Bottom middle (the road just ahead, magnified most) against the row below the
+            // horizon.
+            let (road, far) = (at(k, ch - 1, cw / 2), at(k, ch / 2, cw / 2));
+            assert!(road < 0.6 * far, "travel {k}: road {road} vs far {far}");
+            assert!(frame(k).iter().all(|t| (0.0..=1.0).contains(t)));
+        }
+        let mean = |k: usize| frame(k).iter().sum::<f32>() / (ch * cw) as f32;
+        assert!(mean(2) < mean(1) && mean(1) < 1.0, "{} {}", mean(1), mean(2));
+        let seen_only = e.guess_confidence(h, w, cell, 0.0, &[5.0, 15.0], 0.0);
+        assert!(seen_only.iter().all(|&t| (t - 1.0).abs() < 1e-4), "moving forward the earlier frame saw it all");
     }
 
     /// On the procedural world (no traffic) the warped frame is nearer the world's own render

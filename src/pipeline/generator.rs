@@ -23,7 +23,7 @@ use crate::diffusion::{
     Cancelled, Ddim, Denoiser, Guidance, Guide, Known, NoiseSchedule, Prediction, Progress, Sampler, gaussian,
 };
 use crate::model::{Boxes, Labels, UNet};
-use crate::scenario::{Conditions, InterpolationGuess, Scenario};
+use crate::scenario::{Conditions, InterpolationGuess, MAX_PREDICTION_GUIDE_FALLOFF, Scenario};
 use crate::world::{FrameLabels, Renderer, World, mix};
 
 /// Key frames per second (ARCHITECTURE.md, "Frame rates").
@@ -133,6 +133,14 @@ pub struct GenerateOptions {
     /// model only its last step.
     #[serde(default)]
     pub prediction_guide: f32,
+    /// How the prediction guide's hold falls off where its guess is poor (0..=4): each latent
+    /// cell of a new frame is held for `seen · min(1, J)^falloff` of the guide's steps
+    /// ([`super::ego::EgoMotion::guess_confidence`]: `J` is the area of the last context frame
+    /// the warp pulls the cell from, below 1 where the warp magnifies it). 0 holds every cell
+    /// for all the guide's steps, as runs made before the option did (their metadata lacks
+    /// the field).
+    #[serde(default)]
+    pub prediction_guide_falloff: f32,
     /// Share (0..=1) of each new frame's start noise in a prediction window that is the
     /// window's last context frame's noise moved on with the scene by the ego's travel
     /// ([`super::ego::EgoMotion::moved_noise`]: a point's noise split between the entries it
@@ -190,6 +198,7 @@ impl GenerateOptions {
             interpolation_guide: s.sampling.interpolation_guide,
             interpolation_guess: s.sampling.interpolation_guess,
             prediction_guide: s.sampling.prediction_guide,
+            prediction_guide_falloff: s.sampling.prediction_guide_falloff,
             prediction_noise: s.sampling.prediction_noise,
             interpolation_noise: s.sampling.interpolation_noise,
             upsample_noise: DEFAULT_UPSAMPLE_NOISE,
@@ -408,6 +417,12 @@ impl<B: Backend> Generator<B> {
             if !(0.0..=1.0).contains(&share) {
                 return unsupported(format!("{name} must be from 0 to 1, not {share}"));
             }
+        }
+        let falloff = opts.prediction_guide_falloff;
+        if !(0.0..=MAX_PREDICTION_GUIDE_FALLOFF).contains(&falloff) {
+            return unsupported(format!(
+                "prediction guide falloff must be from 0 to {MAX_PREDICTION_GUIDE_FALLOFF}, not {falloff}"
+            ));
         }
         let missing = |model, stage, flag| self.missing_model(model, stage, flag);
         if opts.interpolate && m.interpolator.is_none() {
@@ -944,7 +959,7 @@ impl<'a, B: Backend> Run<'a, B> {
         conditions: Conditions,
         fps_stage: Option<i64>,
         guidance: Guidance,
-        guess: Option<(Vec<Tensor<B, 4>>, usize)>,
+        guess: Option<HeldGuess<B>>,
         x: Tensor<B, 4>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Tensor<B, 4>>, PipelineError> {
@@ -958,11 +973,15 @@ impl<'a, B: Backend> Run<'a, B> {
             KnownFrames::ContextOnly => None,
         };
         // A guess for the free frames, held for its first steps (`GenerateOptions::interpolation_guide`).
-        if let Some((guess, steps)) = guess.filter(|(_, steps)| *steps > 0) {
+        if let Some(guess) = guess.filter(|g| g.steps > 0) {
             let k = held.unwrap_or_else(|| Known::new(mask.zeros_like(), mask.zeros_like()));
             let free = mask.clone().neg() + 1.0;
-            let values = k.values.clone() * mask + Tensor::cat(guess, 0) * free.clone();
-            held = Some(Known { values, guide: Some(Guide { mask: free, steps }), ..k });
+            let values = k.values.clone() * mask + Tensor::cat(guess.frames, 0) * free.clone();
+            let steps = match guess.trust {
+                None => free.mul_scalar(guess.steps as f32),
+                Some(trust) => trust.repeat_dim(1, c).mul_scalar(guess.steps as f32).round() * free,
+            };
+            held = Some(Known { values, guide: Some(Guide { steps }), ..k });
         }
         let cond = VideoCond {
             frames: t,
@@ -995,7 +1014,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let t = g.models.window();
         let steps = self.guide_steps(self.opts.prediction_guide);
         let started = Instant::now();
-        let guess = (steps > 0).then(|| (self.ego_guess(context, last_key, t, ego), steps));
+        let guess = (steps > 0).then(|| self.ego_guess(context, last_key, t, ego, steps));
         let x = self.prediction_start_noise(context.len(), last_key, t, ego, rng);
         // The guess's decoding, warp and encoding count as the phase's, and so does moving the noise.
         self.timings.add(Phase::Prediction, started.elapsed().as_secs_f64());
@@ -1042,15 +1061,33 @@ impl<'a, B: Backend> Run<'a, B> {
     /// latents that starts with `context` and continues with its last frame (key frame
     /// `last_key`) moved on by the ego's travel up to each new frame. The frame is moved in
     /// pixels (decoded, warped, encoded again): a latent cell holds an 8×8 patch's appearance,
-    /// which resampling the latent grid would smear.
-    fn ego_guess(&self, context: &[Tensor<B, 4>], last_key: usize, t: usize, ego: &EgoMotion) -> Vec<Tensor<B, 4>> {
+    /// which resampling the latent grid would smear. Held for `steps`, or with a
+    /// `prediction_guide_falloff` for fewer where the guess is poor.
+    fn ego_guess(
+        &self,
+        context: &[Tensor<B, 4>],
+        last_key: usize,
+        t: usize,
+        ego: &EgoMotion,
+        steps: usize,
+    ) -> HeldGuess<B> {
         let m = &self.g.models;
         let last = context.last().expect("a prediction window has at least one context frame");
         let image = m.decode_frames(last.clone());
+        let [_, _, ih, iw] = image.dims();
         let (from_m, travels) = window_travels(ego, last_key, t - context.len());
         let warped = ego.warp(image, from_m, &travels);
         let ahead = m.encode_frames(warped).chunk(travels.len(), 0);
-        context.iter().cloned().chain(ahead).collect()
+        let [_, _, lh, lw] = last.dims();
+        let falloff = self.opts.prediction_guide_falloff;
+        let trust = (falloff > 0.0).then(|| {
+            let new = ego.guess_confidence(ih, iw, ih / lh, from_m, &travels, falloff);
+            let device = &self.g.device;
+            let known = Tensor::<B, 4>::ones([context.len(), 1, lh, lw], device);
+            let new = Tensor::<B, 4>::from_data(TensorData::new(new, [travels.len(), 1, lh, lw]), device);
+            Tensor::cat(vec![known, new], 0)
+        });
+        HeldGuess { frames: context.iter().cloned().chain(ahead).collect(), steps, trust }
     }
 
     /// The DDIM steps a guide of `share` holds its guess for.
@@ -1075,7 +1112,11 @@ impl<'a, B: Backend> Run<'a, B> {
         let model = g.models.interpolator.as_ref().expect("plan() checked the interpolator");
         let steps = self.guide_steps(self.opts.interpolation_guide);
         let started = Instant::now();
-        let guess = (steps > 0).then(|| (g.interpolation_guess(&keys, self.opts.interpolation_guess, ego), steps));
+        let guess = (steps > 0).then(|| HeldGuess {
+            frames: g.interpolation_guess(&keys, self.opts.interpolation_guess, ego),
+            steps,
+            trust: None,
+        });
         let x = self.interpolation_start_noise(ego, rng);
         // The guess's decoding and encoding count as the phase's.
         self.timings.add(Phase::Interpolation, started.elapsed().as_secs_f64());
@@ -1262,6 +1303,18 @@ impl<'a, B: Backend> Run<'a, B> {
 fn window_travels(ego: &EgoMotion, last_key: usize, new: usize) -> (f32, Vec<f32>) {
     let step_m = ego.key_interval_m();
     (last_key as f32 * step_m, (1..=new).map(|k| k as f32 * step_m).collect())
+}
+
+/// A guess for a clip's free frames that the sampler holds them to for its first steps
+/// ([`Guide`]).
+struct HeldGuess<B: Backend> {
+    /// One latent per frame of the clip (the known frames' are not used).
+    frames: Vec<Tensor<B, 4>>,
+    /// Steps the guess is held for where it is trusted fully.
+    steps: usize,
+    /// How far it is trusted per entry (`[t, 1, h, w]`, in [0, 1]): each entry is held for
+    /// that share of `steps`, rounded. `None`: everywhere fully.
+    trust: Option<Tensor<B, 4>>,
 }
 
 /// Key latents `f` frames apart → the `(keys − 1)·f + 1` latents on the straight lines from

@@ -152,6 +152,14 @@ pub struct Sampling {
     /// ([`DEFAULT_PREDICTION_GUIDE`]).
     #[serde(default = "default_prediction_guide")]
     pub prediction_guide: f32,
+    /// How the prediction guide's hold falls off where its guess is poor, ≥ 0 (at most 4): each
+    /// latent cell of a new frame is held for `seen · min(1, J)^falloff` of the guide's steps,
+    /// where `J` is the area of the last context frame the warp pulls the cell from (below 1
+    /// where it magnifies that frame, so that the guess there is its blur) and `seen` whether
+    /// that frame saw it; the model draws the rest from noise. 0 holds every cell for all
+    /// the guide's steps. Optional in files ([`DEFAULT_PREDICTION_GUIDE_FALLOFF`]).
+    #[serde(default = "default_prediction_guide_falloff", skip_serializing_if = "is_default_prediction_guide_falloff")]
+    pub prediction_guide_falloff: f32,
     /// Share, 0 to 1, of each new frame's start noise in a prediction window that is the last
     /// context frame's noise moved on with the scene by the ego car's travel, so that the
     /// details drawn from it move with the road; 0 draws every frame's noise on its own, as the
@@ -240,6 +248,23 @@ fn default_prediction_guide() -> f32 {
     DEFAULT_PREDICTION_GUIDE
 }
 
+/// The prediction guide's falloff of a scenario that names none
+/// ([`Sampling::prediction_guide_falloff`]).
+pub const DEFAULT_PREDICTION_GUIDE_FALLOFF: f32 = 0.0;
+
+/// The largest prediction guide falloff a scenario or `generate` takes: at 4 a cell the warp
+/// magnifies 2× in each direction (`J` = ¼) is held for 1/256 of the steps, nothing.
+pub const MAX_PREDICTION_GUIDE_FALLOFF: f32 = 4.0;
+
+fn default_prediction_guide_falloff() -> f32 {
+    DEFAULT_PREDICTION_GUIDE_FALLOFF
+}
+
+/// Written out only when not the default, as [`is_default_prediction_noise`].
+fn is_default_prediction_guide_falloff(falloff: &f32) -> bool {
+    *falloff == DEFAULT_PREDICTION_GUIDE_FALLOFF
+}
+
 /// The prediction noise of a scenario that names none. Measured on the shipped tiny weights
 /// (README, "Prediction noise"): 0.9 makes key-frame video steadier (clip distance, flicker,
 /// track continuity) at a small cost in frame distance, but at 10 Hz, behind the
@@ -283,6 +308,7 @@ impl Default for Sampling {
             interpolation_guide: DEFAULT_INTERPOLATION_GUIDE,
             interpolation_guess: DEFAULT_INTERPOLATION_GUESS,
             prediction_guide: DEFAULT_PREDICTION_GUIDE,
+            prediction_guide_falloff: DEFAULT_PREDICTION_GUIDE_FALLOFF,
             prediction_noise: DEFAULT_PREDICTION_NOISE,
             interpolation_noise: DEFAULT_INTERPOLATION_NOISE,
         }

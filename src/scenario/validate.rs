@@ -54,6 +54,8 @@ pub fn validate(s: &Scenario) -> Vec<(FieldPath, String)> {
     v.non_negative(sm.field("context_guidance"), s.sampling.context_guidance);
     v.finite_in(sm.field("interpolation_guide"), s.sampling.interpolation_guide, Bound::Closed(0.0), 1.0);
     v.finite_in(sm.field("prediction_guide"), s.sampling.prediction_guide, Bound::Closed(0.0), 1.0);
+    let falloff = s.sampling.prediction_guide_falloff;
+    v.finite_in(sm.field("prediction_guide_falloff"), falloff, Bound::Closed(0.0), MAX_PREDICTION_GUIDE_FALLOFF);
     v.finite_in(sm.field("prediction_noise"), s.sampling.prediction_noise, Bound::Closed(0.0), 1.0);
     v.finite_in(sm.field("interpolation_noise"), s.sampling.interpolation_noise, Bound::Closed(0.0), 1.0);
 
