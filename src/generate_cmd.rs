@@ -94,7 +94,7 @@ pub struct GenerateArgs {
     /// cell of a new frame is held for seen · min(1, J)^falloff of the guide's steps, J being
     /// the area of the last context frame the warp pulls it from (below 1 where it magnifies
     /// that frame's blur); 0 holds every cell for all the steps [default: the scenario's
-    /// sampling.prediction_guide_falloff, which defaults to 0].
+    /// sampling.prediction_guide_falloff, which defaults to 0.25].
     #[arg(long, value_parser = parse_falloff)]
     prediction_guide_falloff: Option<f32>,
     /// Share (0 to 1) of each new frame's start noise in a prediction window taken from the last

@@ -520,12 +520,14 @@ fn known_frames_option_is_recorded_and_replayed() {
 /// ego's travel, the same guess for every future: at 1 the futures differ only by the last
 /// DDIM step, at 0 the untrained micro model's futures are far apart, and a share in between
 /// lies between them. Out of range is an input error; metadata without the field reads as 0.
+/// (Without the falloff, which frees the cells the guess magnifies: every cell is held.)
 #[test]
 fn the_prediction_guide_starts_every_future_from_the_same_guess() {
     let generator = micro_generator();
     let s = scenario();
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (2, 2.0, 10, false);
+    opts.prediction_guide_falloff = 0.0;
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
     let never = AtomicBool::new(false);
     let spread = |guide: f32| {
@@ -575,8 +577,9 @@ fn the_prediction_noise_changes_the_predicted_frames_only() {
 }
 
 /// The prediction guide's falloff frees the cells its guess magnifies earlier: it leaves frame
-/// 0 alone, changes every predicted frame, changes nothing without the guide, and 0 is the
-/// default and what metadata without the field reads as. Out of range is an input error.
+/// 0 alone, changes every predicted frame, changes nothing without the guide; 0.25 is the
+/// scenario default, 0 what metadata without the field (runs made before the option) reads as.
+/// Out of range is an input error.
 /// (`pipeline::ego` checks the trust map, `diffusion::sampler` the per-entry hold.)
 #[test]
 fn the_prediction_guide_falloff_changes_the_predicted_frames_only() {
@@ -585,7 +588,7 @@ fn the_prediction_guide_falloff_changes_the_predicted_frames_only() {
     let mut opts = GenerateOptions::from_scenario(&s);
     (opts.futures, opts.seconds, opts.steps, opts.interpolate) = (1, 2.0, 4, false);
     (opts.upsample, opts.decoder) = (UpsampleMode::Off, DecoderMode::PerFrame);
-    assert_eq!(opts.prediction_guide_falloff, 0.0, "the scenario default");
+    assert_eq!(opts.prediction_guide_falloff, 0.25, "the scenario default");
     assert!(opts.prediction_guide > 0.0);
     let frames = |guide: f32, falloff: f32| {
         one_future(

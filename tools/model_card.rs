@@ -402,7 +402,7 @@ fn main() -> Result<()> {
     (opts.futures, opts.seconds, opts.steps, opts.upsample) = (3, 3.2, 20, UpsampleMode::Off);
     let out = std::env::temp_dir().join(format!("latentdrive-model-card-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let guides = (opts.prediction_guide, opts.interpolation_guide);
+    let guides = (opts.prediction_guide, opts.prediction_guide_falloff, opts.interpolation_guide);
     let request = RunRequest { scenario: s, options: opts, scenario_file: None };
     let summary = generate_to_dir(&generator, &request, &out, "cpu (burn Flex)", &mut |_| {}, &never)?;
     std::fs::copy(out.join("contact_sheet.png"), samples.join("futures.png"))?;
@@ -415,10 +415,12 @@ fn main() -> Result<()> {
     };
     writeln!(
         quality,
-        "| futures of one scenario (day_overtake, 3.2 s, 20 steps, the default prediction guide {} and interpolation \
-         guide {}): mean abs pixel difference of the last frames, pairs | {:.1}, {:.1}, {:.1} (8-bit levels) |",
+        "| futures of one scenario (day_overtake, 3.2 s, 20 steps, the default prediction guide {} (falloff {}) and \
+         interpolation guide {}): mean abs pixel difference of the last frames, pairs | {:.1}, {:.1}, {:.1} (8-bit \
+         levels) |",
         guides.0,
         guides.1,
+        guides.2,
         diff(&a, &b),
         diff(&a, &c),
         diff(&b, &c)

@@ -315,7 +315,7 @@ fn scene_panel(ui: &mut Ui, studio: &mut Studio) {
     let max_falloff = crate::scenario::MAX_PREDICTION_GUIDE_FALLOFF;
     ui.add(egui::Slider::new(&mut s.sampling.prediction_guide_falloff, 0.0..=max_falloff).text("guide falloff"))
         .on_hover_text(
-            "How much shorter the prediction guide holds the cells its guess magnifies from the last frame (its blur): each is held for min(1, J)^falloff of the guide's steps, J the area it is pulled from (0 = every cell for all of them)",
+            "How much shorter the prediction guide holds the cells its guess magnifies from the last frame (its blur): each is held for min(1, J)^falloff of the guide's steps, J the area it is pulled from (0 = every cell for all of them; 0.25, the default, keeps long rollouts from drifting on the tiny weights)",
         );
     ui.add(egui::Slider::new(&mut s.sampling.prediction_noise, 0.0..=1.0).text("prediction noise")).on_hover_text(
         "Share of each new frame's start noise moved on from the last context frame's by the ego's travel, so that drawn details move with the road (0 = the paper's sampling; on the tiny weights 0.9 makes key frames steadier, at 10 Hz the difference is mixed)",
