@@ -128,15 +128,8 @@ impl EgoMotion {
     /// frame take the nearest border pixel.
     fn moved<B: Backend>(&self, image: Tensor<B, 4>, from_m: f32, travels_m: &[f32]) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [_, _, h, w] = image.dims();
-        let n = travels_m.len();
-        let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
-        let (grid, seen): (Vec<_>, Vec<_>) = travels_m.iter().map(|&d| self.grid(&frame, h, w, from_m, d)).unzip();
-        let device = image.device();
-        let grid = Tensor::<B, 4>::from_data(TensorData::new(grid.concat(), [n, h, w, 2]), &device);
-        let seen = Tensor::<B, 4>::from_data(TensorData::new(seen.concat(), [n, 1, h, w]), &device);
-        let options =
-            GridSampleOptions::new(InterpolateMode::Bilinear).with_padding_mode(GridSamplePaddingMode::Border);
-        (image.repeat_dim(0, n).grid_sample_2d(grid, options), seen)
+        let grids = self.grids(h, w, from_m, travels_m);
+        sample_grids(image, grids)
     }
 
     /// How far the warp's guess can be trusted, per `cell × cell` block of an `h × w` frame
@@ -155,30 +148,29 @@ impl EgoMotion {
         travels_m: &[f32],
         gamma: f32,
     ) -> Vec<f32> {
+        confidence(&self.grids(h, w, from_m, travels_m), h, w, cell, gamma)
+    }
+
+    /// [`Self::warp`] and [`Self::guess_confidence`] of its result (per `cell × cell` block,
+    /// falloff `gamma`), from one computation of the warp's grid.
+    pub fn warp_with_confidence<B: Backend>(
+        &self,
+        image: Tensor<B, 4>,
+        from_m: f32,
+        travels_m: &[f32],
+        cell: usize,
+        gamma: f32,
+    ) -> (Tensor<B, 4>, Vec<f32>) {
+        let [_, _, h, w] = image.dims();
+        let grids = self.grids(h, w, from_m, travels_m);
+        let trust = confidence(&grids, h, w, cell, gamma);
+        (sample_grids(image, grids).0, trust)
+    }
+
+    /// [`Self::grid`] for each of `travels_m` from the frame `from_m` metres after frame 0.
+    fn grids(&self, h: usize, w: usize, from_m: f32, travels_m: &[f32]) -> Vec<(Vec<f32>, Vec<f32>)> {
         let frame = RoadFrame::new(&self.road, self.start_s + from_m, self.lateral_m);
-        let (ch, cw) = (h / cell, w / cell);
-        let mut out = Vec::with_capacity(travels_m.len() * ch * cw);
-        for &travel in travels_m {
-            let (grid, seen) = self.grid(&frame, h, w, from_m, travel);
-            // Source positions in pixels of the earlier frame.
-            let src = |i: usize, j: usize, axis: usize| {
-                let size = if axis == 0 { w } else { h } as f32;
-                (grid[2 * (i * w + j) + axis] + 1.0) * size / 2.0
-            };
-            let mut sums = vec![0.0f32; ch * cw];
-            for i in 0..ch * cell {
-                for j in 0..cw * cell {
-                    // Forward differences, backward at the last row and column.
-                    let (ia, ja) = (i.min(h - 2), j.min(w - 2));
-                    let du = (src(i, ja + 1, 0) - src(i, ja, 0), src(i, ja + 1, 1) - src(i, ja, 1));
-                    let dv = (src(ia + 1, j, 0) - src(ia, j, 0), src(ia + 1, j, 1) - src(ia, j, 1));
-                    let jac = (du.0 * dv.1 - du.1 * dv.0).abs();
-                    sums[(i / cell) * cw + j / cell] += seen[i * w + j] * jac.min(1.0).powf(gamma);
-                }
-            }
-            out.extend(sums.into_iter().map(|s| s / (cell * cell) as f32));
-        }
-        out
+        travels_m.iter().map(|&d| self.grid(&frame, h, w, from_m, d)).collect()
     }
 
     /// Metres the ego travels in one key-frame interval (at [`super::generator::KEYFRAME_FPS`]).
@@ -362,6 +354,46 @@ impl EgoMotion {
         }
         out
     }
+}
+
+/// `image` (`[1, c, h, w]`) pulled through each of `grids` ([`EgoMotion::grid`]'s coordinates
+/// and seen flags) → the moved frames `[n, c, h, w]` and the seen flags `[n, 1, h, w]`;
+/// pixels pulled from outside the frame take the nearest border pixel.
+fn sample_grids<B: Backend>(image: Tensor<B, 4>, grids: Vec<(Vec<f32>, Vec<f32>)>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let [_, _, h, w] = image.dims();
+    let n = grids.len();
+    let (grid, seen): (Vec<_>, Vec<_>) = grids.into_iter().unzip();
+    let device = image.device();
+    let grid = Tensor::<B, 4>::from_data(TensorData::new(grid.concat(), [n, h, w, 2]), &device);
+    let seen = Tensor::<B, 4>::from_data(TensorData::new(seen.concat(), [n, 1, h, w]), &device);
+    let options = GridSampleOptions::new(InterpolateMode::Bilinear).with_padding_mode(GridSamplePaddingMode::Border);
+    (image.repeat_dim(0, n).grid_sample_2d(grid, options), seen)
+}
+
+/// [`EgoMotion::guess_confidence`] from the warp's `grids` of an `h × w` frame.
+fn confidence(grids: &[(Vec<f32>, Vec<f32>)], h: usize, w: usize, cell: usize, gamma: f32) -> Vec<f32> {
+    let (ch, cw) = (h / cell, w / cell);
+    let mut out = Vec::with_capacity(grids.len() * ch * cw);
+    for (grid, seen) in grids {
+        // Source positions in pixels of the earlier frame.
+        let src = |i: usize, j: usize, axis: usize| {
+            let size = if axis == 0 { w } else { h } as f32;
+            (grid[2 * (i * w + j) + axis] + 1.0) * size / 2.0
+        };
+        let mut sums = vec![0.0f32; ch * cw];
+        for i in 0..ch * cell {
+            for j in 0..cw * cell {
+                // Forward differences, backward at the last row and column.
+                let (ia, ja) = (i.min(h - 2), j.min(w - 2));
+                let du = (src(i, ja + 1, 0) - src(i, ja, 0), src(i, ja + 1, 1) - src(i, ja, 1));
+                let dv = (src(ia + 1, j, 0) - src(ia, j, 0), src(ia + 1, j, 1) - src(ia, j, 1));
+                let jac = (du.0 * dv.1 - du.1 * dv.0).abs();
+                sums[(i / cell) * cw + j / cell] += seen[i * w + j] * jac.min(1.0).powf(gamma);
+            }
+        }
+        out.extend(sums.into_iter().map(|s| s / (cell * cell) as f32));
+    }
+    out
 }
 
 /// The shares of the ego's travel between two keys that [`EgoMotion::fitted_travel`] tries.

@@ -1074,19 +1074,20 @@ impl<'a, B: Backend> Run<'a, B> {
         let m = &self.g.models;
         let last = context.last().expect("a prediction window has at least one context frame");
         let image = m.decode_frames(last.clone());
-        let [_, _, ih, iw] = image.dims();
+        let [_, _, ih, _] = image.dims();
         let (from_m, travels) = window_travels(ego, last_key, t - context.len());
-        let warped = ego.warp(image, from_m, &travels);
-        let ahead = m.encode_frames(warped).chunk(travels.len(), 0);
         let [_, _, lh, lw] = last.dims();
         let falloff = self.opts.prediction_guide_falloff;
-        let trust = (falloff > 0.0).then(|| {
-            let new = ego.guess_confidence(ih, iw, ih / lh, from_m, &travels, falloff);
+        let (warped, trust) = if falloff > 0.0 {
+            let (warped, new) = ego.warp_with_confidence(image, from_m, &travels, ih / lh, falloff);
             let device = &self.g.device;
             let known = Tensor::<B, 4>::ones([context.len(), 1, lh, lw], device);
             let new = Tensor::<B, 4>::from_data(TensorData::new(new, [travels.len(), 1, lh, lw]), device);
-            Tensor::cat(vec![known, new], 0)
-        });
+            (warped, Some(Tensor::cat(vec![known, new], 0)))
+        } else {
+            (ego.warp(image, from_m, &travels), None)
+        };
+        let ahead = m.encode_frames(warped).chunk(travels.len(), 0);
         HeldGuess { frames: context.iter().cloned().chain(ahead).collect(), steps, trust }
     }
 
