@@ -484,7 +484,7 @@ mod tests {
             rec.0.into_inner()
         };
         let seen = run(&known([0.0, 2.0, 3.0, 2.0]));
-        // Steps 0 is overwritten by step 1 on every entry: four denoiser calls of five steps.
+        // Step 0 is overwritten by step 1 on every entry: four denoiser calls of five steps.
         assert_eq!(seen.len(), 4);
         // `seen[j]` is step j + 1's input.
         assert!((seen[0][1] as f64 - held(1, 1)).abs() < 1e-5, "step 1: entry 1 held");
