@@ -416,6 +416,13 @@ struct TrainArgs {
     /// uniform loss]. Held-out losses stay uniform, so runs compare.
     #[arg(long, value_name = "W")]
     box_weight: Option<f64>,
+    /// Upsampler and upsampler-video only: weight of an edge loss added to the squared error,
+    /// the mean absolute difference between the neighbour differences of the prediction's
+    /// x̂_0 and of the high-resolution frame. The squared error alone is minimised by the
+    /// conditional mean, which blurs what the low-resolution input leaves uncertain; the edge
+    /// term asks for the target's edges [default: 0]. Held-out losses stay the squared error.
+    #[arg(long, value_name = "W")]
+    edge_weight: Option<f64>,
     /// Backend: the CPU (bit-identical reruns) or CUDA (a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: generate_cmd::DeviceArg,
@@ -713,6 +720,9 @@ fn train_one(
             }),
         interpolation_guess: a.interpolation_guess.filter(|_| applies(stage == train::Stage::Interpolator)),
         box_weight: a.box_weight.filter(|_| image_ldm),
+        edge_weight: a
+            .edge_weight
+            .filter(|_| applies(matches!(stage, train::Stage::Upsampler | train::Stage::UpsamplerVideo))),
     };
     let report = with_training_loop(stage.run_name(), a, &opts.run_dir, resume, |cancel, on_event| {
         on_training_backend!(a.device, |B| train::train_stage_on::<B>(&opts, &Default::default(), cancel, on_event))

@@ -45,6 +45,7 @@ fn micro(stage: Stage, steps: u64, run_dir: PathBuf, weights: PathBuf) -> TrainO
         guess_noise: None,
         interpolation_guess: None,
         box_weight: None,
+        edge_weight: None,
         latent_channels: None,
         diffusion: None,
         latent_norm: None,
@@ -618,6 +619,48 @@ fn high_noise_and_guess_share_change_the_video_stages_training_and_are_kept_on_r
     ] {
         let mut opts = micro(stage, 1, root.join("guess-refused"), weights.clone());
         (opts.guess_share, opts.data) = (Some(share), data);
+        let err = refusal(&opts);
+        assert!(err.contains(expected), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn edge_weight_changes_the_upsampler_training_loss_only_and_is_kept_on_resume() {
+    let root = std::env::temp_dir().join(format!("latentdrive-edge-weight-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let weights = root.join("weights");
+    // At lr 0 the weights stay put, so the held-out loss after the step compares the losses.
+    let run = |name: &str, weight: Option<f64>| {
+        let mut opts = micro(Stage::Upsampler, 1, root.join(name), weights.clone());
+        (opts.loop_config.lr, opts.edge_weight) = (0.0, weight);
+        let (mut steps, mut held_out) = (Vec::new(), Vec::new());
+        train_stage(&opts, &AtomicBool::new(false), |e| match e {
+            latentdrive::train::Event::Step { loss, .. } => steps.push(loss),
+            latentdrive::train::Event::HeldOut { loss, .. } => held_out.push(loss),
+            _ => {}
+        })
+        .unwrap();
+        (steps, held_out)
+    };
+    let plain = run("plain", None);
+    assert_eq!(plain.1.len(), 1, "one held-out evaluation: {plain:?}");
+    assert_eq!(run("zero", Some(0.0)), plain, "a weight of 0 is the plain loss");
+    let edged = run("edged", Some(1.0));
+    assert!(edged.0[0] > plain.0[0], "the training loss did not add the edge term: {edged:?} vs {plain:?}");
+    assert_eq!(edged.1, plain.1, "the held-out loss must stay the squared error");
+    // Recorded in the run folder: a resume with another weight is refused.
+    let mut resumed = micro(Stage::Upsampler, 2, root.join("edged"), weights.clone());
+    (resumed.resume, resumed.edge_weight) = (true, Some(0.5));
+    let err = refusal(&resumed);
+    assert!(err.contains("--edge-weight 1, not 0.5"), "{err}");
+    for (stage, weight, expected) in [
+        (Stage::ImageLdm, 0.1, "--edge-weight applies to the upsampler and upsampler-video stages only"),
+        (Stage::UpsamplerVideo, f64::NAN, "--edge-weight takes a weight ≥ 0, not NaN"),
+        (Stage::Upsampler, -1.0, "--edge-weight takes a weight ≥ 0, not -1"),
+    ] {
+        let mut opts = micro(stage, 1, root.join("edge-refused"), weights.clone());
+        opts.edge_weight = Some(weight);
         let err = refusal(&opts);
         assert!(err.contains(expected), "{err}");
     }

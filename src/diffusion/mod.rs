@@ -33,7 +33,7 @@ pub mod schedule;
 pub use ddim::{Ddim, DdimConfig, DdimOutput, TimestepSpacing};
 pub use guidance::{Branch, Guidance, guide};
 pub use latent::LatentNorm;
-pub use loss::{LossWeighting, mse, per_sample_mse, spatially_weighted_mse, weighted_mse};
+pub use loss::{LossWeighting, edge_l1, mse, per_sample_mse, spatially_weighted_mse, weighted_mse};
 pub use noise::{gaussian, gaussian_like, sample_timesteps, sample_timesteps_biased, standard_normals};
 pub use sampler::{Cancelled, Condition, Denoiser, Guide, Known, Progress, Sampler};
 pub use schedule::{BetaSchedule, DiffusionConfig, Estimate, NoiseSchedule, Prediction};

@@ -145,6 +145,9 @@ pub struct TrainOptions {
     /// Extra training-loss weight inside car boxes (image-ldm stage only; default 0, a
     /// uniform loss); see [`ImageLdmTask::box_weight`].
     pub box_weight: Option<f64>,
+    /// Weight of the edge loss on the upsampler's x̂_0 (upsampler and upsampler-video stages
+    /// only; default 0, the plain diffusion loss); see [`UpsamplerTask::edge_weight`].
+    pub edge_weight: Option<f64>,
 }
 
 /// How the image LDM maps the autoencoder's latents to its own (`train image-ldm
@@ -636,6 +639,9 @@ struct ModelOptions {
     /// The image LDM's box weight (`--box-weight`).
     #[serde(default)]
     box_weight: Option<f64>,
+    /// The upsampler's edge-loss weight (`--edge-weight`).
+    #[serde(default)]
+    edge_weight: Option<f64>,
 }
 
 const MODEL_OPTIONS: &str = "options.json";
@@ -675,6 +681,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
         guess_noise: opts.guess_noise,
         interpolation_guess: opts.interpolation_guess,
         box_weight: opts.box_weight,
+        edge_weight: opts.edge_weight,
     };
     if !opts.resume {
         std::fs::create_dir_all(&opts.run_dir).map_err(|e| TrainError::io(&opts.run_dir, e))?;
@@ -754,6 +761,11 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     {
         return Err(clash("--box-weight", was.to_string(), now.to_string()));
     }
+    if let (Some(now), Some(was)) = (given.edge_weight, saved.edge_weight)
+        && now != was
+    {
+        return Err(clash("--edge-weight", was.to_string(), now.to_string()));
+    }
     // The checkpoint holds the weights; what the run started from only counts its training.
     if given.init_from.is_some() && given.init_from != saved.init_from {
         tracing::warn!(
@@ -772,6 +784,7 @@ fn remembered_options(opts: &TrainOptions) -> Result<TrainOptions, TrainError> {
     opts.guess_noise = given.guess_noise.or(saved.guess_noise);
     opts.interpolation_guess = given.interpolation_guess.or(saved_guess);
     opts.box_weight = given.box_weight.or(saved.box_weight);
+    opts.edge_weight = given.edge_weight.or(saved.edge_weight);
     opts.init_from = saved.init_from;
     Ok(opts)
 }
@@ -857,6 +870,16 @@ fn stage_config(opts: &TrainOptions) -> Result<TierConfig, TrainError> {
             return Err(TrainError::Options(format!("--box-weight takes a weight ≥ 0, not {weight}")));
         }
     }
+    if let Some(weight) = opts.edge_weight {
+        if !matches!(opts.stage, Stage::Upsampler | Stage::UpsamplerVideo) {
+            return Err(TrainError::Options(
+                "--edge-weight applies to the upsampler and upsampler-video stages only".into(),
+            ));
+        }
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(TrainError::Options(format!("--edge-weight takes a weight ≥ 0, not {weight}")));
+        }
+    }
     if opts.guess_share.is_some_and(|s| s > 0.0) && opts.data.is_some() && opts.stage == Stage::VideoLdm {
         return Err(TrainError::Options(
             "--guess-share needs the ego's motion, which only rendered clips record (leave out --data)".into(),
@@ -937,6 +960,7 @@ fn upsampler_task(
         frame_size,
         window: cfg.window,
         batch: opts.batch,
+        edge_weight: opts.edge_weight.unwrap_or(0.0),
         init_from,
     })
 }
@@ -1067,7 +1091,7 @@ fn record<IB: Backend, C: Serialize>(
         wall_time_s: super::plot::log_wall_seconds(&opts.run_dir.join("log.csv")).unwrap_or(summary.seconds),
         hardware: hardware::<IB>(),
         data: format!(
-            "{}, {}, batch {}{}{}{}",
+            "{}, {}, batch {}{}{}{}{}",
             match &opts.data {
                 Some(dir) => format!("dataset {}", dir.display()),
                 None => format!("procedural world, world seeds from run seed {} (training range < 2^40)", opts.seed),
@@ -1107,6 +1131,10 @@ fn record<IB: Backend, C: Serialize>(
             },
             match opts.box_weight {
                 Some(weight) if weight > 0.0 => format!(", loss weight 1 + {weight} on car boxes"),
+                _ => String::new(),
+            },
+            match opts.edge_weight {
+                Some(weight) if weight > 0.0 => format!(", x̂_0 squared error + {weight}·edge loss"),
                 _ => String::new(),
             }
         ),

@@ -54,6 +54,7 @@ pub fn micro_weights() -> &'static Path {
                 guess_noise: None,
                 interpolation_guess: None,
                 box_weight: None,
+                edge_weight: None,
                 latent_channels: None,
                 diffusion: None,
                 latent_norm: None,

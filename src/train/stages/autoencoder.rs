@@ -77,11 +77,7 @@ impl AutoencoderTask {
         x: Tensor<B, 4>,
     ) -> Tensor<B, 1> {
         let l1 = (rec.clone() - x.clone()).abs().mean();
-        let [n, c, h, w] = x.dims();
-        let dx = |t: Tensor<B, 4>| t.clone().slice([0..n, 0..c, 0..h, 1..w]) - t.slice([0..n, 0..c, 0..h, 0..w - 1]);
-        let dy = |t: Tensor<B, 4>| t.clone().slice([0..n, 0..c, 1..h, 0..w]) - t.slice([0..n, 0..c, 0..h - 1, 0..w]);
-        let edge = (dx(rec.clone()) - dx(x.clone())).abs().mean() + (dy(rec) - dy(x)).abs().mean();
-        l1 + edge * self.edge_weight
+        l1 + crate::diffusion::edge_l1(rec, x) * self.edge_weight
     }
 }
 

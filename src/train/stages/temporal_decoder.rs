@@ -141,9 +141,7 @@ impl<IB: burn::tensor::backend::Backend> TemporalDecoderTask<IB> {
     fn reconstruction<B: burn::tensor::backend::Backend>(&self, rec: Tensor<B, 4>, x: Tensor<B, 4>) -> Tensor<B, 1> {
         let t = self.window;
         let [n, c, h, w] = x.dims();
-        let dx = |v: Tensor<B, 4>| v.clone().slice([0..n, 0..c, 0..h, 1..w]) - v.slice([0..n, 0..c, 0..h, 0..w - 1]);
-        let dy = |v: Tensor<B, 4>| v.clone().slice([0..n, 0..c, 1..h, 0..w]) - v.slice([0..n, 0..c, 0..h - 1, 0..w]);
-        let edge = (dx(rec.clone()) - dx(x.clone())).abs().mean() + (dy(rec.clone()) - dy(x.clone())).abs().mean();
+        let edge = crate::diffusion::edge_l1(rec.clone(), x.clone());
         // Temporal reconstruction: each clip's frame-to-frame changes against the video's.
         let dt = |v: Tensor<B, 4>| {
             let v = v.reshape([n / t, t, c * h * w]);
