@@ -96,6 +96,8 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
         serde_json::from_slice(&std::fs::read(report.join("metrics.json")).unwrap()).expect("metrics.json parses");
     assert_eq!(json["options"]["scenes"], 3);
     assert!(json["generated"]["frechet_frames"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
+    // With its spread over scene resamples, shown as `± s` in the report.
+    assert!(json["generated"]["frechet_frames_sd"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
     assert!(json["evaluators"]["day_night"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)));
     assert!(json["generated"]["diversity"].as_f64().is_some(), "{}", json["generated"]);
     // Clip features come from the clip encoder, whose own accuracy is reported.
@@ -115,6 +117,7 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(json["drift"]["segments"].as_array().is_some_and(|s| s.len() == 3), "{}", json["drift"]);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
+    assert!(md.contains("| Fréchet distance², frames ↓ | ") && md.contains(" ± ") && md.contains("resamples"), "{md}");
     assert!(md.contains("### Prediction noise") && md.contains("| ego speed error per future"), "{md}");
     assert!(md.contains("| metric | generated | world through the autoencoder | world renders |"), "{md}");
     assert!(

@@ -94,6 +94,62 @@ pub fn frechet_distance(a: &Features, b: &Features) -> Result<f64, MetricError> 
     Gaussian::fit(a, "first set")?.frechet_distance(&Gaussian::fit(b, "second set")?)
 }
 
+/// How much a squared Fréchet distance between two sets of grouped samples moves with
+/// the draw of groups: the standard deviation of the distance over `resamples` resamples
+/// of the groups with replacement (the group bootstrap). `a_groups[g]` and `b_groups[g]` are
+/// the rows of group `g` in `a` and `b`; both sets take the same draws, as the groups
+/// pair up (an evaluation's scenes: a scene's frames and its futures are correlated, so
+/// they are resampled together). A resample whose distance cannot be measured (fewer rows
+/// than dimensions) is skipped; fewer than 90% measured is an error. Deterministic in
+/// `seed`.
+pub fn frechet_bootstrap_sd(
+    a: &Features,
+    b: &Features,
+    groups: (&[std::ops::Range<usize>], &[std::ops::Range<usize>]),
+    resamples: usize,
+    seed: u64,
+) -> Result<f64, MetricError> {
+    use rand::{RngExt, SeedableRng};
+    let (a_groups, b_groups) = groups;
+    if a_groups.len() != b_groups.len() {
+        return Err(MetricError::Mismatch {
+            what: "groups of the two sets",
+            left: a_groups.len(),
+            right: b_groups.len(),
+        });
+    }
+    if a_groups.len() < 2 || resamples < 2 {
+        return Err(MetricError::TooFew { what: "groups and resamples for a bootstrap", needed: 2, got: 0 });
+    }
+    for (groups, set) in [(a_groups, a), (b_groups, b)] {
+        if groups.iter().any(|g| g.end > set.len() || g.start > g.end) {
+            return Err(MetricError::Mismatch { what: "group rows vs set rows", left: groups.len(), right: set.len() });
+        }
+    }
+    let gather = |set: &Features, groups: &[std::ops::Range<usize>], draw: &[usize]| {
+        let data: Vec<f32> = draw.iter().flat_map(|&g| groups[g].clone().flat_map(|i| set.row(i).to_vec())).collect();
+        Features::new(data, set.dims(), "resample")
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut distances = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        let draw: Vec<usize> = (0..a_groups.len()).map(|_| rng.random_range(0..a_groups.len())).collect();
+        if let Ok(d2) = frechet_distance(&gather(a, a_groups, &draw)?, &gather(b, b_groups, &draw)?) {
+            distances.push(d2);
+        }
+    }
+    if (distances.len() as f64) < 0.9 * resamples as f64 {
+        return Err(MetricError::TooFew {
+            what: "measurable bootstrap resamples",
+            needed: resamples * 9 / 10,
+            got: distances.len(),
+        });
+    }
+    let n = distances.len() as f64;
+    let mean = distances.iter().sum::<f64>() / n;
+    Ok((distances.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+}
+
 /// Square root of a symmetric positive semi-definite matrix: `V √max(Λ, 0) Vᵀ`.
 fn psd_sqrt(m: &DMatrix<f64>) -> Result<DMatrix<f64>, MetricError> {
     let eigen = symmetric_eigen(m.clone())?;
@@ -220,6 +276,39 @@ mod tests {
         for d2 in [a.frechet_distance(&b).unwrap(), b.frechet_distance(&a).unwrap()] {
             assert!((d2 - 27.0).abs() < 1e-9, "{d2}");
         }
+    }
+
+    #[test]
+    fn the_bootstrap_spread_follows_how_much_the_groups_differ() {
+        // 10 groups of 20 rows each; `b` is `a` shifted by a constant in every group, or
+        // by an amount that differs from group to group.
+        let rows = samples(200, 3, 7);
+        let groups: Vec<std::ops::Range<usize>> = (0..10).map(|g| g * 20..(g + 1) * 20).collect();
+        let shift = |per_group: &dyn Fn(usize) -> f32| -> Features {
+            set(&rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| r.iter().map(|v| v + per_group(i / 20)).collect())
+                .collect::<Vec<_>>())
+        };
+        let a = set(&rows);
+        let sd = |b: &Features| frechet_bootstrap_sd(&a, b, (&groups, &groups), 200, 1).unwrap();
+        // The same set: every resample is at distance 0.
+        assert!(sd(&a) < 1e-9, "{}", sd(&a));
+        // A constant shift c: every resample's distance is 3c² (each axis moves by c) exactly.
+        assert!(sd(&shift(&|_| 1.0)) < 1e-6, "{}", sd(&shift(&|_| 1.0)));
+        // Shifts that differ by group: the distance depends on which groups are drawn.
+        let uneven = sd(&shift(&|g| g as f32 * 0.5));
+        assert!(uneven > 0.1, "{uneven}");
+        // Deterministic in the seed, and another seed draws other resamples.
+        let b = shift(&|g| g as f32 * 0.5);
+        assert_eq!(frechet_bootstrap_sd(&a, &b, (&groups, &groups), 200, 1).unwrap(), uneven);
+        assert_ne!(frechet_bootstrap_sd(&a, &b, (&groups, &groups), 200, 2).unwrap(), uneven);
+        // Groups too small to measure (a resample of 2 one-row groups has 2 rows of width 3)
+        // and mismatched groupings are errors, not numbers.
+        let tiny: Vec<std::ops::Range<usize>> = (0..2).map(|g| g..g + 1).collect();
+        assert!(frechet_bootstrap_sd(&a, &a, (&tiny, &tiny), 50, 1).is_err());
+        assert!(frechet_bootstrap_sd(&a, &a, (&groups, &groups[..9]), 50, 1).is_err());
     }
 
     #[test]

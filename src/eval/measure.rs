@@ -18,7 +18,7 @@ use super::detector::Detector;
 use super::diversity::mean_pairwise_distance;
 use super::error::MetricError;
 use super::features::Features;
-use super::frechet::frechet_distance;
+use super::frechet::{frechet_bootstrap_sd, frechet_distance};
 use super::projection::Projection;
 use super::scenes::EvalScene;
 use super::tasks::DETECTIONS_PER_IMAGE;
@@ -26,6 +26,11 @@ use super::temporal::{StaticMask, TRACK_IOU, static_flicker, track_continuity};
 
 /// Frames per evaluator forward pass.
 const CHUNK: usize = 8;
+
+/// Scene resamples behind the Fréchet distances' spread ([`SettingMetrics::frechet_frames_sd`]),
+/// and the seed of their draws (fixed, so reports are deterministic).
+pub const BOOTSTRAP_RESAMPLES: usize = 200;
+const BOOTSTRAP_SEED: u64 = 0xb007;
 
 /// Detections below this score are not tracked (track continuity): about where the
 /// tiny detector's precision and recall cross on held-out renders.
@@ -181,6 +186,15 @@ pub struct SettingMetrics {
     pub frechet_frames: Option<f64>,
     /// Squared Fréchet distance of clip features to the reference (principal subspace).
     pub frechet_clips: Option<f64>,
+    /// How much `frechet_frames` moves with the draw of scenes: its standard deviation over
+    /// [`BOOTSTRAP_RESAMPLES`] resamples of the scenes with replacement, each bringing its
+    /// generated and reference frames ([`frechet_bootstrap_sd`]). `None` where it could not be
+    /// measured (the reason is in `unavailable`) and in reports made before it existed.
+    #[serde(default)]
+    pub frechet_frames_sd: Option<f64>,
+    /// The same for `frechet_clips` (a scene brings its futures' clips).
+    #[serde(default)]
+    pub frechet_clips_sd: Option<f64>,
     /// Mean absolute frame-to-frame change on the reference's static pixels (0..1).
     pub flicker_static: Option<f32>,
     /// Fraction of pixels that are static in the reference (where flicker is measured).
@@ -206,6 +220,20 @@ impl SettingMetrics {
     fn note<T>(&mut self, what: &str, r: Result<T, MetricError>) -> Option<T> {
         r.map_err(|e| self.unavailable.push(format!("{what}: {e}"))).ok()
     }
+}
+
+/// The rows of each scene in a scene-major list with `rows_of(video)` rows per video
+/// (the frames' features: one per frame; the clips': one per video).
+fn scene_rows(frames: &SceneFrames, rows_of: impl Fn(&Vec<RgbImage>) -> usize) -> Vec<std::ops::Range<usize>> {
+    let mut start = 0;
+    frames
+        .iter()
+        .map(|videos| {
+            let n: usize = videos.iter().map(&rows_of).sum();
+            start += n;
+            start - n..start
+        })
+        .collect()
 }
 
 /// Measures `frames` (generated, or the reference itself when `frames` is `None`)
@@ -263,17 +291,45 @@ pub fn measure<B: Backend>(
 
     // Fréchet distances in the reference's principal subspaces.
     if generated.is_some() {
-        let fd = |projection: &Result<Projection, MetricError>, generated: &[Vec<f32>], reference: &[Vec<f32>]| {
+        let project = |projection: &Result<Projection, MetricError>, generated: &[Vec<f32>], reference: &[Vec<f32>]| {
             let p = projection.as_ref().map_err(Clone::clone)?;
             let g = p.apply(&Features::from_rows(generated, "generated")?, "generated")?;
             let r = p.apply(&Features::from_rows(reference, "reference")?, "reference")?;
-            frechet_distance(&g, &r)
+            Ok::<_, MetricError>((g, r))
         };
         let r = &reference.readout;
-        m.frechet_frames =
-            m.note("Fréchet (frames)", fd(&reference.frame_projection, &readout.frame_features, &r.frame_features));
-        m.frechet_clips =
-            m.note("Fréchet (clips)", fd(&reference.clip_projection, &readout.clip_features, &r.clip_features));
+        let frames_rows = (scene_rows(frames, Vec::len), scene_rows(&reference.frames, Vec::len));
+        let clips_rows = (scene_rows(frames, |_| 1), scene_rows(&reference.frames, |_| 1));
+        for (what, projection, (generated, reference), rows, (value, sd)) in [
+            (
+                "frames",
+                &reference.frame_projection,
+                (&readout.frame_features, &r.frame_features),
+                frames_rows,
+                (&mut m.frechet_frames, &mut m.frechet_frames_sd),
+            ),
+            (
+                "clips",
+                &reference.clip_projection,
+                (&readout.clip_features, &r.clip_features),
+                clips_rows,
+                (&mut m.frechet_clips, &mut m.frechet_clips_sd),
+            ),
+        ] {
+            let sets = project(projection, generated, reference);
+            let distance = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
+            let spread = sets.and_then(|(g, r)| {
+                frechet_bootstrap_sd(&g, &r, (&rows.0, &rows.1), BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
+            });
+            match (distance, spread) {
+                (Ok(d), Ok(s)) => (*value, *sd) = (Some(d), Some(s)),
+                (Ok(d), Err(e)) => {
+                    *value = Some(d);
+                    m.unavailable.push(format!("Fréchet ({what}) scene bootstrap: {e}"));
+                }
+                (Err(e), _) => m.unavailable.push(format!("Fréchet ({what}): {e}")),
+            }
+        }
     }
 
     // Flicker on the pixels the world keeps still, and detector tracks.
@@ -400,6 +456,9 @@ mod tests {
         let same = measure(judges, &scenes, &reference, Some(&frames));
         // Identical sets: Fréchet 0, and every other metric equals the reference's own.
         assert!(same.frechet_frames.unwrap() < 1e-6 && same.frechet_clips.unwrap() < 1e-6, "{same:?}");
+        // Every scene resample of identical sets is at distance 0 too.
+        assert!(same.frechet_frames_sd.unwrap() < 1e-6 && same.frechet_clips_sd.unwrap() < 1e-6, "{same:?}");
+        assert!(ideal.frechet_frames_sd.is_none(), "the reference is not compared with itself");
         assert_eq!(
             (same.day_night, same.flicker_static, same.diversity, same.ego_speed_mps),
             (ideal.day_night, ideal.flicker_static, ideal.diversity, ideal.ego_speed_mps)
@@ -429,6 +488,8 @@ mod tests {
         let noisy = measure(judges, &scenes, &reference, Some(&noisy));
         assert!(noisy.flicker_static.unwrap() > 5.0 * same.flicker_static.unwrap().max(1e-3), "{noisy:?}");
         assert!(noisy.frechet_frames.unwrap() > 1e-3, "{noisy:?}");
+        // Scenes differ, so the distance moves with their draw.
+        assert!(noisy.frechet_frames_sd.unwrap() > 0.0, "{noisy:?}");
 
         // Shuffled frames: the same frames (frame Fréchet unchanged), wrong order (clip Fréchet grows).
         let shuffled = map_videos(&frames, &mut |v| vec![v[0].clone(), v[3].clone(), v[1].clone(), v[2].clone()]);

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::measure::{STATIC_TOLERANCE, SettingMetrics, TRACK_SCORE};
+use super::measure::{BOOTSTRAP_RESAMPLES, STATIC_TOLERANCE, SettingMetrics, TRACK_SCORE};
 use super::plot::{Series, write_line_plot};
 use super::run::{EvalError, EvalResults};
 use super::tasks::MIN_CAR_PX;
@@ -84,6 +84,14 @@ fn g3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
 }
 
+/// A squared Fréchet distance and, where measured, its spread over scene resamples.
+fn fd(v: Option<f64>, sd: Option<f64>) -> String {
+    match (v, sd) {
+        (Some(_), Some(sd)) => format!("{} ± {}", g3(v), g3(Some(sd))),
+        _ => g3(v),
+    }
+}
+
 /// The metric rows of the main table: name, how to read it, value.
 fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
     vec![
@@ -95,8 +103,8 @@ fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
         ("crowdedness accuracy, ±1 ↑", f3(m.crowdedness_within_one)),
         ("crowdedness from detected car count, exact ↑", f3(m.crowdedness_count_exact)),
         ("crowdedness from detected car count, ±1 ↑", f3(m.crowdedness_count_within_one)),
-        ("Fréchet distance², frames ↓", g3(m.frechet_frames)),
-        ("Fréchet distance², clips ↓", g3(m.frechet_clips)),
+        ("Fréchet distance², frames ↓", fd(m.frechet_frames, m.frechet_frames_sd)),
+        ("Fréchet distance², clips ↓", fd(m.frechet_clips, m.frechet_clips_sd)),
         ("flicker on static pixels (0..1) ↓", f3(m.flicker_static)),
         ("static pixels of the reference (share)", f3(m.static_fraction)),
         ("detector track continuity ↑", f3(m.track_continuity)),
@@ -175,7 +183,11 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
          - Everything is judged at key-frame size {}×{} (upsampled frames are scaled back down).\n\
          - Fréchet distances are squared (as FID reports them), on classifier features projected on the top {} \
          (frames) and {} (clips) principal components of the reference set: a full covariance of all the \
-         classifier's features needs more samples than a CPU run has. {}\n\
+         classifier's features needs more samples than a CPU run has. {} \
+         `± s` is how much a distance moves with the draw of scenes: its standard deviation over \
+         {BOOTSTRAP_RESAMPLES} resamples of the scenes with replacement (each with its generated and reference \
+         frames). Settings compared on the same scenes share one draw, so where they err alike it overstates the \
+         noise of their difference.\n\
          - Flicker: mean absolute frame-to-frame change on the pixels that stay within {STATIC_TOLERANCE}/255 in \
          the reference video. Track continuity: detections with score ≥ {TRACK_SCORE} linked frame to frame at \
          IoU ≥ 0.5.\n\
@@ -329,8 +341,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 f3(m.crowdedness_exact),
                 f3(m.crowdedness_within_one),
                 f3(m.crowdedness_count_within_one),
-                g3(m.frechet_frames),
-                g3(m.frechet_clips),
+                fd(m.frechet_frames, m.frechet_frames_sd),
+                fd(m.frechet_clips, m.frechet_clips_sd),
                 f3(m.flicker_static),
                 f3(m.track_continuity),
                 g3(m.diversity),
