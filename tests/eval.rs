@@ -109,6 +109,12 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(ae["flicker_static"].as_f64().is_some(), "{ae}");
     let rows = json["ablations"][0]["rows"].as_array().expect("the steps table");
     assert_eq!(rows.len(), 2);
+    // A row other than the main setting carries its distances against the main setting's.
+    assert!(
+        rows.iter().any(|r| r["vs_main"]["frames"][1].as_f64().is_some_and(|sd| sd >= 0.0)),
+        "{}",
+        json["ablations"][0]
+    );
     assert_eq!(json["ablations"][1]["rows"][0]["label"], "noise 0.9", "{}", json["ablations"]);
     // The ego speed read off every video, and the world's own error against itself is 0.
     assert!(json["generated"]["ego_speed_mps"].as_f64().is_some_and(f64::is_finite), "{}", json["generated"]);
@@ -118,6 +124,7 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
     assert!(md.contains("| Fréchet distance², frames ↓ | ") && md.contains(" ± ") && md.contains("resamples"), "{md}");
+    assert!(md.contains("Fréchet² against the main setting, `Δ ± s`") && md.contains(": frames "), "{md}");
     assert!(md.contains("### Prediction noise") && md.contains("| ego speed error per future"), "{md}");
     assert!(md.contains("| metric | generated | world through the autoencoder | world renders |"), "{md}");
     assert!(

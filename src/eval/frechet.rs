@@ -10,6 +10,8 @@
 //! rounding can push tiny ones below zero, and those are clamped to 0.
 //! Everything is computed in f64.
 
+use std::ops::Range;
+
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use super::error::{MetricError, check_finite};
@@ -94,21 +96,21 @@ pub fn frechet_distance(a: &Features, b: &Features) -> Result<f64, MetricError> 
     Gaussian::fit(a, "first set")?.frechet_distance(&Gaussian::fit(b, "second set")?)
 }
 
-/// How much a squared Fréchet distance between two sets of grouped samples moves with
-/// the draw of groups: the standard deviation of the distance over `resamples` resamples
-/// of the groups with replacement (the group bootstrap). `a_groups[g]` and `b_groups[g]` are
-/// the rows of group `g` in `a` and `b`; both sets take the same draws, as the groups
-/// pair up (an evaluation's scenes: a scene's frames and its futures are correlated, so
-/// they are resampled together). A resample whose distance cannot be measured (fewer rows
-/// than dimensions) is skipped; fewer than 90% measured is an error. Deterministic in
-/// `seed`.
-pub fn frechet_bootstrap_sd(
+/// The squared Fréchet distance between two sets of grouped samples over `resamples`
+/// resamples of the groups with replacement (the group bootstrap); `None` for a resample
+/// whose distance cannot be measured (fewer rows than dimensions). `groups.0[g]` and
+/// `groups.1[g]` are the rows of group `g` in `a` and `b`; both sets take the same draws, as
+/// the groups pair up (an evaluation's scenes: a scene's frames and its futures are
+/// correlated, so they are resampled together). Deterministic in `seed` and the number of
+/// groups, so two comparisons over the same groups draw the same resamples and their
+/// distances pair up ([`bootstrap_sd`] of their differences).
+pub fn frechet_bootstrap(
     a: &Features,
     b: &Features,
-    groups: (&[std::ops::Range<usize>], &[std::ops::Range<usize>]),
+    groups: (&[Range<usize>], &[Range<usize>]),
     resamples: usize,
     seed: u64,
-) -> Result<f64, MetricError> {
+) -> Result<Vec<Option<f64>>, MetricError> {
     use rand::{RngExt, SeedableRng};
     let (a_groups, b_groups) = groups;
     if a_groups.len() != b_groups.len() {
@@ -118,36 +120,38 @@ pub fn frechet_bootstrap_sd(
             right: b_groups.len(),
         });
     }
-    if a_groups.len() < 2 || resamples < 2 {
-        return Err(MetricError::TooFew { what: "groups and resamples for a bootstrap", needed: 2, got: 0 });
+    if a_groups.len() < 2 {
+        return Err(MetricError::TooFew { what: "groups for a bootstrap", needed: 2, got: a_groups.len() });
     }
     for (groups, set) in [(a_groups, a), (b_groups, b)] {
         if groups.iter().any(|g| g.end > set.len() || g.start > g.end) {
             return Err(MetricError::Mismatch { what: "group rows vs set rows", left: groups.len(), right: set.len() });
         }
     }
-    let gather = |set: &Features, groups: &[std::ops::Range<usize>], draw: &[usize]| {
+    let gather = |set: &Features, groups: &[Range<usize>], draw: &[usize]| {
         let data: Vec<f32> = draw.iter().flat_map(|&g| groups[g].clone().flat_map(|i| set.row(i).to_vec())).collect();
         Features::new(data, set.dims(), "resample")
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut distances = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        let draw: Vec<usize> = (0..a_groups.len()).map(|_| rng.random_range(0..a_groups.len())).collect();
-        if let Ok(d2) = frechet_distance(&gather(a, a_groups, &draw)?, &gather(b, b_groups, &draw)?) {
-            distances.push(d2);
-        }
+    (0..resamples)
+        .map(|_| {
+            let draw: Vec<usize> = (0..a_groups.len()).map(|_| rng.random_range(0..a_groups.len())).collect();
+            Ok(frechet_distance(&gather(a, a_groups, &draw)?, &gather(b, b_groups, &draw)?).ok())
+        })
+        .collect()
+}
+
+/// The standard deviation of bootstrap values (`None`: a resample that could not be
+/// measured, skipped); an error when fewer than 90% of them (or fewer than 2) were measured.
+pub fn bootstrap_sd(values: &[Option<f64>]) -> Result<f64, MetricError> {
+    let measured: Vec<f64> = values.iter().flatten().copied().collect();
+    let needed = (values.len() * 9).div_ceil(10).max(2);
+    if measured.len() < needed {
+        return Err(MetricError::TooFew { what: "measurable bootstrap resamples", needed, got: measured.len() });
     }
-    if (distances.len() as f64) < 0.9 * resamples as f64 {
-        return Err(MetricError::TooFew {
-            what: "measurable bootstrap resamples",
-            needed: resamples * 9 / 10,
-            got: distances.len(),
-        });
-    }
-    let n = distances.len() as f64;
-    let mean = distances.iter().sum::<f64>() / n;
-    Ok((distances.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+    let n = measured.len() as f64;
+    let mean = measured.iter().sum::<f64>() / n;
+    Ok((measured.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
 }
 
 /// Square root of a symmetric positive semi-definite matrix: `V √max(Λ, 0) Vᵀ`.
@@ -283,7 +287,7 @@ mod tests {
         // 10 groups of 20 rows each; `b` is `a` shifted by a constant in every group, or
         // by an amount that differs from group to group.
         let rows = samples(200, 3, 7);
-        let groups: Vec<std::ops::Range<usize>> = (0..10).map(|g| g * 20..(g + 1) * 20).collect();
+        let groups: Vec<Range<usize>> = (0..10).map(|g| g * 20..(g + 1) * 20).collect();
         let shift = |per_group: &dyn Fn(usize) -> f32| -> Features {
             set(&rows
                 .iter()
@@ -292,7 +296,8 @@ mod tests {
                 .collect::<Vec<_>>())
         };
         let a = set(&rows);
-        let sd = |b: &Features| frechet_bootstrap_sd(&a, b, (&groups, &groups), 200, 1).unwrap();
+        let resamples = |b: &Features, seed| frechet_bootstrap(&a, b, (&groups, &groups), 200, seed).unwrap();
+        let sd = |b: &Features| bootstrap_sd(&resamples(b, 1)).unwrap();
         // The same set: every resample is at distance 0.
         assert!(sd(&a) < 1e-9, "{}", sd(&a));
         // A constant shift c: every resample's distance is 3c² (each axis moves by c) exactly.
@@ -302,13 +307,21 @@ mod tests {
         assert!(uneven > 0.1, "{uneven}");
         // Deterministic in the seed, and another seed draws other resamples.
         let b = shift(&|g| g as f32 * 0.5);
-        assert_eq!(frechet_bootstrap_sd(&a, &b, (&groups, &groups), 200, 1).unwrap(), uneven);
-        assert_ne!(frechet_bootstrap_sd(&a, &b, (&groups, &groups), 200, 2).unwrap(), uneven);
+        assert_eq!(bootstrap_sd(&resamples(&b, 1)).unwrap(), uneven);
+        assert_ne!(bootstrap_sd(&resamples(&b, 2)).unwrap(), uneven);
+        // The same draws pair up: `c` is `b` moved by a constant, so on each resample the two
+        // distances move together, and their differences vary far less than either.
+        let c = shift(&|g| g as f32 * 0.5 + 0.1);
+        let (rb, rc) = (resamples(&b, 1), resamples(&c, 1));
+        let diffs: Vec<Option<f64>> = rb.iter().zip(&rc).map(|(x, y)| Some(y.unwrap() - x.unwrap())).collect();
+        assert!(bootstrap_sd(&diffs).unwrap() < 0.5 * uneven, "{} vs {uneven}", bootstrap_sd(&diffs).unwrap());
         // Groups too small to measure (a resample of 2 one-row groups has 2 rows of width 3)
         // and mismatched groupings are errors, not numbers.
-        let tiny: Vec<std::ops::Range<usize>> = (0..2).map(|g| g..g + 1).collect();
-        assert!(frechet_bootstrap_sd(&a, &a, (&tiny, &tiny), 50, 1).is_err());
-        assert!(frechet_bootstrap_sd(&a, &a, (&groups, &groups[..9]), 50, 1).is_err());
+        let tiny: Vec<Range<usize>> = (0..2).map(|g| g..g + 1).collect();
+        let unmeasured = frechet_bootstrap(&a, &a, (&tiny, &tiny), 50, 1).unwrap();
+        assert!(unmeasured.iter().all(Option::is_none));
+        assert!(bootstrap_sd(&unmeasured).is_err());
+        assert!(frechet_bootstrap(&a, &a, (&groups, &groups[..9]), 50, 1).is_err());
     }
 
     #[test]

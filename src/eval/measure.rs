@@ -18,7 +18,7 @@ use super::detector::Detector;
 use super::diversity::mean_pairwise_distance;
 use super::error::MetricError;
 use super::features::Features;
-use super::frechet::{frechet_bootstrap_sd, frechet_distance};
+use super::frechet::{bootstrap_sd, frechet_bootstrap, frechet_distance};
 use super::projection::Projection;
 use super::scenes::EvalScene;
 use super::tasks::DETECTIONS_PER_IMAGE;
@@ -188,13 +188,18 @@ pub struct SettingMetrics {
     pub frechet_clips: Option<f64>,
     /// How much `frechet_frames` moves with the draw of scenes: its standard deviation over
     /// [`BOOTSTRAP_RESAMPLES`] resamples of the scenes with replacement, each bringing its
-    /// generated and reference frames ([`frechet_bootstrap_sd`]). `None` where it could not be
+    /// generated and reference frames ([`frechet_bootstrap`]). `None` where it could not be
     /// measured (the reason is in `unavailable`) and in reports made before it existed.
     #[serde(default)]
     pub frechet_frames_sd: Option<f64>,
     /// The same for `frechet_clips` (a scene brings its futures' clips).
     #[serde(default)]
     pub frechet_clips_sd: Option<f64>,
+    /// The frame and clip distances of every scene resample behind the two spreads (`None`: not
+    /// measurable). Every setting of one evaluation draws the same resamples, so these pair up
+    /// between settings ([`PairedDelta`]); not written to `metrics.json`.
+    #[serde(skip)]
+    pub frechet_resamples: [Vec<Option<f64>>; 2],
     /// Mean absolute frame-to-frame change on the reference's static pixels (0..1).
     pub flicker_static: Option<f32>,
     /// Fraction of pixels that are static in the reference (where flicker is measured).
@@ -219,6 +224,33 @@ pub struct SettingMetrics {
 impl SettingMetrics {
     fn note<T>(&mut self, what: &str, r: Result<T, MetricError>) -> Option<T> {
         r.map_err(|e| self.unavailable.push(format!("{what}: {e}"))).ok()
+    }
+}
+
+/// A setting's Fréchet distances against another's measured on the same scenes (an ablation
+/// row against the main setting): `(Δ, s)` with `Δ` this setting's distance minus the other's
+/// and `s` the standard deviation of that difference over the scene resamples both drew
+/// alike. `None` where either distance or too many resamples were not measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairedDelta {
+    pub frames: Option<(f64, f64)>,
+    pub clips: Option<(f64, f64)>,
+}
+
+impl PairedDelta {
+    pub fn between(this: &SettingMetrics, other: &SettingMetrics) -> Self {
+        let delta = |k: usize, a: Option<f64>, b: Option<f64>| {
+            let (ra, rb) = (&this.frechet_resamples[k], &other.frechet_resamples[k]);
+            if ra.len() != rb.len() {
+                return None;
+            }
+            let diffs: Vec<Option<f64>> = ra.iter().zip(rb).map(|(x, y)| Some((*x)? - (*y)?)).collect();
+            Some((a? - b?, bootstrap_sd(&diffs).ok()?))
+        };
+        PairedDelta {
+            frames: delta(0, this.frechet_frames, other.frechet_frames),
+            clips: delta(1, this.frechet_clips, other.frechet_clips),
+        }
     }
 }
 
@@ -300,27 +332,29 @@ pub fn measure<B: Backend>(
         let r = &reference.readout;
         let frames_rows = (scene_rows(frames, Vec::len), scene_rows(&reference.frames, Vec::len));
         let clips_rows = (scene_rows(frames, |_| 1), scene_rows(&reference.frames, |_| 1));
-        for (what, projection, (generated, reference), rows, (value, sd)) in [
+        let [frame_resamples, clip_resamples] = &mut m.frechet_resamples;
+        for (what, projection, (generated, reference), rows, (value, sd, kept)) in [
             (
                 "frames",
                 &reference.frame_projection,
                 (&readout.frame_features, &r.frame_features),
                 frames_rows,
-                (&mut m.frechet_frames, &mut m.frechet_frames_sd),
+                (&mut m.frechet_frames, &mut m.frechet_frames_sd, frame_resamples),
             ),
             (
                 "clips",
                 &reference.clip_projection,
                 (&readout.clip_features, &r.clip_features),
                 clips_rows,
-                (&mut m.frechet_clips, &mut m.frechet_clips_sd),
+                (&mut m.frechet_clips, &mut m.frechet_clips_sd, clip_resamples),
             ),
         ] {
             let sets = project(projection, generated, reference);
             let distance = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
-            let spread = sets.and_then(|(g, r)| {
-                frechet_bootstrap_sd(&g, &r, (&rows.0, &rows.1), BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
-            });
+            let resamples = sets
+                .and_then(|(g, r)| frechet_bootstrap(&g, &r, (&rows.0, &rows.1), BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED));
+            let spread = resamples.as_ref().map_err(Clone::clone).and_then(|r| bootstrap_sd(r));
+            *kept = resamples.unwrap_or_default();
             match (distance, spread) {
                 (Ok(d), Ok(s)) => (*value, *sd) = (Some(d), Some(s)),
                 (Ok(d), Err(e)) => {
@@ -490,6 +524,13 @@ mod tests {
         assert!(noisy.frechet_frames.unwrap() > 1e-3, "{noisy:?}");
         // Scenes differ, so the distance moves with their draw.
         assert!(noisy.frechet_frames_sd.unwrap() > 0.0, "{noisy:?}");
+        // Paired with the identical setting on the same resamples: the whole distance, and
+        // no difference at all against itself.
+        let delta = PairedDelta::between(&noisy, &same).frames.unwrap();
+        assert!((delta.0 - (noisy.frechet_frames.unwrap() - same.frechet_frames.unwrap())).abs() < 1e-12, "{delta:?}");
+        assert!(delta.1 > 0.0, "{delta:?}");
+        assert_eq!(PairedDelta::between(&noisy, &noisy).frames, Some((0.0, 0.0)));
+        assert_eq!(PairedDelta::between(&noisy, &ideal).frames, None, "the reference has no distance");
 
         // Shuffled frames: the same frames (frame Fréchet unchanged), wrong order (clip Fréchet grows).
         let shuffled = map_videos(&frames, &mut |v| vec![v[0].clone(), v[3].clone(), v[1].clone(), v[2].clone()]);

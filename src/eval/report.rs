@@ -84,6 +84,20 @@ fn g3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
 }
 
+/// A difference with its sign, to a precision that suits its size.
+fn signed(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:+.1}"),
+        a if a >= 1.0 => format!("{v:+.2}"),
+        _ => format!("{v:+.4}"),
+    }
+}
+
+/// [`signed`] without the sign.
+fn plain(v: f64) -> String {
+    signed(v).trim_start_matches(['+', '-']).to_string()
+}
+
 /// A squared Fréchet distance and, where measured, its spread over scene resamples.
 fn fd(v: Option<f64>, sd: Option<f64>) -> String {
     match (v, sd) {
@@ -352,6 +366,27 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             );
         }
         let _ = writeln!(s);
+        let paired: Vec<String> = t
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let d = row.vs_main?;
+                let part = |what: &str, v: Option<(f64, f64)>| {
+                    v.map(|(d, sd)| format!("{what} {} ± {}", signed(d), plain(sd)))
+                };
+                let parts: Vec<String> =
+                    [part("frames", d.frames), part("clips", d.clips)].into_iter().flatten().collect();
+                (!parts.is_empty()).then(|| format!("- {}: {}", row.label, parts.join(", ")))
+            })
+            .collect();
+        if !paired.is_empty() {
+            let _ = writeln!(
+                s,
+                "Fréchet² against the main setting, `Δ ± s`: the row's distance minus the main setting's, and the \
+                 standard deviation of that difference over the scene resamples both drew alike:\n\n{}\n",
+                paired.join("\n")
+            );
+        }
     }
 
     if !plots.is_empty() {

@@ -23,7 +23,7 @@ use super::crowd::CountCrowdedness;
 use super::error::MetricError;
 use super::features::Features;
 use super::frechet::frechet_distance;
-use super::measure::{Judges, Reference, SceneFrames, SettingMetrics, measure};
+use super::measure::{Judges, PairedDelta, Reference, SceneFrames, SettingMetrics, measure};
 use super::projection::Projection;
 use super::scenes::{EvalScene, SCENE_SEED_BASE};
 use super::tasks::{MotionAccuracy, classifier_accuracy, clip_encoder_accuracy, detector_accuracy};
@@ -130,6 +130,10 @@ pub struct AblationRow {
     /// The swept value where it is a number (for plots).
     pub value: Option<f64>,
     pub metrics: SettingMetrics,
+    /// Its Fréchet distances against the main setting's, paired over the same scene
+    /// resamples; `None` for a row that is the main setting (and in reports made before).
+    #[serde(default)]
+    pub vs_main: Option<PairedDelta>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,15 +350,16 @@ pub fn evaluate<B: Backend>(
     for (name, parameter, rows) in tables {
         let mut out = Vec::new();
         for row in rows {
-            let metrics = if row.options == main.options {
-                generated.clone()
+            let (metrics, vs_main) = if row.options == main.options {
+                (generated.clone(), None)
             } else {
                 let (frames, s) = generate(generator, &scenes, &row, cancel, &mut progress)?;
                 let mut m = measure(&judges, &scenes, &reference, Some(&frames));
                 m.generation_s = s;
-                m
+                let delta = PairedDelta::between(&m, &generated);
+                (m, Some(delta))
             };
-            out.push(AblationRow { label: row.label, value: row.value, metrics });
+            out.push(AblationRow { label: row.label, value: row.value, metrics, vs_main });
         }
         ablations.push(AblationTable { name, parameter, rows: out });
     }
