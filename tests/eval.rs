@@ -121,6 +121,7 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(json["generated"]["ego_speed_error_mps"].as_f64().is_some_and(|v| v >= 0.0));
     assert_eq!(json["reference"]["ego_speed_error_mps"], 0.0);
     assert!(json["drift"]["segments"].as_array().is_some_and(|s| s.len() == 3), "{}", json["drift"]);
+    assert!(json["drift"]["segments"][0]["frechet_frames_sd"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["drift"]);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
     assert!(md.contains("| Fréchet distance², frames ↓ | ") && md.contains(" ± ") && md.contains("resamples"), "{md}");

@@ -30,7 +30,7 @@ const CHUNK: usize = 8;
 /// Scene resamples behind the Fréchet distances' spread ([`SettingMetrics::frechet_frames_sd`]),
 /// and the seed of their draws (fixed, so reports are deterministic).
 pub const BOOTSTRAP_RESAMPLES: usize = 200;
-const BOOTSTRAP_SEED: u64 = 0xb007;
+pub const BOOTSTRAP_SEED: u64 = 0xb007;
 
 /// Detections below this score are not tracked (track continuity): about where the
 /// tiny detector's precision and recall cross on held-out renders.

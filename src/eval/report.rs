@@ -325,7 +325,10 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         );
         let _ = writeln!(s, "| segment (s) | frames (all scenes) | Fréchet² |\n|---|---|---|");
         for seg in &d.segments {
-            let v = seg.frechet_frames.map_or_else(|| seg.note.clone().unwrap_or_default(), |v| g3(Some(v)));
+            let v = match seg.frechet_frames {
+                Some(_) => fd(seg.frechet_frames, seg.frechet_frames_sd),
+                None => seg.note.clone().unwrap_or_default(),
+            };
             let _ = writeln!(s, "| {:.1}–{:.1} | {} | {} |", seg.start_s, seg.end_s, seg.frames, v);
         }
         let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", d.generation_s);

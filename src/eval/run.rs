@@ -22,8 +22,10 @@ use crate::train::{FrameSource, KEYFRAME_FPS};
 use super::crowd::CountCrowdedness;
 use super::error::MetricError;
 use super::features::Features;
-use super::frechet::frechet_distance;
-use super::measure::{Judges, PairedDelta, Reference, SceneFrames, SettingMetrics, measure};
+use super::frechet::{bootstrap_sd, frechet_bootstrap, frechet_distance};
+use super::measure::{
+    BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Judges, PairedDelta, Reference, SceneFrames, SettingMetrics, measure,
+};
 use super::projection::Projection;
 use super::scenes::{EvalScene, SCENE_SEED_BASE};
 use super::tasks::{MotionAccuracy, classifier_accuracy, clip_encoder_accuracy, detector_accuracy};
@@ -149,6 +151,10 @@ pub struct DriftSegment {
     pub end_s: f32,
     pub frames: usize,
     pub frechet_frames: Option<f64>,
+    /// Its spread over scene resamples, as [`SettingMetrics::frechet_frames_sd`] (`None` in
+    /// reports made before it existed, or where it could not be measured).
+    #[serde(default)]
+    pub frechet_frames_sd: Option<f64>,
     pub note: Option<String>,
 }
 
@@ -709,16 +715,24 @@ fn drift<B: Backend>(
             rows.chunks(n).flat_map(|video| video[range.clone()].to_vec()).collect()
         };
         let (g, r) = (pick(&generated.frame_features), pick(&reference.frame_features));
-        let fd = projection.clone().and_then(|p| {
+        let sets = projection.clone().and_then(|p| {
             let g = p.apply(&Features::from_rows(&g, "generated segment")?, "generated segment")?;
             let r = p.apply(&Features::from_rows(&r, "reference segment")?, "reference segment")?;
-            frechet_distance(&g, &r)
+            Ok((g, r))
+        });
+        let fd = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
+        // One video per scene: a scene's rows are its video's frames in the segment.
+        let scene_rows: Vec<std::ops::Range<usize>> =
+            (0..scenes.len()).map(|s| s * range.len()..(s + 1) * range.len()).collect();
+        let sd = sets.and_then(|(g, r)| {
+            bootstrap_sd(&frechet_bootstrap(&g, &r, (&scene_rows, &scene_rows), BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)?)
         });
         out.push(DriftSegment {
             start_s: range.start as f32 / plan.fps,
             end_s: range.end as f32 / plan.fps,
             frames: r.len(),
             frechet_frames: fd.as_ref().ok().copied(),
+            frechet_frames_sd: sd.ok().filter(|_| fd.is_ok()),
             note: fd.err().map(|e| e.to_string()),
         });
     }
