@@ -84,18 +84,14 @@ fn g3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
 }
 
-/// A difference with its sign, to a precision that suits its size.
-fn signed(v: f64) -> String {
-    match v.abs() {
-        a if a >= 100.0 => format!("{v:+.1}"),
-        a if a >= 1.0 => format!("{v:+.2}"),
-        _ => format!("{v:+.4}"),
-    }
-}
-
-/// [`signed`] without the sign.
-fn plain(v: f64) -> String {
-    signed(v).trim_start_matches(['+', '-']).to_string()
+/// A difference with its sign and its spread, both to the decimals that suit the larger.
+fn delta_with_spread(d: f64, sd: f64) -> String {
+    let decimals = match d.abs().max(sd) {
+        a if a >= 100.0 => 1,
+        a if a >= 1.0 => 2,
+        _ => 4,
+    };
+    format!("{d:+.decimals$} ± {sd:.decimals$}")
 }
 
 /// A squared Fréchet distance and, where measured, its spread over scene resamples.
@@ -374,9 +370,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             .iter()
             .filter_map(|row| {
                 let d = row.vs_main?;
-                let part = |what: &str, v: Option<(f64, f64)>| {
-                    v.map(|(d, sd)| format!("{what} {} ± {}", signed(d), plain(sd)))
-                };
+                let part =
+                    |what: &str, v: Option<(f64, f64)>| v.map(|(d, sd)| format!("{what} {}", delta_with_spread(d, sd)));
                 let parts: Vec<String> =
                     [part("frames", d.frames), part("clips", d.clips)].into_iter().flatten().collect();
                 (!parts.is_empty()).then(|| format!("- {}: {}", row.label, parts.join(", ")))
@@ -424,4 +419,17 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         let _ = writeln!(s);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delta_with_spread;
+
+    #[test]
+    fn a_difference_and_its_spread_share_their_decimals() {
+        assert_eq!(delta_with_spread(1.56, 0.6158), "+1.56 ± 0.62");
+        assert_eq!(delta_with_spread(0.07, 1.2), "+0.07 ± 1.20");
+        assert_eq!(delta_with_spread(-0.0003, 0.0018), "-0.0003 ± 0.0018");
+        assert_eq!(delta_with_spread(-123.45, 2.0), "-123.5 ± 2.0");
+    }
 }
