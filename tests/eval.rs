@@ -98,6 +98,9 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(json["generated"]["frechet_frames"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
     // With its spread over scene resamples, shown as `± s` in the report.
     assert!(json["generated"]["frechet_frames_sd"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
+    // And where its resamples lie (5th, 95th percentile), in order.
+    let range = &json["generated"]["frechet_frames_spread"]["resample_range"];
+    assert!(range[0].as_f64().zip(range[1].as_f64()).is_some_and(|(l, h)| 0.0 <= l && l <= h), "{}", json["generated"]);
     assert!(json["evaluators"]["day_night"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)));
     assert!(json["generated"]["diversity"].as_f64().is_some(), "{}", json["generated"]);
     // Clip features come from the clip encoder, whose own accuracy is reported.
@@ -126,6 +129,11 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
     assert!(md.contains("| Fréchet distance², frames ↓ | ") && md.contains(" ± ") && md.contains("resamples"), "{md}");
     assert!(md.contains("Fréchet² against the main setting, `Δ ± s`") && md.contains(": frames "), "{md}");
+    assert!(
+        md.contains("How the Fréchet distances depend on the scenes") && md.contains("- generated, frames: resamples "),
+        "{md}"
+    );
+    assert!(md.contains("| segment (s) | frames (all scenes) | Fréchet² | over the scenes |"), "{md}");
     assert!(md.contains("### Prediction noise") && md.contains("| ego speed error per future"), "{md}");
     assert!(md.contains("| metric | generated | world through the autoencoder | world renders |"), "{md}");
     assert!(

@@ -96,23 +96,50 @@ pub fn frechet_distance(a: &Features, b: &Features) -> Result<f64, MetricError> 
     Gaussian::fit(a, "first set")?.frechet_distance(&Gaussian::fit(b, "second set")?)
 }
 
+/// Which groups of two paired sets a grouped comparison uses: `groups.0[g]` and `groups.1[g]`
+/// are the rows of group `g` in the first and the second set.
+pub type Groups<'a> = (&'a [Range<usize>], &'a [Range<usize>]);
+
 /// The squared Fréchet distance between two sets of grouped samples over `resamples`
 /// resamples of the groups with replacement (the group bootstrap); `None` for a resample
-/// whose distance cannot be measured (fewer rows than dimensions). `groups.0[g]` and
-/// `groups.1[g]` are the rows of group `g` in `a` and `b`; both sets take the same draws, as
-/// the groups pair up (an evaluation's scenes: a scene's frames and its futures are
+/// whose distance cannot be measured (fewer rows than dimensions). Both sets take the same
+/// draws, as the groups pair up (an evaluation's scenes: a scene's frames and its futures are
 /// correlated, so they are resampled together). Deterministic in `seed` and the number of
 /// groups, so two comparisons over the same groups draw the same resamples and their
 /// distances pair up ([`bootstrap_sd`] of their differences).
 pub fn frechet_bootstrap(
     a: &Features,
     b: &Features,
-    groups: (&[Range<usize>], &[Range<usize>]),
+    groups: Groups<'_>,
     resamples: usize,
     seed: u64,
 ) -> Result<Vec<Option<f64>>, MetricError> {
     use rand::{RngExt, SeedableRng};
-    let (a_groups, b_groups) = groups;
+    let n = check_groups(a, b, groups)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..resamples)
+        .map(|_| {
+            let draw: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            grouped_distance(a, b, groups, &draw)
+        })
+        .collect()
+}
+
+/// The squared Fréchet distance with each group left out in turn (entry `g`: without group
+/// `g`; `None` where the rest cannot be measured). Where one group moves the distance far more
+/// than the others, the distance rests on that group.
+pub fn frechet_leave_one_out(a: &Features, b: &Features, groups: Groups<'_>) -> Result<Vec<Option<f64>>, MetricError> {
+    let n = check_groups(a, b, groups)?;
+    (0..n)
+        .map(|left_out| {
+            let kept: Vec<usize> = (0..n).filter(|&g| g != left_out).collect();
+            grouped_distance(a, b, groups, &kept)
+        })
+        .collect()
+}
+
+/// The number of groups, once both groupings are known to pair up and fit their sets.
+fn check_groups(a: &Features, b: &Features, (a_groups, b_groups): Groups<'_>) -> Result<usize, MetricError> {
     if a_groups.len() != b_groups.len() {
         return Err(MetricError::Mismatch {
             what: "groups of the two sets",
@@ -121,37 +148,60 @@ pub fn frechet_bootstrap(
         });
     }
     if a_groups.len() < 2 {
-        return Err(MetricError::TooFew { what: "groups for a bootstrap", needed: 2, got: a_groups.len() });
+        return Err(MetricError::TooFew { what: "groups to resample or leave out", needed: 2, got: a_groups.len() });
     }
     for (groups, set) in [(a_groups, a), (b_groups, b)] {
         if groups.iter().any(|g| g.end > set.len() || g.start > g.end) {
             return Err(MetricError::Mismatch { what: "group rows vs set rows", left: groups.len(), right: set.len() });
         }
     }
-    let gather = |set: &Features, groups: &[Range<usize>], draw: &[usize]| {
-        let data: Vec<f32> = draw.iter().flat_map(|&g| groups[g].clone().flat_map(|i| set.row(i).to_vec())).collect();
-        Features::new(data, set.dims(), "resample")
-    };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..resamples)
-        .map(|_| {
-            let draw: Vec<usize> = (0..a_groups.len()).map(|_| rng.random_range(0..a_groups.len())).collect();
-            Ok(frechet_distance(&gather(a, a_groups, &draw)?, &gather(b, b_groups, &draw)?).ok())
-        })
-        .collect()
+    Ok(a_groups.len())
 }
 
-/// The standard deviation of bootstrap values (`None`: a resample that could not be
-/// measured, skipped); an error when fewer than 90% of them (or fewer than 2) were measured.
-pub fn bootstrap_sd(values: &[Option<f64>]) -> Result<f64, MetricError> {
+/// The distance between the rows of the `picked` groups (a group may repeat) of both sets;
+/// `None` where it cannot be measured.
+fn grouped_distance(
+    a: &Features,
+    b: &Features,
+    groups: Groups<'_>,
+    picked: &[usize],
+) -> Result<Option<f64>, MetricError> {
+    let gather = |set: &Features, groups: &[Range<usize>]| {
+        let data: Vec<f32> = picked.iter().flat_map(|&g| groups[g].clone().flat_map(|i| set.row(i).to_vec())).collect();
+        Features::new(data, set.dims(), "resample")
+    };
+    Ok(frechet_distance(&gather(a, groups.0)?, &gather(b, groups.1)?).ok())
+}
+
+/// The measured bootstrap values (`None`: a resample that could not be measured, skipped);
+/// an error when fewer than 90% of them (or fewer than 2) were measured.
+fn measured(values: &[Option<f64>]) -> Result<Vec<f64>, MetricError> {
     let measured: Vec<f64> = values.iter().flatten().copied().collect();
     let needed = (values.len() * 9).div_ceil(10).max(2);
     if measured.len() < needed {
         return Err(MetricError::TooFew { what: "measurable bootstrap resamples", needed, got: measured.len() });
     }
+    Ok(measured)
+}
+
+/// The standard deviation of bootstrap values, skipping those not measured; an error when
+/// fewer than 90% of them (or fewer than 2) were measured.
+pub fn bootstrap_sd(values: &[Option<f64>]) -> Result<f64, MetricError> {
+    let measured = measured(values)?;
     let n = measured.len() as f64;
     let mean = measured.iter().sum::<f64>() / n;
     Ok((measured.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+}
+
+/// The 5th and 95th percentiles of bootstrap values (nearest rank), under the same rule as
+/// [`bootstrap_sd`]. A squared distance near 0 cannot spread below 0, so its resamples are
+/// skewed and this range says more than the standard deviation; a value outside its own
+/// resamples' range rests on few groups ([`frechet_leave_one_out`]).
+pub fn bootstrap_range(values: &[Option<f64>]) -> Result<[f64; 2], MetricError> {
+    let mut measured = measured(values)?;
+    measured.sort_by(f64::total_cmp);
+    let at = |p: f64| measured[((measured.len() - 1) as f64 * p).round() as usize];
+    Ok([at(0.05), at(0.95)])
 }
 
 /// Square root of a symmetric positive semi-definite matrix: `V √max(Λ, 0) Vᵀ`.
@@ -322,6 +372,41 @@ mod tests {
         assert!(unmeasured.iter().all(Option::is_none));
         assert!(bootstrap_sd(&unmeasured).is_err());
         assert!(frechet_bootstrap(&a, &a, (&groups, &groups[..9]), 50, 1).is_err());
+    }
+
+    #[test]
+    fn leaving_out_a_group_and_the_resample_range_show_a_distance_that_rests_on_one_group() {
+        // 8 groups of 25 rows; `b` equals `a` but for group 5, which is moved far off.
+        let rows = samples(200, 2, 11);
+        let groups: Vec<Range<usize>> = (0..8).map(|g| g * 25..(g + 1) * 25).collect();
+        let moved: Vec<Vec<f32>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.iter().map(|v| v + if i / 25 == 5 { 4.0 } else { 0.0 }).collect())
+            .collect();
+        let (a, b) = (set(&rows), set(&moved));
+        let loo = frechet_leave_one_out(&a, &b, (&groups, &groups)).unwrap();
+        assert_eq!(loo.len(), 8);
+        // Without group 5 the sets are identical; without any other the distance stays.
+        assert!(loo[5].unwrap() < 1e-9, "{loo:?}");
+        let full = frechet_distance(&a, &b).unwrap();
+        assert!(
+            loo.iter().enumerate().filter(|(g, _)| *g != 5).all(|(_, d)| (d.unwrap() - full).abs() < 0.5 * full),
+            "{loo:?} vs {full}"
+        );
+        // The resamples without group 5 are at 0, those drawing it twice far above `full`:
+        // the range spans both and is ordered.
+        let resamples = frechet_bootstrap(&a, &b, (&groups, &groups), 200, 3).unwrap();
+        let [low, high] = bootstrap_range(&resamples).unwrap();
+        assert!(low < 1e-9 && high > full && low <= high, "{low} {high} {full}");
+        // The same set: everything is 0. Unmeasurable groups and mismatches are errors.
+        let same = frechet_bootstrap(&a, &a, (&groups, &groups), 50, 3).unwrap();
+        assert!(bootstrap_range(&same).unwrap().iter().all(|v| *v < 1e-9));
+        let tiny: Vec<Range<usize>> = (0..3).map(|g| g..g + 1).collect();
+        assert!(frechet_leave_one_out(&a, &a, (&tiny, &tiny)).unwrap().iter().all(Option::is_none));
+        assert!(bootstrap_range(&[None, None, Some(1.0)]).is_err());
+        assert!(frechet_leave_one_out(&a, &a, (&groups[..1], &groups[..1])).is_err());
+        assert!(frechet_leave_one_out(&a, &a, (&groups, &groups[..7])).is_err());
     }
 
     #[test]

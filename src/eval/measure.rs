@@ -18,7 +18,9 @@ use super::detector::Detector;
 use super::diversity::mean_pairwise_distance;
 use super::error::MetricError;
 use super::features::Features;
-use super::frechet::{bootstrap_sd, frechet_bootstrap, frechet_distance};
+use super::frechet::{
+    Groups, bootstrap_range, bootstrap_sd, frechet_bootstrap, frechet_distance, frechet_leave_one_out,
+};
 use super::projection::Projection;
 use super::scenes::EvalScene;
 use super::tasks::DETECTIONS_PER_IMAGE;
@@ -195,6 +197,13 @@ pub struct SettingMetrics {
     /// The same for `frechet_clips` (a scene brings its futures' clips).
     #[serde(default)]
     pub frechet_clips_sd: Option<f64>,
+    /// Where the resamples behind `frechet_frames_sd` lie and which scene the distance rests
+    /// on most ([`FrechetSpread`]); `None` as `frechet_frames_sd`.
+    #[serde(default)]
+    pub frechet_frames_spread: Option<FrechetSpread>,
+    /// The same for `frechet_clips`.
+    #[serde(default)]
+    pub frechet_clips_spread: Option<FrechetSpread>,
     /// The frame and clip distances of every scene resample behind the two spreads (`None`: not
     /// measurable). Every setting of one evaluation draws the same resamples, so these pair up
     /// between settings ([`PairedDelta`]); not written to `metrics.json`.
@@ -224,6 +233,65 @@ pub struct SettingMetrics {
 impl SettingMetrics {
     fn note<T>(&mut self, what: &str, r: Result<T, MetricError>) -> Option<T> {
         r.map_err(|e| self.unavailable.push(format!("{what}: {e}"))).ok()
+    }
+}
+
+/// How a Fréchet distance measured on a set of scenes depends on the scenes, beyond its
+/// standard deviation over scene resamples: a squared distance near 0 cannot spread below 0,
+/// so its resamples are skewed, and one scene can hold it down or up.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FrechetSpread {
+    /// The 5th and 95th percentiles of the distance over the scene resamples. A distance
+    /// outside this range rests on few scenes.
+    pub resample_range: [f64; 2],
+    /// The scene whose leaving out moves the distance most (`None` where no scene could be
+    /// left out and measured).
+    pub most_influential: Option<SceneInfluence>,
+}
+
+/// One scene's hold on a distance: the distance measured without it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SceneInfluence {
+    /// Its index in the evaluation's scene set and its world seed.
+    pub scene: usize,
+    pub seed: u64,
+    /// The distance on the other scenes.
+    pub without: f64,
+}
+
+/// A Fréchet distance between two grouped sets and how it depends on the groups.
+pub(crate) struct GroupedFrechet {
+    pub distance: Result<f64, MetricError>,
+    pub sd: Result<f64, MetricError>,
+    pub spread: Option<FrechetSpread>,
+    /// The distance on each of the [`BOOTSTRAP_RESAMPLES`] resamples (`None`: not measurable).
+    pub resamples: Vec<Option<f64>>,
+}
+
+impl GroupedFrechet {
+    /// Measures projected sets whose group `g` is the scene of world seed `seeds[g]`.
+    pub(crate) fn measure(sets: Result<(Features, Features), MetricError>, groups: Groups<'_>, seeds: &[u64]) -> Self {
+        let distance = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
+        let resamples = sets
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|(g, r)| frechet_bootstrap(g, r, groups, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED));
+        let sd = resamples.as_ref().map_err(Clone::clone).and_then(|r| bootstrap_sd(r));
+        let spread = match (&distance, &resamples, &sets) {
+            (Ok(d), Ok(r), Ok((g, rf))) => bootstrap_range(r).ok().map(|resample_range| FrechetSpread {
+                resample_range,
+                most_influential: frechet_leave_one_out(g, rf, groups).ok().and_then(|without| {
+                    without
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(scene, w)| Some((scene, (*w)?)))
+                        .max_by(|x, y| (x.1 - d).abs().total_cmp(&(y.1 - d).abs()))
+                        .map(|(scene, without)| SceneInfluence { scene, seed: seeds[scene], without })
+                }),
+            }),
+            _ => None,
+        };
+        GroupedFrechet { distance, sd, spread, resamples: resamples.unwrap_or_default() }
     }
 }
 
@@ -332,30 +400,27 @@ pub fn measure<B: Backend>(
         let r = &reference.readout;
         let frames_rows = (scene_rows(frames, Vec::len), scene_rows(&reference.frames, Vec::len));
         let clips_rows = (scene_rows(frames, |_| 1), scene_rows(&reference.frames, |_| 1));
+        let seeds: Vec<u64> = scenes.iter().map(|s| s.seed).collect();
         let [frame_resamples, clip_resamples] = &mut m.frechet_resamples;
-        for (what, projection, (generated, reference), rows, (value, sd, kept)) in [
+        for (what, projection, (generated, reference), rows, (value, sd, spread, kept)) in [
             (
                 "frames",
                 &reference.frame_projection,
                 (&readout.frame_features, &r.frame_features),
                 frames_rows,
-                (&mut m.frechet_frames, &mut m.frechet_frames_sd, frame_resamples),
+                (&mut m.frechet_frames, &mut m.frechet_frames_sd, &mut m.frechet_frames_spread, frame_resamples),
             ),
             (
                 "clips",
                 &reference.clip_projection,
                 (&readout.clip_features, &r.clip_features),
                 clips_rows,
-                (&mut m.frechet_clips, &mut m.frechet_clips_sd, clip_resamples),
+                (&mut m.frechet_clips, &mut m.frechet_clips_sd, &mut m.frechet_clips_spread, clip_resamples),
             ),
         ] {
-            let sets = project(projection, generated, reference);
-            let distance = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
-            let resamples = sets
-                .and_then(|(g, r)| frechet_bootstrap(&g, &r, (&rows.0, &rows.1), BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED));
-            let spread = resamples.as_ref().map_err(Clone::clone).and_then(|r| bootstrap_sd(r));
-            *kept = resamples.unwrap_or_default();
-            match (distance, spread) {
+            let f = GroupedFrechet::measure(project(projection, generated, reference), (&rows.0, &rows.1), &seeds);
+            (*kept, *spread) = (f.resamples, f.spread);
+            match (f.distance, f.sd) {
                 (Ok(d), Ok(s)) => (*value, *sd) = (Some(d), Some(s)),
                 (Ok(d), Err(e)) => {
                     *value = Some(d);
@@ -524,6 +589,16 @@ mod tests {
         assert!(noisy.frechet_frames.unwrap() > 1e-3, "{noisy:?}");
         // Scenes differ, so the distance moves with their draw.
         assert!(noisy.frechet_frames_sd.unwrap() > 0.0, "{noisy:?}");
+        // Its resamples lie in an ordered range, and the scene it rests on most is one of the
+        // fixture's, named by its seed, with the distance measured on the other three.
+        let spread = noisy.frechet_frames_spread.unwrap();
+        assert!(spread.resample_range[0] <= spread.resample_range[1], "{spread:?}");
+        if let Some(i) = spread.most_influential {
+            assert_eq!(i.seed, scenes[i.scene].seed);
+            assert!(i.without.is_finite() && i.without >= 0.0, "{i:?}");
+        }
+        let same_spread = same.frechet_frames_spread.unwrap();
+        assert!(same_spread.resample_range[1] < 1e-6, "{same_spread:?}");
         // Paired with the identical setting on the same resamples: the whole distance, and
         // no difference at all against itself.
         let delta = PairedDelta::between(&noisy, &same).frames.unwrap();

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::measure::{BOOTSTRAP_RESAMPLES, STATIC_TOLERANCE, SettingMetrics, TRACK_SCORE};
+use super::measure::{BOOTSTRAP_RESAMPLES, FrechetSpread, STATIC_TOLERANCE, SettingMetrics, TRACK_SCORE};
 use super::plot::{Series, write_line_plot};
 use super::run::{EvalError, EvalResults};
 use super::tasks::MIN_CAR_PX;
@@ -84,22 +84,51 @@ fn g3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
 }
 
-/// A difference with its sign and its spread, both to the decimals that suit the larger.
-fn delta_with_spread(d: f64, sd: f64) -> String {
-    let decimals = match d.abs().max(sd) {
+/// Decimals for a Fréchet distance, a difference or a spread of this size: 4 below 1, so
+/// the small frame distances keep two significant digits.
+fn decimals(magnitude: f64) -> usize {
+    match magnitude.abs() {
         a if a >= 100.0 => 1,
         a if a >= 1.0 => 2,
         _ => 4,
-    };
+    }
+}
+
+/// A difference with its sign and its spread, both to the decimals that suit the larger.
+fn delta_with_spread(d: f64, sd: f64) -> String {
+    let decimals = decimals(d.abs().max(sd));
     format!("{d:+.decimals$} ± {sd:.decimals$}")
 }
 
-/// A squared Fréchet distance and, where measured, its spread over scene resamples.
+/// A squared Fréchet distance and, where measured, its spread over scene resamples, both to
+/// the decimals that suit the larger.
 fn fd(v: Option<f64>, sd: Option<f64>) -> String {
     match (v, sd) {
-        (Some(_), Some(sd)) => format!("{} ± {}", g3(v), g3(Some(sd))),
-        _ => g3(v),
+        (Some(v), Some(sd)) => {
+            let decimals = decimals(v.max(sd));
+            format!("{v:.decimals$} ± {sd:.decimals$}")
+        }
+        (Some(v), None) => format!("{v:.0$}", decimals(v)),
+        (None, _) => "n/a".into(),
     }
+}
+
+/// Where a distance's scene resamples lie, whether the distance itself lies outside them, and
+/// the scene it rests on most: "resamples 0.0021–0.0355, the distance below them; without
+/// scene 10 (world seed …) 0.0104".
+fn spread_text(v: f64, s: &FrechetSpread) -> String {
+    let [low, high] = s.resample_range;
+    let decimals = decimals(v.max(high));
+    let mut text = format!("resamples {low:.decimals$}–{high:.decimals$}");
+    if v < low {
+        text.push_str(", the distance below them");
+    } else if v > high {
+        text.push_str(", the distance above them");
+    }
+    if let Some(i) = s.most_influential {
+        let _ = write!(text, "; without scene {} (world seed {}) {:.decimals$}", i.scene, i.seed, i.without);
+    }
+    text
 }
 
 /// The metric rows of the main table: name, how to read it, value.
@@ -302,6 +331,28 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             }
         }
     }
+    let mut spreads = vec![];
+    for (column, m) in [("generated", Some(&r.generated)), ("through the autoencoder", r.autoencoded.as_ref())] {
+        let Some(m) = m else { continue };
+        for (what, v, spread) in [
+            ("frames", m.frechet_frames, &m.frechet_frames_spread),
+            ("clips", m.frechet_clips, &m.frechet_clips_spread),
+        ] {
+            if let (Some(v), Some(spread)) = (v, spread) {
+                spreads.push(format!("- {column}, {what}: {}", spread_text(v, spread)));
+            }
+        }
+    }
+    if !spreads.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nHow the Fréchet distances depend on the scenes: the 5th–95th percentile of the {BOOTSTRAP_RESAMPLES} \
+             scene resamples (a distance near 0 spreads only upwards, so `± s` alone hides the skew; a distance \
+             outside its resamples' range rests on a few scenes), and the scene whose leaving out moves the \
+             distance most:\n\n{}",
+            spreads.join("\n")
+        );
+    }
     let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", r.generated.generation_s);
 
     if let Some(d) = &r.drift {
@@ -319,13 +370,20 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 ""
             }
         );
-        let _ = writeln!(s, "| segment (s) | frames (all scenes) | Fréchet² |\n|---|---|---|");
+        let _ = writeln!(s, "| segment (s) | frames (all scenes) | Fréchet² | over the scenes |\n|---|---|---|---|");
         for seg in &d.segments {
-            let v = match seg.frechet_frames {
-                Some(_) => fd(seg.frechet_frames, seg.frechet_frames_sd),
-                None => seg.note.clone().unwrap_or_default(),
+            let (v, spread) = match (seg.frechet_frames, &seg.frechet_frames_spread) {
+                (Some(v), spread) => (
+                    fd(seg.frechet_frames, seg.frechet_frames_sd),
+                    [spread.as_ref().map(|x| spread_text(v, x)), seg.note.clone()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                (None, _) => (seg.note.clone().unwrap_or_default(), String::new()),
             };
-            let _ = writeln!(s, "| {:.1}–{:.1} | {} | {} |", seg.start_s, seg.end_s, seg.frames, v);
+            let _ = writeln!(s, "| {:.1}–{:.1} | {} | {} | {} |", seg.start_s, seg.end_s, seg.frames, v, spread);
         }
         let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", d.generation_s);
     }
@@ -431,5 +489,23 @@ mod tests {
         assert_eq!(delta_with_spread(0.07, 1.2), "+0.07 ± 1.20");
         assert_eq!(delta_with_spread(-0.0003, 0.0018), "-0.0003 ± 0.0018");
         assert_eq!(delta_with_spread(-123.45, 2.0), "-123.5 ± 2.0");
+    }
+
+    #[test]
+    fn a_distance_keeps_two_digits_and_says_when_it_lies_outside_its_resamples() {
+        use super::{fd, spread_text};
+        use crate::eval::measure::{FrechetSpread, SceneInfluence};
+        assert_eq!(fd(Some(0.00106), Some(0.0109)), "0.0011 ± 0.0109");
+        assert_eq!(fd(Some(21.556), Some(3.349)), "21.56 ± 3.35");
+        assert_eq!((fd(Some(0.5), None), fd(None, Some(1.0))), ("0.5000".into(), "n/a".into()));
+        let influence = SceneInfluence { scene: 10, seed: 1_099_512_676_362, without: 0.0104 };
+        let spread = FrechetSpread { resample_range: [0.0021, 0.0355], most_influential: Some(influence) };
+        assert_eq!(
+            spread_text(0.00106, &spread),
+            "resamples 0.0021–0.0355, the distance below them; without scene 10 (world seed 1099512676362) 0.0104"
+        );
+        let inside = FrechetSpread { resample_range: [12.97, 20.64], most_influential: None };
+        assert_eq!(spread_text(16.2, &inside), "resamples 12.97–20.64");
+        assert!(spread_text(25.0, &inside).ends_with("the distance above them"));
     }
 }

@@ -22,9 +22,8 @@ use crate::train::{FrameSource, KEYFRAME_FPS};
 use super::crowd::CountCrowdedness;
 use super::error::MetricError;
 use super::features::Features;
-use super::frechet::{bootstrap_sd, frechet_bootstrap, frechet_distance};
 use super::measure::{
-    BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Judges, PairedDelta, Reference, SceneFrames, SettingMetrics, measure,
+    FrechetSpread, GroupedFrechet, Judges, PairedDelta, Reference, SceneFrames, SettingMetrics, measure,
 };
 use super::projection::Projection;
 use super::scenes::{EvalScene, SCENE_SEED_BASE};
@@ -155,6 +154,11 @@ pub struct DriftSegment {
     /// reports made before it existed, or where it could not be measured).
     #[serde(default)]
     pub frechet_frames_sd: Option<f64>,
+    /// Its resamples' range and the scene it rests on most, as
+    /// [`SettingMetrics::frechet_frames_spread`].
+    #[serde(default)]
+    pub frechet_frames_spread: Option<FrechetSpread>,
+    /// Why the distance, or only its spread, could not be measured.
     pub note: Option<String>,
 }
 
@@ -708,6 +712,7 @@ fn drift<B: Backend>(
     // One subspace for every segment (the whole reference rollout's), so segments compare.
     let projection = Features::from_rows(&reference.frame_features, "reference rollout")
         .and_then(|r| Projection::fit(&r, components));
+    let seeds: Vec<u64> = scenes.iter().map(|s| s.seed).collect();
     let mut out = Vec::new();
     for seg in 0..segments {
         let range = seg * per_segment..((seg + 1) * per_segment).min(n);
@@ -720,20 +725,23 @@ fn drift<B: Backend>(
             let r = p.apply(&Features::from_rows(&r, "reference segment")?, "reference segment")?;
             Ok((g, r))
         });
-        let fd = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
         // One video per scene: a scene's rows are its video's frames in the segment.
         let scene_rows: Vec<std::ops::Range<usize>> =
             (0..scenes.len()).map(|s| s * range.len()..(s + 1) * range.len()).collect();
-        let sd = sets.and_then(|(g, r)| {
-            bootstrap_sd(&frechet_bootstrap(&g, &r, (&scene_rows, &scene_rows), BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)?)
-        });
+        let f = GroupedFrechet::measure(sets, (&scene_rows, &scene_rows), &seeds);
+        let (frechet_frames_sd, note) = match (&f.distance, f.sd) {
+            (Ok(_), Ok(sd)) => (Some(sd), None),
+            (Ok(_), Err(e)) => (None, Some(format!("scene bootstrap: {e}"))),
+            (Err(e), _) => (None, Some(e.to_string())),
+        };
         out.push(DriftSegment {
             start_s: range.start as f32 / plan.fps,
             end_s: range.end as f32 / plan.fps,
             frames: r.len(),
-            frechet_frames: fd.as_ref().ok().copied(),
-            frechet_frames_sd: sd.ok().filter(|_| fd.is_ok()),
-            note: fd.err().map(|e| e.to_string()),
+            frechet_frames: f.distance.ok(),
+            frechet_frames_sd,
+            frechet_frames_spread: f.spread,
+            note,
         });
     }
     Ok(DriftResult { seconds: d.seconds, segment_s: d.segment_s, segments: out, generation_s: seconds })
