@@ -98,6 +98,10 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(json["generated"]["frechet_frames"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
     // With its spread over scene resamples, shown as `± s` in the report.
     assert!(json["generated"]["frechet_frames_sd"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
+    // The kernel distance beside it, with its spread.
+    let kid = &json["generated"]["kid_frames"];
+    assert!(kid["value"].as_f64().is_some_and(f64::is_finite) && kid["sd"].as_f64().is_some_and(|v| v >= 0.0), "{kid}");
+    assert!(json["generated"]["kid_clips"]["value"].as_f64().is_some(), "{}", json["generated"]);
     // And where its resamples lie (5th, 95th percentile), in order.
     let range = &json["generated"]["frechet_frames_spread"]["resample_range"];
     assert!(range[0].as_f64().zip(range[1].as_f64()).is_some_and(|(l, h)| 0.0 <= l && l <= h), "{}", json["generated"]);
@@ -128,12 +132,18 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
     assert!(md.contains("| Fréchet distance², frames ↓ | ") && md.contains(" ± ") && md.contains("resamples"), "{md}");
-    assert!(md.contains("Fréchet² against the main setting, `Δ ± s`") && md.contains(": frames "), "{md}");
     assert!(
-        md.contains("How the Fréchet distances depend on the scenes") && md.contains("- generated, frames: resamples "),
+        md.contains("Distances against the main setting (Fréchet², and KID where named)") && md.contains(": frames "),
         "{md}"
     );
-    assert!(md.contains("| segment (s) | frames (all scenes) | Fréchet² | over the scenes |"), "{md}");
+    assert!(
+        md.contains("How the Fréchet distances depend on the scenes")
+            && md.contains("- generated, Fréchet² frames: resamples "),
+        "{md}"
+    );
+    assert!(md.contains("| segment (s) | frames (all scenes) | Fréchet² | over the scenes | KID |"), "{md}");
+    assert!(md.contains("| kernel distance (KID), frames ↓ | ") && md.contains("- generated, KID frames: "), "{md}");
+    assert!(json["drift"]["segments"][0]["kid_frames"]["value"].as_f64().is_some(), "{}", json["drift"]);
     assert!(md.contains("### Prediction noise") && md.contains("| ego speed error per future"), "{md}");
     assert!(md.contains("| metric | generated | world through the autoencoder | world renders |"), "{md}");
     assert!(

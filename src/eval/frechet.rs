@@ -114,15 +114,16 @@ pub fn frechet_bootstrap(
     resamples: usize,
     seed: u64,
 ) -> Result<Vec<Option<f64>>, MetricError> {
-    use rand::{RngExt, SeedableRng};
     let n = check_groups(a, b, groups)?;
+    group_draws(n, resamples, seed).iter().map(|draw| grouped_distance(a, b, groups, draw)).collect()
+}
+
+/// `resamples` draws of `n` groups with replacement, deterministic in `seed` and `n`: every
+/// grouped distance resampled with one seed (Fréchet, [`super::kernel::GroupedKernel`]) draws these.
+pub(crate) fn group_draws(n: usize, resamples: usize, seed: u64) -> Vec<Vec<usize>> {
+    use rand::{RngExt, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..resamples)
-        .map(|_| {
-            let draw: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
-            grouped_distance(a, b, groups, &draw)
-        })
-        .collect()
+    (0..resamples).map(|_| (0..n).map(|_| rng.random_range(0..n)).collect()).collect()
 }
 
 /// The squared Fréchet distance with each group left out in turn (entry `g`: without group
@@ -139,7 +140,7 @@ pub fn frechet_leave_one_out(a: &Features, b: &Features, groups: Groups<'_>) -> 
 }
 
 /// The number of groups, once both groupings are known to pair up and fit their sets.
-fn check_groups(a: &Features, b: &Features, (a_groups, b_groups): Groups<'_>) -> Result<usize, MetricError> {
+pub(crate) fn check_groups(a: &Features, b: &Features, (a_groups, b_groups): Groups<'_>) -> Result<usize, MetricError> {
     if a_groups.len() != b_groups.len() {
         return Err(MetricError::Mismatch {
             what: "groups of the two sets",

@@ -21,6 +21,7 @@ use super::features::Features;
 use super::frechet::{
     Groups, bootstrap_range, bootstrap_sd, frechet_bootstrap, frechet_distance, frechet_leave_one_out,
 };
+use super::kernel::GroupedKernel;
 use super::projection::Projection;
 use super::scenes::EvalScene;
 use super::tasks::DETECTIONS_PER_IMAGE;
@@ -198,17 +199,28 @@ pub struct SettingMetrics {
     #[serde(default)]
     pub frechet_clips_sd: Option<f64>,
     /// Where the resamples behind `frechet_frames_sd` lie and which scene the distance rests
-    /// on most ([`FrechetSpread`]); `None` as `frechet_frames_sd`.
+    /// on most ([`SceneSpread`]); `None` as `frechet_frames_sd`.
     #[serde(default)]
-    pub frechet_frames_spread: Option<FrechetSpread>,
+    pub frechet_frames_spread: Option<SceneSpread>,
     /// The same for `frechet_clips`.
     #[serde(default)]
-    pub frechet_clips_spread: Option<FrechetSpread>,
+    pub frechet_clips_spread: Option<SceneSpread>,
+    /// Kernel distance (KID, [`super::kernel`]) of frame features to the reference, on every
+    /// feature dimension, with its spread over the same scene resamples (`None` in reports
+    /// made before it existed; the reason is in `unavailable` where it could not be measured).
+    #[serde(default)]
+    pub kid_frames: Option<KernelDistance>,
+    /// The same for clip features.
+    #[serde(default)]
+    pub kid_clips: Option<KernelDistance>,
     /// The frame and clip distances of every scene resample behind the two spreads (`None`: not
     /// measurable). Every setting of one evaluation draws the same resamples, so these pair up
     /// between settings ([`PairedDelta`]); not written to `metrics.json`.
     #[serde(skip)]
     pub frechet_resamples: [Vec<Option<f64>>; 2],
+    /// The same for the kernel distances.
+    #[serde(skip)]
+    pub kid_resamples: [Vec<Option<f64>>; 2],
     /// Mean absolute frame-to-frame change on the reference's static pixels (0..1).
     pub flicker_static: Option<f32>,
     /// Fraction of pixels that are static in the reference (where flicker is measured).
@@ -240,7 +252,7 @@ impl SettingMetrics {
 /// standard deviation over scene resamples: a squared distance near 0 cannot spread below 0,
 /// so its resamples are skewed, and one scene can hold it down or up.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FrechetSpread {
+pub struct SceneSpread {
     /// The 5th and 95th percentiles of the distance over the scene resamples. A distance
     /// outside this range rests on few scenes.
     pub resample_range: [f64; 2],
@@ -259,28 +271,62 @@ pub struct SceneInfluence {
     pub without: f64,
 }
 
-/// A Fréchet distance between two grouped sets and how it depends on the groups.
-pub(crate) struct GroupedFrechet {
+/// A kernel distance with its spread over scene resamples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KernelDistance {
+    pub value: f64,
+    /// Its standard deviation over the scene resamples (`None`: too few measured).
+    pub sd: Option<f64>,
+    pub spread: Option<SceneSpread>,
+}
+
+/// A distance between two grouped sets and how it depends on the groups.
+pub(crate) struct GroupedDistance {
     pub distance: Result<f64, MetricError>,
     pub sd: Result<f64, MetricError>,
-    pub spread: Option<FrechetSpread>,
+    pub spread: Option<SceneSpread>,
     /// The distance on each of the [`BOOTSTRAP_RESAMPLES`] resamples (`None`: not measurable).
     pub resamples: Vec<Option<f64>>,
 }
 
-impl GroupedFrechet {
-    /// Measures projected sets whose group `g` is the scene of world seed `seeds[g]`.
-    pub(crate) fn measure(sets: Result<(Features, Features), MetricError>, groups: Groups<'_>, seeds: &[u64]) -> Self {
-        let distance = sets.as_ref().map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r));
-        let resamples = sets
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|(g, r)| frechet_bootstrap(g, r, groups, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED));
+impl GroupedDistance {
+    /// The Fréchet distance of projected sets whose group `g` is the scene of world seed
+    /// `seeds[g]`.
+    pub(crate) fn frechet(sets: Result<(Features, Features), MetricError>, groups: Groups<'_>, seeds: &[u64]) -> Self {
+        let sets = sets.as_ref();
+        Self::summarise(
+            sets.map_err(Clone::clone).and_then(|(g, r)| frechet_distance(g, r)),
+            sets.map_err(Clone::clone)
+                .and_then(|(g, r)| frechet_bootstrap(g, r, groups, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)),
+            || frechet_leave_one_out(&sets.ok()?.0, &sets.ok()?.1, groups).ok(),
+            seeds,
+        )
+    }
+
+    /// The kernel distance of (unprojected) sets grouped as in [`Self::frechet`], over the
+    /// same resamples.
+    pub(crate) fn kernel(sets: Result<(Features, Features), MetricError>, groups: Groups<'_>, seeds: &[u64]) -> Self {
+        let kernel = sets.and_then(|(g, r)| GroupedKernel::new(&g, &r, groups));
+        let k = kernel.as_ref();
+        Self::summarise(
+            k.map_err(Clone::clone).and_then(GroupedKernel::distance),
+            k.map(|k| k.bootstrap(BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)).map_err(Clone::clone),
+            || Some(k.ok()?.leave_one_out()),
+            seeds,
+        )
+    }
+
+    fn summarise(
+        distance: Result<f64, MetricError>,
+        resamples: Result<Vec<Option<f64>>, MetricError>,
+        leave_one_out: impl FnOnce() -> Option<Vec<Option<f64>>>,
+        seeds: &[u64],
+    ) -> Self {
         let sd = resamples.as_ref().map_err(Clone::clone).and_then(|r| bootstrap_sd(r));
-        let spread = match (&distance, &resamples, &sets) {
-            (Ok(d), Ok(r), Ok((g, rf))) => bootstrap_range(r).ok().map(|resample_range| FrechetSpread {
+        let spread = match (&distance, &resamples) {
+            (Ok(d), Ok(r)) => bootstrap_range(r).ok().map(|resample_range| SceneSpread {
                 resample_range,
-                most_influential: frechet_leave_one_out(g, rf, groups).ok().and_then(|without| {
+                most_influential: leave_one_out().and_then(|without| {
                     without
                         .iter()
                         .enumerate()
@@ -291,7 +337,18 @@ impl GroupedFrechet {
             }),
             _ => None,
         };
-        GroupedFrechet { distance, sd, spread, resamples: resamples.unwrap_or_default() }
+        GroupedDistance { distance, sd, spread, resamples: resamples.unwrap_or_default() }
+    }
+
+    /// The kernel distance for `metrics.json`, and why it or its spread is missing.
+    pub(crate) fn kernel_result(&self, what: &str) -> (Option<KernelDistance>, Option<String>) {
+        match (&self.distance, &self.sd) {
+            (Ok(value), sd) => (
+                Some(KernelDistance { value: *value, sd: sd.as_ref().ok().copied(), spread: self.spread }),
+                sd.as_ref().err().map(|e| format!("kernel distance ({what}) scene bootstrap: {e}")),
+            ),
+            (Err(e), _) => (None, Some(format!("kernel distance ({what}): {e}"))),
+        }
     }
 }
 
@@ -303,21 +360,29 @@ impl GroupedFrechet {
 pub struct PairedDelta {
     pub frames: Option<(f64, f64)>,
     pub clips: Option<(f64, f64)>,
+    /// The same for the kernel distances.
+    #[serde(default)]
+    pub kid_frames: Option<(f64, f64)>,
+    #[serde(default)]
+    pub kid_clips: Option<(f64, f64)>,
 }
 
 impl PairedDelta {
     pub fn between(this: &SettingMetrics, other: &SettingMetrics) -> Self {
-        let delta = |k: usize, a: Option<f64>, b: Option<f64>| {
-            let (ra, rb) = (&this.frechet_resamples[k], &other.frechet_resamples[k]);
+        let delta = |(ra, rb): (&Vec<Option<f64>>, &Vec<Option<f64>>), a: Option<f64>, b: Option<f64>| {
             if ra.len() != rb.len() {
                 return None;
             }
             let diffs: Vec<Option<f64>> = ra.iter().zip(rb).map(|(x, y)| Some((*x)? - (*y)?)).collect();
             Some((a? - b?, bootstrap_sd(&diffs).ok()?))
         };
+        let (f, k) = ((&this.frechet_resamples, &other.frechet_resamples), (&this.kid_resamples, &other.kid_resamples));
+        let kid = |m: &Option<KernelDistance>| m.map(|k| k.value);
         PairedDelta {
-            frames: delta(0, this.frechet_frames, other.frechet_frames),
-            clips: delta(1, this.frechet_clips, other.frechet_clips),
+            frames: delta((&f.0[0], &f.1[0]), this.frechet_frames, other.frechet_frames),
+            clips: delta((&f.0[1], &f.1[1]), this.frechet_clips, other.frechet_clips),
+            kid_frames: delta((&k.0[0], &k.1[0]), kid(&this.kid_frames), kid(&other.kid_frames)),
+            kid_clips: delta((&k.0[1], &k.1[1]), kid(&this.kid_clips), kid(&other.kid_clips)),
         }
     }
 }
@@ -407,18 +472,18 @@ pub fn measure<B: Backend>(
                 "frames",
                 &reference.frame_projection,
                 (&readout.frame_features, &r.frame_features),
-                frames_rows,
+                &frames_rows,
                 (&mut m.frechet_frames, &mut m.frechet_frames_sd, &mut m.frechet_frames_spread, frame_resamples),
             ),
             (
                 "clips",
                 &reference.clip_projection,
                 (&readout.clip_features, &r.clip_features),
-                clips_rows,
+                &clips_rows,
                 (&mut m.frechet_clips, &mut m.frechet_clips_sd, &mut m.frechet_clips_spread, clip_resamples),
             ),
         ] {
-            let f = GroupedFrechet::measure(project(projection, generated, reference), (&rows.0, &rows.1), &seeds);
+            let f = GroupedDistance::frechet(project(projection, generated, reference), (&rows.0, &rows.1), &seeds);
             (*kept, *spread) = (f.resamples, f.spread);
             match (f.distance, f.sd) {
                 (Ok(d), Ok(s)) => (*value, *sd) = (Some(d), Some(s)),
@@ -428,6 +493,18 @@ pub fn measure<B: Backend>(
                 }
                 (Err(e), _) => m.unavailable.push(format!("Fréchet ({what}): {e}")),
             }
+        }
+        for (k, what, (generated, reference), rows) in [
+            (0, "frames", (&readout.frame_features, &r.frame_features), &frames_rows),
+            (1, "clips", (&readout.clip_features, &r.clip_features), &clips_rows),
+        ] {
+            let sets = Features::from_rows(generated, "generated")
+                .and_then(|g| Ok((g, Features::from_rows(reference, "reference")?)));
+            let f = GroupedDistance::kernel(sets, (&rows.0, &rows.1), &seeds);
+            let (kid, why) = f.kernel_result(what);
+            m.unavailable.extend(why);
+            m.kid_resamples[k] = f.resamples;
+            *[&mut m.kid_frames, &mut m.kid_clips][k] = kid;
         }
     }
 
@@ -599,6 +676,16 @@ mod tests {
         }
         let same_spread = same.frechet_frames_spread.unwrap();
         assert!(same_spread.resample_range[1] < 1e-6, "{same_spread:?}");
+        // The kernel distance: exactly 0 for identical sets (every within-set and cross sum is the
+        // same), above 0 for noisy frames, with a spread, and paired like the Fréchet distance.
+        for k in [same.kid_frames.unwrap(), same.kid_clips.unwrap()] {
+            assert!(k.value.abs() < 1e-9 && k.sd.unwrap() < 1e-9, "{k:?}");
+        }
+        let kid = noisy.kid_frames.unwrap();
+        assert!(kid.value > 0.0 && kid.sd.unwrap() > 0.0 && kid.spread.is_some(), "{kid:?}");
+        let kid_delta = PairedDelta::between(&noisy, &same).kid_frames.unwrap();
+        assert!((kid_delta.0 - (kid.value - same.kid_frames.unwrap().value)).abs() < 1e-12, "{kid_delta:?}");
+        assert!(ideal.kid_frames.is_none(), "the reference is not compared with itself");
         // Paired with the identical setting on the same resamples: the whole distance, and
         // no difference at all against itself.
         let delta = PairedDelta::between(&noisy, &same).frames.unwrap();

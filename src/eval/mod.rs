@@ -35,6 +35,7 @@ mod error;
 pub mod features;
 pub mod frechet;
 pub mod interpolation;
+pub mod kernel;
 pub mod measure;
 mod plot;
 pub mod projection;
@@ -57,6 +58,7 @@ pub use error::MetricError;
 pub use features::Features;
 pub use frechet::{Gaussian, frechet_distance};
 pub use interpolation::{INTERPOLATION_CLIP_SEED, InterpolatedClip, InterpolationComparison, compare_interpolation};
+pub use kernel::{GroupedKernel, kernel_distance};
 pub use report::write_report;
 pub use run::{
     AblationRow, AblationTable, Ablations, DriftOptions, DriftResult, EvalError, EvalOptions, EvalProgress,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::measure::{BOOTSTRAP_RESAMPLES, FrechetSpread, STATIC_TOLERANCE, SettingMetrics, TRACK_SCORE};
+use super::measure::{BOOTSTRAP_RESAMPLES, KernelDistance, STATIC_TOLERANCE, SceneSpread, SettingMetrics, TRACK_SCORE};
 use super::plot::{Series, write_line_plot};
 use super::run::{EvalError, EvalResults};
 use super::tasks::MIN_CAR_PX;
@@ -84,14 +84,20 @@ fn g3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") })
 }
 
-/// Decimals for a Fréchet distance, a difference or a spread of this size: 4 below 1, so
-/// the small frame distances keep two significant digits.
+/// Decimals for a distance, a difference or a spread of this size: 4 below 1, more below
+/// 0.01 so that the value keeps two significant digits (at most 8).
 fn decimals(magnitude: f64) -> usize {
     match magnitude.abs() {
         a if a >= 100.0 => 1,
         a if a >= 1.0 => 2,
-        _ => 4,
+        a if a >= 0.01 || a == 0.0 || !a.is_finite() => 4,
+        a => ((-a.log10()).ceil() as usize + 1).clamp(4, 8),
     }
+}
+
+/// A kernel distance with its spread, as [`fd`].
+fn kd(k: Option<KernelDistance>) -> String {
+    fd(k.map(|k| k.value), k.and_then(|k| k.sd))
 }
 
 /// A difference with its sign and its spread, both to the decimals that suit the larger.
@@ -105,7 +111,7 @@ fn delta_with_spread(d: f64, sd: f64) -> String {
 fn fd(v: Option<f64>, sd: Option<f64>) -> String {
     match (v, sd) {
         (Some(v), Some(sd)) => {
-            let decimals = decimals(v.max(sd));
+            let decimals = decimals(v.abs().max(sd));
             format!("{v:.decimals$} ± {sd:.decimals$}")
         }
         (Some(v), None) => format!("{v:.0$}", decimals(v)),
@@ -116,9 +122,9 @@ fn fd(v: Option<f64>, sd: Option<f64>) -> String {
 /// Where a distance's scene resamples lie, whether the distance itself lies outside them, and
 /// the scene it rests on most: "resamples 0.0021–0.0355, the distance below them; without
 /// scene 10 (world seed …) 0.0104".
-fn spread_text(v: f64, s: &FrechetSpread) -> String {
+fn spread_text(v: f64, s: &SceneSpread) -> String {
     let [low, high] = s.resample_range;
-    let decimals = decimals(v.max(high));
+    let decimals = decimals(v.abs().max(high.abs()));
     let mut text = format!("resamples {low:.decimals$}–{high:.decimals$}");
     if v < low {
         text.push_str(", the distance below them");
@@ -129,6 +135,11 @@ fn spread_text(v: f64, s: &FrechetSpread) -> String {
         let _ = write!(text, "; without scene {} (world seed {}) {:.decimals$}", i.scene, i.seed, i.without);
     }
     text
+}
+
+/// Whether a main-table row is a distance to the reference (0 for the reference itself).
+fn is_distance(row: &str) -> bool {
+    row.starts_with("Fréchet") || row.starts_with("kernel distance")
 }
 
 /// The metric rows of the main table: name, how to read it, value.
@@ -144,6 +155,8 @@ fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
         ("crowdedness from detected car count, ±1 ↑", f3(m.crowdedness_count_within_one)),
         ("Fréchet distance², frames ↓", fd(m.frechet_frames, m.frechet_frames_sd)),
         ("Fréchet distance², clips ↓", fd(m.frechet_clips, m.frechet_clips_sd)),
+        ("kernel distance (KID), frames ↓", kd(m.kid_frames)),
+        ("kernel distance (KID), clips ↓", kd(m.kid_clips)),
         ("flicker on static pixels (0..1) ↓", f3(m.flicker_static)),
         ("static pixels of the reference (share)", f3(m.static_fraction)),
         ("detector track continuity ↑", f3(m.track_continuity)),
@@ -226,7 +239,12 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
          `± s` is how much a distance moves with the draw of scenes: its standard deviation over \
          {BOOTSTRAP_RESAMPLES} resamples of the scenes with replacement (each with its generated and reference \
          frames). Settings compared on the same scenes share one draw, so where they err alike it overstates the \
-         noise of their difference.\n\
+         noise of their difference. KID is the kernel distance of Bińkowski et al. (2018), the unbiased squared \
+         MMD with the cubic polynomial kernel, on every feature dimension (no projection) and over pairs of \
+         frames or clips from different scenes only: it averages 0 for a generator that draws the world's \
+         distribution, at any number of scenes (a value may fall below 0), and a scene on which the generated \
+         and reference frames agree only dilutes it (by its share of the pairs): it cannot hide a mismatch \
+         elsewhere, as one unusual scene can for a Fréchet distance.\n\
          - Flicker: mean absolute frame-to-frame change on the pixels that stay within {STATIC_TOLERANCE}/255 in \
          the reference video. Track continuity: detections with score ≥ {TRACK_SCORE} linked frame to frame at \
          IoU ≥ 0.5.\n\
@@ -317,7 +335,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             );
             let rows = metric_rows(&r.generated).into_iter().zip(metric_rows(ae)).zip(metric_rows(&r.reference));
             for (((name, generated), (_, autoencoded)), (_, reference)) in rows {
-                let reference = if name.starts_with("Fréchet") { "0 (itself)".into() } else { reference };
+                let reference = if is_distance(name) { "0 (itself)".into() } else { reference };
                 let _ = writeln!(s, "| {name} | {generated} | {autoencoded} | {reference} |");
             }
         }
@@ -326,7 +344,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
             for ((name, generated), (_, reference)) in
                 metric_rows(&r.generated).into_iter().zip(metric_rows(&r.reference))
             {
-                let reference = if name.starts_with("Fréchet") { "0 (itself)".into() } else { reference };
+                let reference = if is_distance(name) { "0 (itself)".into() } else { reference };
                 let _ = writeln!(s, "| {name} | {generated} | {reference} |");
             }
         }
@@ -334,9 +352,13 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     let mut spreads = vec![];
     for (column, m) in [("generated", Some(&r.generated)), ("through the autoencoder", r.autoencoded.as_ref())] {
         let Some(m) = m else { continue };
+        let kid = |k: &Option<KernelDistance>| (k.map(|k| k.value), k.and_then(|k| k.spread));
+        let (kid_frames, kid_clips) = (kid(&m.kid_frames), kid(&m.kid_clips));
         for (what, v, spread) in [
-            ("frames", m.frechet_frames, &m.frechet_frames_spread),
-            ("clips", m.frechet_clips, &m.frechet_clips_spread),
+            ("Fréchet² frames", m.frechet_frames, &m.frechet_frames_spread),
+            ("Fréchet² clips", m.frechet_clips, &m.frechet_clips_spread),
+            ("KID frames", kid_frames.0, &kid_frames.1),
+            ("KID clips", kid_clips.0, &kid_clips.1),
         ] {
             if let (Some(v), Some(spread)) = (v, spread) {
                 spreads.push(format!("- {column}, {what}: {}", spread_text(v, spread)));
@@ -346,8 +368,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
     if !spreads.is_empty() {
         let _ = writeln!(
             s,
-            "\nHow the Fréchet distances depend on the scenes: the 5th–95th percentile of the {BOOTSTRAP_RESAMPLES} \
-             scene resamples (a distance near 0 spreads only upwards, so `± s` alone hides the skew; a distance \
+            "\nHow the distances depend on the scenes: the 5th–95th percentile of the {BOOTSTRAP_RESAMPLES} scene \
+             resamples (a squared distance near 0 spreads mostly upwards, so `± s` alone hides the skew; a distance \
              outside its resamples' range rests on a few scenes), and the scene whose leaving out moves the \
              distance most:\n\n{}",
             spreads.join("\n")
@@ -370,7 +392,10 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 ""
             }
         );
-        let _ = writeln!(s, "| segment (s) | frames (all scenes) | Fréchet² | over the scenes |\n|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| segment (s) | frames (all scenes) | Fréchet² | over the scenes | KID |\n|---|---|---|---|---|"
+        );
         for seg in &d.segments {
             let (v, spread) = match (seg.frechet_frames, &seg.frechet_frames_spread) {
                 (Some(v), spread) => (
@@ -383,7 +408,16 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 ),
                 (None, _) => (seg.note.clone().unwrap_or_default(), String::new()),
             };
-            let _ = writeln!(s, "| {:.1}–{:.1} | {} | {} | {} |", seg.start_s, seg.end_s, seg.frames, v, spread);
+            let _ = writeln!(
+                s,
+                "| {:.1}–{:.1} | {} | {} | {} | {} |",
+                seg.start_s,
+                seg.end_s,
+                seg.frames,
+                v,
+                spread,
+                kd(seg.kid_frames)
+            );
         }
         let _ = writeln!(s, "\nGeneration wall time: {:.0} s.\n", d.generation_s);
     }
@@ -397,14 +431,14 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         let _ = writeln!(
             s,
             "| setting | AP50 | mIoU | day/night | crowd exact | crowd ±1 | crowd (count) ±1 | FD² frames | FD² clips | \
-             flicker | continuity | diversity | ego speed (error), m/s | time (s) |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             KID frames | KID clips | flicker | continuity | diversity | ego speed (error), m/s | time (s) |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for row in &t.rows {
             let m = &row.metrics;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.0} |",
                 row.label,
                 f3(m.layout_ap50),
                 f3(m.layout_mean_iou),
@@ -414,6 +448,8 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 f3(m.crowdedness_count_within_one),
                 fd(m.frechet_frames, m.frechet_frames_sd),
                 fd(m.frechet_clips, m.frechet_clips_sd),
+                kd(m.kid_frames),
+                kd(m.kid_clips),
                 f3(m.flicker_static),
                 f3(m.track_continuity),
                 g3(m.diversity),
@@ -430,15 +466,22 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 let d = row.vs_main?;
                 let part =
                     |what: &str, v: Option<(f64, f64)>| v.map(|(d, sd)| format!("{what} {}", delta_with_spread(d, sd)));
-                let parts: Vec<String> =
-                    [part("frames", d.frames), part("clips", d.clips)].into_iter().flatten().collect();
+                let parts: Vec<String> = [
+                    part("frames", d.frames),
+                    part("clips", d.clips),
+                    part("KID frames", d.kid_frames),
+                    part("KID clips", d.kid_clips),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
                 (!parts.is_empty()).then(|| format!("- {}: {}", row.label, parts.join(", ")))
             })
             .collect();
         if !paired.is_empty() {
             let _ = writeln!(
                 s,
-                "Fréchet² against the main setting, `Δ ± s`: the row's distance minus the main setting's, and the \
+                "Distances against the main setting (Fréchet², and KID where named), `Δ ± s`: the row's distance minus the main setting's, and the \
                  standard deviation of that difference over the scene resamples both drew alike:\n\n{}\n",
                 paired.join("\n")
             );
@@ -494,17 +537,20 @@ mod tests {
     #[test]
     fn a_distance_keeps_two_digits_and_says_when_it_lies_outside_its_resamples() {
         use super::{fd, spread_text};
-        use crate::eval::measure::{FrechetSpread, SceneInfluence};
+        use crate::eval::measure::{SceneInfluence, SceneSpread};
         assert_eq!(fd(Some(0.00106), Some(0.0109)), "0.0011 ± 0.0109");
         assert_eq!(fd(Some(21.556), Some(3.349)), "21.56 ± 3.35");
         assert_eq!((fd(Some(0.5), None), fd(None, Some(1.0))), ("0.5000".into(), "n/a".into()));
+        // Small kernel distances keep two significant digits; an unbiased estimate may be below 0.
+        assert_eq!(fd(Some(0.000031), Some(0.0000123)), "0.000031 ± 0.000012");
+        assert_eq!(fd(Some(-0.002), Some(0.004)), "-0.0020 ± 0.0040");
         let influence = SceneInfluence { scene: 10, seed: 1_099_512_676_362, without: 0.0104 };
-        let spread = FrechetSpread { resample_range: [0.0021, 0.0355], most_influential: Some(influence) };
+        let spread = SceneSpread { resample_range: [0.0021, 0.0355], most_influential: Some(influence) };
         assert_eq!(
             spread_text(0.00106, &spread),
             "resamples 0.0021–0.0355, the distance below them; without scene 10 (world seed 1099512676362) 0.0104"
         );
-        let inside = FrechetSpread { resample_range: [12.97, 20.64], most_influential: None };
+        let inside = SceneSpread { resample_range: [12.97, 20.64], most_influential: None };
         assert_eq!(spread_text(16.2, &inside), "resamples 12.97–20.64");
         assert!(spread_text(25.0, &inside).ends_with("the distance above them"));
     }

@@ -23,7 +23,7 @@ use super::crowd::CountCrowdedness;
 use super::error::MetricError;
 use super::features::Features;
 use super::measure::{
-    FrechetSpread, GroupedFrechet, Judges, PairedDelta, Reference, SceneFrames, SettingMetrics, measure,
+    GroupedDistance, Judges, KernelDistance, PairedDelta, Reference, SceneFrames, SceneSpread, SettingMetrics, measure,
 };
 use super::projection::Projection;
 use super::scenes::{EvalScene, SCENE_SEED_BASE};
@@ -157,8 +157,11 @@ pub struct DriftSegment {
     /// Its resamples' range and the scene it rests on most, as
     /// [`SettingMetrics::frechet_frames_spread`].
     #[serde(default)]
-    pub frechet_frames_spread: Option<FrechetSpread>,
-    /// Why the distance, or only its spread, could not be measured.
+    pub frechet_frames_spread: Option<SceneSpread>,
+    /// The kernel distance of the segment's frames, as [`SettingMetrics::kid_frames`].
+    #[serde(default)]
+    pub kid_frames: Option<KernelDistance>,
+    /// Why a distance, or only its spread, could not be measured.
     pub note: Option<String>,
 }
 
@@ -728,12 +731,17 @@ fn drift<B: Backend>(
         // One video per scene: a scene's rows are its video's frames in the segment.
         let scene_rows: Vec<std::ops::Range<usize>> =
             (0..scenes.len()).map(|s| s * range.len()..(s + 1) * range.len()).collect();
-        let f = GroupedFrechet::measure(sets, (&scene_rows, &scene_rows), &seeds);
-        let (frechet_frames_sd, note) = match (&f.distance, f.sd) {
-            (Ok(_), Ok(sd)) => (Some(sd), None),
-            (Ok(_), Err(e)) => (None, Some(format!("scene bootstrap: {e}"))),
-            (Err(e), _) => (None, Some(e.to_string())),
+        let f = GroupedDistance::frechet(sets, (&scene_rows, &scene_rows), &seeds);
+        let (frechet_frames_sd, mut notes) = match (&f.distance, f.sd) {
+            (Ok(_), Ok(sd)) => (Some(sd), vec![]),
+            (Ok(_), Err(e)) => (None, vec![format!("scene bootstrap: {e}")]),
+            (Err(e), _) => (None, vec![e.to_string()]),
         };
+        let unprojected = Features::from_rows(&g, "generated segment")
+            .and_then(|g| Ok((g, Features::from_rows(&r, "reference segment")?)));
+        let (kid_frames, why) =
+            GroupedDistance::kernel(unprojected, (&scene_rows, &scene_rows), &seeds).kernel_result("frames");
+        notes.extend(why);
         out.push(DriftSegment {
             start_s: range.start as f32 / plan.fps,
             end_s: range.end as f32 / plan.fps,
@@ -741,7 +749,8 @@ fn drift<B: Backend>(
             frechet_frames: f.distance.ok(),
             frechet_frames_sd,
             frechet_frames_spread: f.spread,
-            note,
+            kid_frames,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
         });
     }
     Ok(DriftResult { seconds: d.seconds, segment_s: d.segment_s, segments: out, generation_s: seconds })
