@@ -120,12 +120,12 @@ fn fd(v: Option<f64>, sd: Option<f64>) -> String {
 }
 
 /// Where a distance's scene resamples lie, whether the distance itself lies outside them, and
-/// the scene it rests on most: "resamples 0.0021–0.0355, the distance below them; without
+/// the scene it rests on most: "resamples 0.0021 to 0.0355, the distance below them; without
 /// scene 10 (world seed …) 0.0104".
 fn spread_text(v: f64, s: &SceneSpread) -> String {
     let [low, high] = s.resample_range;
     let decimals = decimals(v.abs().max(high.abs()));
-    let mut text = format!("resamples {low:.decimals$}–{high:.decimals$}");
+    let mut text = format!("resamples {low:.decimals$} to {high:.decimals$}");
     if v < low {
         text.push_str(", the distance below them");
     } else if v > high {
@@ -548,10 +548,10 @@ mod tests {
         let spread = SceneSpread { resample_range: [0.0021, 0.0355], most_influential: Some(influence) };
         assert_eq!(
             spread_text(0.00106, &spread),
-            "resamples 0.0021–0.0355, the distance below them; without scene 10 (world seed 1099512676362) 0.0104"
+            "resamples 0.0021 to 0.0355, the distance below them; without scene 10 (world seed 1099512676362) 0.0104"
         );
         let inside = SceneSpread { resample_range: [12.97, 20.64], most_influential: None };
-        assert_eq!(spread_text(16.2, &inside), "resamples 12.97–20.64");
+        assert_eq!(spread_text(16.2, &inside), "resamples 12.97 to 20.64");
         assert!(spread_text(25.0, &inside).ends_with("the distance above them"));
     }
 }
