@@ -76,8 +76,7 @@ impl GroupedKernel {
     pub fn weighted(&self, weights: &[f64]) -> Option<f64> {
         // Σ_{g≠h} w_g w_h m(g, h), and the number of row pairs it sums.
         let mean = |m: &DMatrix<f64>, rows: (&[f64], &[f64])| {
-            let sum = quadratic(m, weights, weights)
-                - (0..weights.len()).map(|g| weights[g].powi(2) * m[(g, g)]).sum::<f64>();
+            let sum = quadratic(m, weights) - (0..weights.len()).map(|g| weights[g].powi(2) * m[(g, g)]).sum::<f64>();
             let total = |r: &[f64]| weights.iter().zip(r).map(|(w, n)| w * n).sum::<f64>();
             let pairs = total(rows.0) * total(rows.1)
                 - weights.iter().zip(rows.0).zip(rows.1).map(|((w, x), y)| w * w * x * y).sum::<f64>();
@@ -90,7 +89,10 @@ impl GroupedKernel {
     /// The distance between the two sets.
     pub fn distance(&self) -> Result<f64, MetricError> {
         let n = self.rows[0].len();
-        self.weighted(&vec![1.0; n]).ok_or(MetricError::TooFew { what: "groups with rows", needed: 2, got: 1 })
+        self.weighted(&vec![1.0; n]).ok_or_else(|| {
+            let got = (0..n).filter(|&g| self.rows[0][g] > 0.0 && self.rows[1][g] > 0.0).count();
+            MetricError::TooFew { what: "groups with rows in both sets", needed: 2, got }
+        })
     }
 
     /// The distance on `resamples` resamples of the groups with replacement: the same draws
@@ -121,9 +123,9 @@ impl GroupedKernel {
     }
 }
 
-/// `uᵀ M v`.
-fn quadratic(m: &DMatrix<f64>, u: &[f64], v: &[f64]) -> f64 {
-    (0..m.nrows()).map(|g| u[g] * (0..m.ncols()).map(|h| m[(g, h)] * v[h]).sum::<f64>()).sum()
+/// `wᵀ M w`.
+fn quadratic(m: &DMatrix<f64>, w: &[f64]) -> f64 {
+    (0..m.nrows()).map(|g| w[g] * (0..m.ncols()).map(|h| m[(g, h)] * w[h]).sum::<f64>()).sum()
 }
 
 /// The kernel distance between two sets of as many rows, each row (with the other set's row

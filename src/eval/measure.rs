@@ -248,9 +248,9 @@ impl SettingMetrics {
     }
 }
 
-/// How a Fréchet distance measured on a set of scenes depends on the scenes, beyond its
-/// standard deviation over scene resamples: a squared distance near 0 cannot spread below 0,
-/// so its resamples are skewed, and one scene can hold it down or up.
+/// How a distance measured on a set of scenes depends on the scenes, beyond its standard
+/// deviation over scene resamples: a squared distance near 0 spreads mostly upwards, so its
+/// resamples are skewed, and one scene can hold it down or up.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SceneSpread {
     /// The 5th and 95th percentiles of the distance over the scene resamples. A distance
@@ -369,20 +369,20 @@ pub struct PairedDelta {
 
 impl PairedDelta {
     pub fn between(this: &SettingMetrics, other: &SettingMetrics) -> Self {
-        let delta = |(ra, rb): (&Vec<Option<f64>>, &Vec<Option<f64>>), a: Option<f64>, b: Option<f64>| {
+        let delta = |ra: &[Option<f64>], rb: &[Option<f64>], a: Option<f64>, b: Option<f64>| {
             if ra.len() != rb.len() {
                 return None;
             }
             let diffs: Vec<Option<f64>> = ra.iter().zip(rb).map(|(x, y)| Some((*x)? - (*y)?)).collect();
             Some((a? - b?, bootstrap_sd(&diffs).ok()?))
         };
-        let (f, k) = ((&this.frechet_resamples, &other.frechet_resamples), (&this.kid_resamples, &other.kid_resamples));
-        let kid = |m: &Option<KernelDistance>| m.map(|k| k.value);
+        let (t, o) = (this, other);
+        let kid = |k: Option<KernelDistance>| k.map(|k| k.value);
         PairedDelta {
-            frames: delta((&f.0[0], &f.1[0]), this.frechet_frames, other.frechet_frames),
-            clips: delta((&f.0[1], &f.1[1]), this.frechet_clips, other.frechet_clips),
-            kid_frames: delta((&k.0[0], &k.1[0]), kid(&this.kid_frames), kid(&other.kid_frames)),
-            kid_clips: delta((&k.0[1], &k.1[1]), kid(&this.kid_clips), kid(&other.kid_clips)),
+            frames: delta(&t.frechet_resamples[0], &o.frechet_resamples[0], t.frechet_frames, o.frechet_frames),
+            clips: delta(&t.frechet_resamples[1], &o.frechet_resamples[1], t.frechet_clips, o.frechet_clips),
+            kid_frames: delta(&t.kid_resamples[0], &o.kid_resamples[0], kid(t.kid_frames), kid(o.kid_frames)),
+            kid_clips: delta(&t.kid_resamples[1], &o.kid_resamples[1], kid(t.kid_clips), kid(o.kid_clips)),
         }
     }
 }
@@ -494,17 +494,24 @@ pub fn measure<B: Backend>(
                 (Err(e), _) => m.unavailable.push(format!("Fréchet ({what}): {e}")),
             }
         }
-        for (k, what, (generated, reference), rows) in [
-            (0, "frames", (&readout.frame_features, &r.frame_features), &frames_rows),
-            (1, "clips", (&readout.clip_features, &r.clip_features), &clips_rows),
+        // Kernel distances on the whole features, over the same scene resamples.
+        let [frame_resamples, clip_resamples] = &mut m.kid_resamples;
+        for (what, (generated, reference), rows, (value, kept)) in [
+            (
+                "frames",
+                (&readout.frame_features, &r.frame_features),
+                &frames_rows,
+                (&mut m.kid_frames, frame_resamples),
+            ),
+            ("clips", (&readout.clip_features, &r.clip_features), &clips_rows, (&mut m.kid_clips, clip_resamples)),
         ] {
             let sets = Features::from_rows(generated, "generated")
                 .and_then(|g| Ok((g, Features::from_rows(reference, "reference")?)));
             let f = GroupedDistance::kernel(sets, (&rows.0, &rows.1), &seeds);
-            let (kid, why) = f.kernel_result(what);
+            let why;
+            (*value, why) = f.kernel_result(what);
+            *kept = f.resamples;
             m.unavailable.extend(why);
-            m.kid_resamples[k] = f.resamples;
-            *[&mut m.kid_frames, &mut m.kid_clips][k] = kid;
         }
     }
 
