@@ -95,6 +95,15 @@ fn decimals(magnitude: f64) -> usize {
     }
 }
 
+/// `v` to `decimals` decimals, without the sign of a value that rounds to 0 ("-0.0000").
+fn fixed(v: f64, decimals: usize) -> String {
+    let text = format!("{v:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(unsigned) if unsigned.chars().all(|c| c == '0' || c == '.') => unsigned.to_string(),
+        _ => text,
+    }
+}
+
 /// A kernel distance with its spread, as [`fd`].
 fn kd(k: Option<KernelDistance>) -> String {
     fd(k.map(|k| k.value), k.and_then(|k| k.sd))
@@ -112,9 +121,9 @@ fn fd(v: Option<f64>, sd: Option<f64>) -> String {
     match (v, sd) {
         (Some(v), Some(sd)) => {
             let decimals = decimals(v.abs().max(sd));
-            format!("{v:.decimals$} ± {sd:.decimals$}")
+            format!("{} ± {}", fixed(v, decimals), fixed(sd, decimals))
         }
-        (Some(v), None) => format!("{v:.0$}", decimals(v)),
+        (Some(v), None) => fixed(v, decimals(v)),
         (None, _) => "n/a".into(),
     }
 }
@@ -125,14 +134,14 @@ fn fd(v: Option<f64>, sd: Option<f64>) -> String {
 fn spread_text(v: f64, s: &SceneSpread) -> String {
     let [low, high] = s.resample_range;
     let decimals = decimals(v.abs().max(high.abs()));
-    let mut text = format!("resamples {low:.decimals$} to {high:.decimals$}");
+    let mut text = format!("resamples {} to {}", fixed(low, decimals), fixed(high, decimals));
     if v < low {
         text.push_str(", the distance below them");
     } else if v > high {
         text.push_str(", the distance above them");
     }
     if let Some(i) = s.most_influential {
-        let _ = write!(text, "; without scene {} (world seed {}) {:.decimals$}", i.scene, i.seed, i.without);
+        let _ = write!(text, "; without scene {} (world seed {}) {}", i.scene, i.seed, fixed(i.without, decimals));
     }
     text
 }
@@ -544,6 +553,7 @@ mod tests {
         // Small kernel distances keep two significant digits; an unbiased estimate may be below 0.
         assert_eq!(fd(Some(0.000031), Some(0.0000123)), "0.000031 ± 0.000012");
         assert_eq!(fd(Some(-0.002), Some(0.004)), "-0.0020 ± 0.0040");
+        assert_eq!(fd(Some(-0.00000004), Some(0.0004)), "0.00000 ± 0.00040");
         let influence = SceneInfluence { scene: 10, seed: 1_099_512_676_362, without: 0.0104 };
         let spread = SceneSpread { resample_range: [0.0021, 0.0355], most_influential: Some(influence) };
         assert_eq!(
