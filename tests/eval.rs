@@ -142,6 +142,10 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
         "{md}"
     );
     assert!(md.contains("| segment (s) | frames (all scenes) | Fréchet² | over the scenes | KID |"), "{md}");
+    // Sharpness against the world's renders: the world itself is 1.
+    assert!(json["generated"]["sharpness"].as_f64().is_some_and(|v| v > 0.0), "{}", json["generated"]);
+    assert!(json["reference"]["sharpness"].as_f64().is_some_and(|v| (v - 1.0).abs() < 1e-6), "{}", json["reference"]);
+    assert!(md.contains("| sharpness: fine detail against the world's renders (1 = as much) | "), "{md}");
     assert!(md.contains("| kernel distance (KID), frames ↓ | ") && md.contains("- generated, KID frames: "), "{md}");
     assert!(json["drift"]["segments"][0]["kid_frames"]["value"].as_f64().is_some(), "{}", json["drift"]);
     assert!(md.contains("### Prediction noise") && md.contains("| ego speed error per future"), "{md}");

@@ -25,6 +25,7 @@ use burn::backend::Flex;
 use burn::tensor::Tensor;
 use burn::tensor::module::avg_pool2d;
 use latentdrive::data::{EVAL_SEED_BASE, psnr, temporal_error};
+use latentdrive::eval::sharpness::laplacian_energy as energy;
 use latentdrive::pipeline::{GenerateOptions, Generator, Models, UpsampleMode};
 use latentdrive::scenario::parse_str;
 use latentdrive::train::{FrameSource, tensor_grid};
@@ -37,7 +38,8 @@ type B = Flex;
 /// (`EVAL_SEED_BASE + 200..204`), the decoder clips (`+ 100..`) and the interpolator clips (`+ 300..`).
 const CLIP_SEED: u64 = EVAL_SEED_BASE + 400;
 
-/// Mean |4-neighbour Laplacian| of the luma of every frame, on [-1, 1].
+/// Mean |4-neighbour Laplacian| of the luma of every frame, on [-1, 1] (`eval`'s sharpness
+/// measure, [`latentdrive::eval::sharpness::laplacian_energy`]).
 fn laplacian_energy(x: &Tensor<B, 4>) -> f64 {
     let [n, _, h, w] = x.dims();
     let v = x.clone().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
@@ -45,14 +47,8 @@ fn laplacian_energy(x: &Tensor<B, 4>) -> f64 {
     let (mut sum, mut count) = (0.0f64, 0usize);
     for k in 0..n {
         let at = |c: usize, y: usize, x: usize| v[(k * 3 + c) * plane + y * w + x];
-        let luma = |y: usize, x: usize| 0.299 * at(0, y, x) + 0.587 * at(1, y, x) + 0.114 * at(2, y, x);
-        for y in 1..h - 1 {
-            for x in 1..w - 1 {
-                let l = 4.0 * luma(y, x) - luma(y - 1, x) - luma(y + 1, x) - luma(y, x - 1) - luma(y, x + 1);
-                sum += f64::from(l.abs());
-                count += 1;
-            }
-        }
+        let (s, c) = energy(h, w, |y, x| 0.299 * at(0, y, x) + 0.587 * at(1, y, x) + 0.114 * at(2, y, x));
+        (sum, count) = (sum + s, count + c);
     }
     sum / count.max(1) as f64
 }

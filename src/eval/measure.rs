@@ -24,6 +24,7 @@ use super::frechet::{
 use super::kernel::GroupedKernel;
 use super::projection::Projection;
 use super::scenes::EvalScene;
+use super::sharpness::sharpness_ratio;
 use super::tasks::DETECTIONS_PER_IMAGE;
 use super::temporal::{StaticMask, TRACK_IOU, static_flicker, track_continuity};
 
@@ -221,6 +222,11 @@ pub struct SettingMetrics {
     /// The same for the kernel distances.
     #[serde(skip)]
     pub kid_resamples: [Vec<Option<f64>>; 2],
+    /// Fine detail against the world's renders of the same scenes and futures: the frames' mean
+    /// |Laplacian| of the luma over the renders' ([`sharpness_ratio`]; 1 = as detailed, below 1
+    /// blurred, above 1 noisier). `None` in reports made before it existed.
+    #[serde(default)]
+    pub sharpness: Option<f32>,
     /// Mean absolute frame-to-frame change on the reference's static pixels (0..1).
     pub flicker_static: Option<f32>,
     /// Fraction of pixels that are static in the reference (where flicker is measured).
@@ -515,6 +521,10 @@ pub fn measure<B: Backend>(
         }
     }
 
+    // Fine detail against the world's renders of the same frames.
+    let sharpness = sharpness_ratio(frames.iter().flatten().flatten(), reference.frames.iter().flatten().flatten());
+    m.sharpness = m.note("sharpness", sharpness);
+
     // Flicker on the pixels the world keeps still, and detector tracks.
     let (mut flicker, mut static_px, mut links, mut chances) = (vec![], vec![], 0, 0);
     let mut first_error = None;
@@ -671,6 +681,9 @@ mod tests {
         let noisy = measure(judges, &scenes, &reference, Some(&noisy));
         assert!(noisy.flicker_static.unwrap() > 5.0 * same.flicker_static.unwrap().max(1e-3), "{noisy:?}");
         assert!(noisy.frechet_frames.unwrap() > 1e-3, "{noisy:?}");
+        // Per-pixel noise is detail the world does not have; the world and identical frames are 1.
+        assert!(noisy.sharpness.unwrap() > 1.0, "{noisy:?}");
+        assert_eq!((same.sharpness, ideal.sharpness), (Some(1.0), Some(1.0)));
         // Scenes differ, so the distance moves with their draw.
         assert!(noisy.frechet_frames_sd.unwrap() > 0.0, "{noisy:?}");
         // Its resamples lie in an ordered range, and the scene it rests on most is one of the

@@ -9,6 +9,7 @@
 //!   different scenes;
 //! - [`detection`]: single-class AP50 and mean IoU of matched boxes (layout fidelity);
 //! - [`temporal`]: flicker on static regions and detector track continuity;
+//! - [`sharpness`]: fine detail (mean |Laplacian|) against the world's renders;
 //! - [`diversity`]: mean pairwise feature distance between futures of one scene;
 //! - [`conditions`]: day/night and crowdedness accuracy (exact and ±1);
 //! - [`decoders`]: the temporal decoder against the per-frame decoder on held-out renders.
@@ -46,6 +47,7 @@ pub mod projection;
 pub mod report;
 pub mod run;
 pub mod scenes;
+pub mod sharpness;
 pub mod tasks;
 pub mod temporal;
 pub mod training;

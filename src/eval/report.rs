@@ -166,6 +166,7 @@ fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
         ("Fréchet distance², clips ↓", fd(m.frechet_clips, m.frechet_clips_sd)),
         ("kernel distance (KID), frames ↓", kd(m.kid_frames)),
         ("kernel distance (KID), clips ↓", kd(m.kid_clips)),
+        ("sharpness: fine detail against the world's renders (1 = as much)", f3(m.sharpness)),
         ("flicker on static pixels (0..1) ↓", f3(m.flicker_static)),
         ("static pixels of the reference (share)", f3(m.static_fraction)),
         ("detector track continuity ↑", f3(m.track_continuity)),
@@ -254,6 +255,9 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
          distribution, at any number of scenes (a value may fall below 0), and a scene on which the generated \
          and reference frames agree only dilutes it (by its share of the pairs): it cannot hide a mismatch \
          elsewhere, as one unusual scene can for a Fréchet distance.\n\
+         - Sharpness: the mean magnitude of the luma's 4-neighbour Laplacian over every frame, against the world's \
+         renders of the same scenes and futures (1 = as much fine detail; below 1 blurred, above 1 noisier): the \
+         evaluators' pooled features hardly see blur, this reads it off the pixels.\n\
          - Flicker: mean absolute frame-to-frame change on the pixels that stay within {STATIC_TOLERANCE}/255 in \
          the reference video. Track continuity: detections with score ≥ {TRACK_SCORE} linked frame to frame at \
          IoU ≥ 0.5.\n\
@@ -440,14 +444,14 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         let _ = writeln!(
             s,
             "| setting | AP50 | mIoU | day/night | crowd exact | crowd ±1 | crowd (count) ±1 | FD² frames | FD² clips | \
-             KID frames | KID clips | flicker | continuity | diversity | ego speed (error), m/s | time (s) |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             KID frames | KID clips | sharpness | flicker | continuity | diversity | ego speed (error), m/s | time (s) |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for row in &t.rows {
             let m = &row.metrics;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.0} |",
                 row.label,
                 f3(m.layout_ap50),
                 f3(m.layout_mean_iou),
@@ -459,6 +463,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 fd(m.frechet_clips, m.frechet_clips_sd),
                 kd(m.kid_frames),
                 kd(m.kid_clips),
+                f3(m.sharpness),
                 f3(m.flicker_static),
                 f3(m.track_continuity),
                 g3(m.diversity),
