@@ -137,7 +137,7 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
         "{md}"
     );
     assert!(
-        md.contains("How the Fréchet distances depend on the scenes")
+        md.contains("How the distances depend on the scenes")
             && md.contains("- generated, Fréchet² frames: resamples "),
         "{md}"
     );
