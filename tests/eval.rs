@@ -133,7 +133,8 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     assert!(md.contains("latentdrive eval --weights") && md.contains("### DDIM steps"), "{md}");
     assert!(md.contains("| Fréchet distance², frames ↓ | ") && md.contains(" ± ") && md.contains("resamples"), "{md}");
     assert!(
-        md.contains("Distances against the main setting (Fréchet², and KID where named)") && md.contains(": frames "),
+        md.contains("Against the main setting (Fréchet², and KID and sharpness where named)")
+            && md.contains(": frames "),
         "{md}"
     );
     assert!(
@@ -145,6 +146,7 @@ fn eval_writes_a_parseable_report_for_micro_weights() {
     // Sharpness against the world's renders: the world itself is 1.
     assert!(json["generated"]["sharpness"].as_f64().is_some_and(|v| v > 0.0), "{}", json["generated"]);
     assert!(json["reference"]["sharpness"].as_f64().is_some_and(|v| (v - 1.0).abs() < 1e-6), "{}", json["reference"]);
+    assert!(json["generated"]["sharpness_sd"].as_f64().is_some_and(|v| v >= 0.0), "{}", json["generated"]);
     assert!(md.contains("| sharpness: fine detail against the world's renders (1 = as much) | "), "{md}");
     assert!(md.contains("| kernel distance (KID), frames ↓ | ") && md.contains("- generated, KID frames: "), "{md}");
     assert!(json["drift"]["segments"][0]["kid_frames"]["value"].as_f64().is_some(), "{}", json["drift"]);

@@ -24,7 +24,7 @@ use super::frechet::{
 use super::kernel::GroupedKernel;
 use super::projection::Projection;
 use super::scenes::EvalScene;
-use super::sharpness::sharpness_ratio;
+use super::sharpness::GroupedSharpness;
 use super::tasks::DETECTIONS_PER_IMAGE;
 use super::temporal::{StaticMask, TRACK_IOU, static_flicker, track_continuity};
 
@@ -227,6 +227,12 @@ pub struct SettingMetrics {
     /// blurred, above 1 noisier). `None` in reports made before it existed.
     #[serde(default)]
     pub sharpness: Option<f32>,
+    /// Its standard deviation over the scene resamples of the distances' spreads.
+    #[serde(default)]
+    pub sharpness_sd: Option<f32>,
+    /// Its value on each of those resamples, paired between settings as the distances' are.
+    #[serde(skip)]
+    pub sharpness_resamples: Vec<Option<f64>>,
     /// Mean absolute frame-to-frame change on the reference's static pixels (0..1).
     pub flicker_static: Option<f32>,
     /// Fraction of pixels that are static in the reference (where flicker is measured).
@@ -371,6 +377,9 @@ pub struct PairedDelta {
     pub kid_frames: Option<(f64, f64)>,
     #[serde(default)]
     pub kid_clips: Option<(f64, f64)>,
+    /// The same for the sharpness.
+    #[serde(default)]
+    pub sharpness: Option<(f64, f64)>,
 }
 
 impl PairedDelta {
@@ -389,6 +398,12 @@ impl PairedDelta {
             clips: delta(&t.frechet_resamples[1], &o.frechet_resamples[1], t.frechet_clips, o.frechet_clips),
             kid_frames: delta(&t.kid_resamples[0], &o.kid_resamples[0], kid(t.kid_frames), kid(o.kid_frames)),
             kid_clips: delta(&t.kid_resamples[1], &o.kid_resamples[1], kid(t.kid_clips), kid(o.kid_clips)),
+            sharpness: delta(
+                &t.sharpness_resamples,
+                &o.sharpness_resamples,
+                t.sharpness.map(f64::from),
+                o.sharpness.map(f64::from),
+            ),
         }
     }
 }
@@ -522,8 +537,12 @@ pub fn measure<B: Backend>(
     }
 
     // Fine detail against the world's renders of the same frames.
-    let sharpness = sharpness_ratio(frames.iter().flatten().flatten(), reference.frames.iter().flatten().flatten());
-    m.sharpness = m.note("sharpness", sharpness);
+    let by_scene = frames.iter().zip(&reference.frames).map(|(f, r)| (f.iter().flatten(), r.iter().flatten()));
+    if let Some(sharpness) = m.note("sharpness", GroupedSharpness::new(by_scene)) {
+        m.sharpness = m.note("sharpness", sharpness.ratio());
+        m.sharpness_resamples = sharpness.bootstrap(BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+        m.sharpness_sd = m.note("sharpness scene bootstrap", bootstrap_sd(&m.sharpness_resamples)).map(|s| s as f32);
+    }
 
     // Flicker on the pixels the world keeps still, and detector tracks.
     let (mut flicker, mut static_px, mut links, mut chances) = (vec![], vec![], 0, 0);
@@ -684,6 +703,9 @@ mod tests {
         // Per-pixel noise is detail the world does not have; the world and identical frames are 1.
         assert!(noisy.sharpness.unwrap() > 1.0, "{noisy:?}");
         assert_eq!((same.sharpness, ideal.sharpness), (Some(1.0), Some(1.0)));
+        assert!(same.sharpness_sd.unwrap() < 1e-6 && noisy.sharpness_sd.unwrap() > 0.0, "{noisy:?}");
+        let sharper = PairedDelta::between(&noisy, &same).sharpness.unwrap();
+        assert!((sharper.0 - f64::from(noisy.sharpness.unwrap() - 1.0)).abs() < 1e-6, "{sharper:?}");
         // Scenes differ, so the distance moves with their draw.
         assert!(noisy.frechet_frames_sd.unwrap() > 0.0, "{noisy:?}");
         // Its resamples lie in an ordered range, and the scene it rests on most is one of the

@@ -146,6 +146,14 @@ fn spread_text(v: f64, s: &SceneSpread) -> String {
     text
 }
 
+/// The sharpness and, where measured, its spread over scene resamples, to 3 decimals.
+fn sharpness(m: &SettingMetrics) -> String {
+    match (m.sharpness, m.sharpness_sd) {
+        (Some(v), Some(sd)) => format!("{v:.3} ± {sd:.3}"),
+        (v, _) => f3(v),
+    }
+}
+
 /// Whether a main-table row is a distance to the reference (0 for the reference itself).
 fn is_distance(row: &str) -> bool {
     row.starts_with("Fréchet") || row.starts_with("kernel distance")
@@ -166,7 +174,7 @@ fn metric_rows(m: &SettingMetrics) -> Vec<(&'static str, String)> {
         ("Fréchet distance², clips ↓", fd(m.frechet_clips, m.frechet_clips_sd)),
         ("kernel distance (KID), frames ↓", kd(m.kid_frames)),
         ("kernel distance (KID), clips ↓", kd(m.kid_clips)),
-        ("sharpness: fine detail against the world's renders (1 = as much)", f3(m.sharpness)),
+        ("sharpness: fine detail against the world's renders (1 = as much)", sharpness(m)),
         ("flicker on static pixels (0..1) ↓", f3(m.flicker_static)),
         ("static pixels of the reference (share)", f3(m.static_fraction)),
         ("detector track continuity ↑", f3(m.track_continuity)),
@@ -463,7 +471,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                 fd(m.frechet_clips, m.frechet_clips_sd),
                 kd(m.kid_frames),
                 kd(m.kid_clips),
-                f3(m.sharpness),
+                sharpness(m),
                 f3(m.flicker_static),
                 f3(m.track_continuity),
                 g3(m.diversity),
@@ -485,6 +493,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
                     part("clips", d.clips),
                     part("KID frames", d.kid_frames),
                     part("KID clips", d.kid_clips),
+                    part("sharpness", d.sharpness),
                 ]
                 .into_iter()
                 .flatten()
@@ -495,7 +504,7 @@ fn markdown(r: &EvalResults, command: &str, plots: &[(String, PathBuf)]) -> Stri
         if !paired.is_empty() {
             let _ = writeln!(
                 s,
-                "Distances against the main setting (Fréchet², and KID where named), `Δ ± s`: the row's distance minus the main setting's, and the \
+                "Against the main setting (Fréchet², and KID and sharpness where named), `Δ ± s`: the row's value minus the main setting's, and the \
                  standard deviation of that difference over the scene resamples both drew alike:\n\n{}\n",
                 paired.join("\n")
             );

@@ -7,6 +7,7 @@
 use image::RgbImage;
 
 use super::error::MetricError;
+use super::frechet::group_draws;
 
 /// The sum of |4-neighbour Laplacian| of `luma(y, x)` over the interior of an `h × w` image,
 /// and the number of pixels summed. Any luma scale; the ratio of two such means is what counts.
@@ -30,33 +31,90 @@ fn image_energy(image: &RgbImage) -> (f64, usize) {
     })
 }
 
+/// Laplacian sums per group of frames (an evaluation's scenes), of the frames and of the
+/// reference frames they are compared with, so that a resample of the groups is a
+/// reweighting ([`Self::weighted`]).
+#[derive(Debug, Clone)]
+pub struct GroupedSharpness {
+    /// Per group: (sum, pixels) of the frames, then of the reference frames.
+    groups: Vec<[(f64, usize); 2]>,
+}
+
+impl GroupedSharpness {
+    /// Each group's frames and its reference frames (as many of each).
+    pub fn new<'a, F, R>(groups: impl IntoIterator<Item = (F, R)>) -> Result<Self, MetricError>
+    where
+        F: IntoIterator<Item = &'a RgbImage>,
+        R: IntoIterator<Item = &'a RgbImage>,
+    {
+        let sums = |images: &mut dyn Iterator<Item = &'a RgbImage>| {
+            images.fold(((0.0, 0), 0usize), |((sum, pixels), count), image| {
+                let (s, n) = image_energy(image);
+                ((sum + s, pixels + n), count + 1)
+            })
+        };
+        let mut out = vec![];
+        for (frames, reference) in groups {
+            let (generated, n) = sums(&mut frames.into_iter());
+            let (world, m) = sums(&mut reference.into_iter());
+            if n != m {
+                return Err(MetricError::Mismatch { what: "frames vs reference frames", left: n, right: m });
+            }
+            out.push([generated, world]);
+        }
+        if out.iter().all(|[(_, pixels), _]| *pixels == 0) {
+            return Err(MetricError::Empty { what: "frames for sharpness" });
+        }
+        Ok(GroupedSharpness { groups: out })
+    }
+
+    /// The frames' mean |Laplacian| over the reference's with group `g` weighted `weights[g]`
+    /// times; `None` where the weighted reference has no detail (flat images).
+    pub fn weighted(&self, weights: &[f64]) -> Option<f64> {
+        let mean = |k: usize| {
+            let (sum, pixels) = self
+                .groups
+                .iter()
+                .zip(weights)
+                .fold((0.0, 0.0), |(s, p), (g, w)| (s + w * g[k].0, p + w * g[k].1 as f64));
+            sum / pixels.max(1.0)
+        };
+        // Flat renders: no detail to compare with (float rounding leaves a residue of ~1e-6 levels).
+        let world = mean(1);
+        (world >= 1e-3).then(|| mean(0) / world)
+    }
+
+    /// The ratio over all groups.
+    pub fn ratio(&self) -> Result<f32, MetricError> {
+        self.weighted(&vec![1.0; self.groups.len()]).map(|r| r as f32).ok_or(MetricError::TooFew {
+            what: "detail in the reference frames (flat images)",
+            needed: 1,
+            got: 0,
+        })
+    }
+
+    /// The ratio on `resamples` resamples of the groups with replacement: the draws of
+    /// [`super::frechet::frechet_bootstrap`] with the same seed and number of groups.
+    pub fn bootstrap(&self, resamples: usize, seed: u64) -> Vec<Option<f64>> {
+        let n = self.groups.len();
+        group_draws(n, resamples, seed)
+            .into_iter()
+            .map(|draw| {
+                let mut weights = vec![0.0; n];
+                draw.iter().for_each(|&g| weights[g] += 1.0);
+                self.weighted(&weights)
+            })
+            .collect()
+    }
+}
+
 /// The mean |Laplacian| of every frame of `frames` over that of `reference` (the same
 /// number of frames; sizes may differ per frame, each is averaged over its own pixels).
 pub fn sharpness_ratio<'a>(
     frames: impl IntoIterator<Item = &'a RgbImage>,
     reference: impl IntoIterator<Item = &'a RgbImage>,
 ) -> Result<f32, MetricError> {
-    let mean = |images: &mut dyn Iterator<Item = &'a RgbImage>| {
-        let (mut sum, mut pixels, mut count) = (0.0, 0usize, 0usize);
-        for image in images {
-            let (s, n) = image_energy(image);
-            (sum, pixels, count) = (sum + s, pixels + n, count + 1);
-        }
-        (sum / pixels.max(1) as f64, count)
-    };
-    let (generated, n) = mean(&mut frames.into_iter());
-    let (world, m) = mean(&mut reference.into_iter());
-    if n != m {
-        return Err(MetricError::Mismatch { what: "frames vs reference frames", left: n, right: m });
-    }
-    if n == 0 {
-        return Err(MetricError::Empty { what: "frames for sharpness" });
-    }
-    // Flat renders: no detail to compare with (float rounding leaves a residue of ~1e-6 levels).
-    if world < 1e-3 {
-        return Err(MetricError::TooFew { what: "detail in the reference frames (flat images)", needed: 1, got: 0 });
-    }
-    Ok((generated / world) as f32)
+    GroupedSharpness::new([(frames, reference)])?.ratio()
 }
 
 #[cfg(test)]
