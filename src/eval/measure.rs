@@ -223,7 +223,7 @@ pub struct SettingMetrics {
     #[serde(skip)]
     pub kid_resamples: [Vec<Option<f64>>; 2],
     /// Fine detail against the world's renders of the same scenes and futures: the frames' mean
-    /// |Laplacian| of the luma over the renders' ([`sharpness_ratio`]; 1 = as detailed, below 1
+    /// |Laplacian| of the luma over the renders' ([`GroupedSharpness`]; 1 = as detailed, below 1
     /// blurred, above 1 noisier). `None` in reports made before it existed.
     #[serde(default)]
     pub sharpness: Option<f32>,
